@@ -1,0 +1,277 @@
+//! File-system primitives for saving: atomic writes, verified copies, durable directories,
+//! tree mirroring with hard links, and the atomic directory exchange.
+//!
+//! Rules kept here: a file is never written in place (always a temporary name in the same
+//! folder, synced, then renamed), and a hard-linked file is never opened for writing (that
+//! would change the previous model's copy too).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::hash::{copy_hashing, Md5};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this process and call, for temporary files and staging folders.
+pub(crate) fn unique_suffix() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos:08x}", std::process::id())
+}
+
+/// The temporary sibling used to write `dst` atomically.
+fn temp_for(dst: &Path) -> PathBuf {
+    let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dst.with_file_name(format!(".{name}.pmf-tmp-{}", unique_suffix()))
+}
+
+fn create_new(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| Error::io(path, "cannot create file", e))
+}
+
+fn finish(file: File, tmp: &Path, dst: &Path, durable: bool) -> Result<()> {
+    if durable {
+        file.sync_all().map_err(|e| Error::io(tmp, "cannot sync file to disk", e))?;
+    }
+    drop(file);
+    fs::rename(tmp, dst).map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        Error::io(dst, "cannot move file into place", e)
+    })
+}
+
+/// Write `bytes` to `dst` atomically: temporary file in the same folder, sync, rename.
+pub(crate) fn write_atomic(dst: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let tmp = temp_for(dst);
+    let mut file = create_new(&tmp)?;
+    if let Err(e) = file.write_all(bytes) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, "cannot write file", e));
+    }
+    finish(file, &tmp, dst, durable)
+}
+
+/// Copy `src` to `dst` atomically and check the copy has checksum `expected`.
+///
+/// With `trust_source`, the file system's own copy is used (copy_file_range / reflink) and the
+/// bytes are not read here; otherwise the bytes are hashed while copied, and a checksum other
+/// than `expected` aborts the copy.
+pub(crate) fn copy_verified(src: &Path, dst: &Path, expected: Md5, trust_source: bool, durable: bool) -> Result<()> {
+    let tmp = temp_for(dst);
+    if trust_source {
+        // std::fs::copy uses copy_file_range (reflinks on file systems that support them).
+        if let Err(e) = fs::copy(src, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(src, "cannot copy file", e));
+        }
+        let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
+        let _ = file.set_permissions(fs::Permissions::from_mode(0o644));
+        return finish(file, &tmp, dst, durable);
+    }
+    let mut file = create_new(&tmp)?;
+    let found = match copy_hashing(src, &mut file, &tmp) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if found != expected {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::InvalidArgument(format!(
+            "{} changed since it was registered: its checksum was {expected}, it is now {found}; register it again",
+            src.display()
+        )));
+    }
+    finish(file, &tmp, dst, durable)
+}
+
+/// Hard-link `src` as `dst` (replacing `dst`), or copy it where links are not possible.
+pub(crate) fn link_or_copy(src: &Path, dst: &Path, durable: bool) -> Result<()> {
+    let tmp = temp_for(dst);
+    match fs::hard_link(src, &tmp) {
+        Ok(()) => fs::rename(&tmp, dst).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(dst, "cannot move file into place", e)
+        }),
+        Err(_) => {
+            if let Err(e) = fs::copy(src, &tmp) {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io(src, "cannot copy file", e));
+            }
+            let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
+            finish(file, &tmp, dst, durable)
+        }
+    }
+}
+
+/// Sync a folder, so that the names created or renamed in it survive a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io(dir, "cannot open folder to sync it", e))?;
+    f.sync_all().map_err(|e| Error::io(dir, "cannot sync folder to disk", e))
+}
+
+/// Create `dir` (not its parents) with the permissions of `like`, if given.
+pub(crate) fn make_dir(dir: &Path, like: Option<&fs::Metadata>) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(Error::io(dir, "cannot create folder", e)),
+    }
+    if let Some(m) = like {
+        let _ = fs::set_permissions(dir, m.permissions());
+    }
+    Ok(())
+}
+
+/// Mirror the tree `src` into the existing, empty folder `dst`: folders are recreated, files
+/// hard-linked (copied where links fail), symbolic links recreated as links. Paths for which
+/// `skip` answers true (relative to `src`) are left out with everything below them.
+///
+/// A special file (FIFO, socket, device) is an error: it cannot be mirrored and PMF never opens one.
+pub(crate) fn mirror_tree(src: &Path, dst: &Path, skip: &dyn Fn(&Path) -> bool, durable: bool) -> Result<()> {
+    let mut walker = walkdir::WalkDir::new(src).follow_links(false).min_depth(1).into_iter();
+    while let Some(item) = walker.next() {
+        let item = item.map_err(|e| {
+            let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| src.to_path_buf());
+            Error::io(p, "cannot read folder", e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
+        })?;
+        let Ok(rel) = item.path().strip_prefix(src) else { continue };
+        if skip(rel) {
+            if item.file_type().is_dir() {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
+        let target = dst.join(rel);
+        let ft = item.file_type();
+        if ft.is_dir() {
+            let meta = item.metadata().ok();
+            make_dir(&target, meta.as_ref())?;
+        } else if ft.is_symlink() {
+            let link = fs::read_link(item.path()).map_err(|e| Error::io(item.path(), "cannot read link", e))?;
+            std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, "cannot recreate link", e))?;
+        } else if ft.is_file() {
+            if fs::hard_link(item.path(), &target).is_err() {
+                link_or_copy(item.path(), &target, durable)?;
+            }
+        } else {
+            return Err(Error::os(
+                item.path(),
+                io::ErrorKind::InvalidInput,
+                "is a special file (FIFO, socket or device): refusing to save into a folder that holds one",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sync every folder of the tree `root` (including `root`).
+pub(crate) fn sync_tree_dirs(root: &Path) -> Result<()> {
+    for item in walkdir::WalkDir::new(root).follow_links(false) {
+        let item = item.map_err(|e| {
+            let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+            Error::io(p, "cannot read folder", e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
+        })?;
+        if item.file_type().is_dir() {
+            sync_dir(item.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Atomically exchange two folders of the same file system (Linux `renameat2(RENAME_EXCHANGE)`).
+///
+/// `Ok(false)` when the file system or kernel does not support the exchange.
+pub(crate) fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::NOTSUP => Ok(false),
+        Err(e) => Err(Error::io(b, "cannot swap the new model into place", io::Error::from(e))),
+    }
+}
+
+/// Remove a staging tree; failures are left for the next save to clean.
+pub(crate) fn remove_tree_quietly(path: &Path) {
+    let _ = fs::remove_dir_all(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::md5_file;
+
+    #[test]
+    fn atomic_write_replaces_without_touching_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        fs::write(&a, b"old").unwrap();
+        let b = dir.path().join("b");
+        fs::hard_link(&a, &b).unwrap();
+        write_atomic(&b, b"new", true).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert_eq!(fs::read(&b).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
+    }
+
+    #[test]
+    fn verified_copy_refuses_a_changed_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::write(&src, b"content").unwrap();
+        let dst = dir.path().join("dst");
+        let err = copy_verified(&src, &dst, Md5::of_bytes(b"other"), false, false).unwrap_err();
+        assert!(err.to_string().contains("changed since it was registered"), "{err}");
+        assert!(!dst.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        copy_verified(&src, &dst, Md5::of_bytes(b"content"), false, false).unwrap();
+        copy_verified(&src, &dir.path().join("fast"), Md5::of_bytes(b"content"), true, false).unwrap();
+        assert_eq!(md5_file(&dst).unwrap(), Md5::of_bytes(b"content"));
+        assert_eq!(md5_file(dir.path().join("fast")).unwrap(), Md5::of_bytes(b"content"));
+    }
+
+    #[test]
+    fn mirror_links_files_and_skips() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("d/e")).unwrap();
+        fs::write(src.path().join("d/e/f"), b"x").unwrap();
+        fs::write(src.path().join("g"), b"y").unwrap();
+        std::os::unix::fs::symlink("g", src.path().join("l")).unwrap();
+        fs::create_dir_all(src.path().join("skip/me")).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        mirror_tree(src.path(), dst.path(), &|p| p.starts_with("skip"), false).unwrap();
+        assert_eq!(fs::read(dst.path().join("d/e/f")).unwrap(), b"x");
+        assert_eq!(fs::read_link(dst.path().join("l")).unwrap(), PathBuf::from("g"));
+        assert!(!dst.path().join("skip").exists());
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(src.path().join("g")).unwrap().ino(), fs::metadata(dst.path().join("g")).unwrap().ino());
+    }
+
+    #[test]
+    fn exchange_swaps_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        fs::write(a.join("x"), b"a").unwrap();
+        fs::write(b.join("x"), b"b").unwrap();
+        if exchange(&a, &b).unwrap() {
+            assert_eq!(fs::read(a.join("x")).unwrap(), b"b");
+            assert_eq!(fs::read(b.join("x")).unwrap(), b"a");
+        }
+    }
+}

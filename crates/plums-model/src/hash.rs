@@ -1,0 +1,203 @@
+//! MD5 checksums: the [`Md5`] digest type, and hashing files (alone or while copying them).
+//!
+//! Every checksum in the crate goes through this module, so the implementation can be swapped
+//! in one place. It uses the `md-5` crate with its assembly back end and 1 MiB reads.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::str::FromStr;
+
+use md5::{Digest, Md5 as Md5Hasher};
+
+use crate::error::{Error, Result};
+
+/// Size of one read when hashing or copying.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// A 128-bit MD5 digest, written as 32 lowercase hexadecimal digits.
+///
+/// ```
+/// use plums_model::Md5;
+/// let d: Md5 = "d41d8cd98f00b204e9800998ecf8427e".parse().unwrap();
+/// assert_eq!(d, Md5::of_bytes(b""));
+/// assert!("D41D8CD98F00B204E9800998ECF8427E".parse::<Md5>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Md5(pub [u8; 16]);
+
+impl Md5 {
+    /// The digest of a byte string.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Md5(Md5Hasher::digest(bytes).into())
+    }
+
+    /// Whether `text` is a valid PMF checksum: exactly 32 lowercase hexadecimal digits.
+    pub fn is_valid_hex(text: &str) -> bool {
+        text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The first `n` hexadecimal digits, for short displays.
+    pub fn prefix(&self, n: usize) -> String {
+        let mut s = self.to_string();
+        s.truncate(n);
+        s
+    }
+}
+
+impl fmt::Display for Md5 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Md5 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Md5({self})")
+    }
+}
+
+/// Why a string is not an MD5 checksum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MD5 checksum {0:?}: expected 32 lowercase hexadecimal digits")]
+pub struct InvalidMd5(pub String);
+
+impl FromStr for Md5 {
+    type Err = InvalidMd5;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !Md5::is_valid_hex(s) {
+            return Err(InvalidMd5(s.to_owned()));
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+            let hi = hex_digit(pair[0]);
+            let lo = hex_digit(pair[1]);
+            out[i] = (hi << 4) | lo;
+        }
+        Ok(Md5(out))
+    }
+}
+
+fn hex_digit(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => 0,
+    }
+}
+
+/// Open a regular file for reading, refusing anything else (a FIFO would block forever).
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
+    if !meta.is_file() {
+        return Err(Error::os(
+            path,
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io(path, "cannot open file", e))
+}
+
+/// The MD5 checksum and size of a file's content.
+pub fn md5_file(path: impl AsRef<Path>) -> Result<Md5> {
+    Ok(md5_file_sized(path.as_ref())?.0)
+}
+
+/// The MD5 checksum of a file and the number of bytes hashed.
+pub(crate) fn md5_file_sized(path: &Path) -> Result<(Md5, u64)> {
+    let mut file = open_regular(path)?;
+    let mut hasher = Md5Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, "cannot read file", e)),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((Md5(hasher.finalize().into()), total))
+}
+
+/// Copy `src` into the already-open `dst`, hashing the bytes in the same pass.
+///
+/// Returns the checksum and the number of bytes copied. `dst` is not synced.
+pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Result<(Md5, u64)> {
+    let mut file = open_regular(src)?;
+    let mut hasher = Md5Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(src, "cannot read file", e)),
+        };
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n])
+            .map_err(|e| Error::io(dst_path, "cannot write file", e))?;
+        total += n as u64;
+    }
+    Ok((Md5(hasher.finalize().into()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_lowercase_hex() {
+        let text = "9e107d9d372bb6826bd81d3542a419d6";
+        let d: Md5 = text.parse().unwrap();
+        assert_eq!(d.to_string(), text);
+        assert_eq!(d, Md5::of_bytes(b"The quick brown fox jumps over the lazy dog"));
+        assert_eq!(d.prefix(8), "9e107d9d");
+    }
+
+    #[test]
+    fn rejects_non_md5_text() {
+        for bad in ["", "abc", "9E107D9D372BB6826BD81D3542A419D6", "9e107d9d372bb6826bd81d3542a419d", "9e107d9d372bb6826bd81d3542a419d6a", "ge107d9d372bb6826bd81d3542a419d6"] {
+            let err = bad.parse::<Md5>().unwrap_err();
+            assert!(err.to_string().contains("expected 32 lowercase hexadecimal digits"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hashes_files_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a");
+        std::fs::write(&src, vec![7u8; 3 * CHUNK + 5]).unwrap();
+        let (d, n) = md5_file_sized(&src).unwrap();
+        assert_eq!(n, 3 * CHUNK as u64 + 5);
+        assert_eq!(d, Md5::of_bytes(&vec![7u8; 3 * CHUNK + 5]));
+        let dst_path = dir.path().join("b");
+        let mut dst = File::create(&dst_path).unwrap();
+        let (d2, n2) = copy_hashing(&src, &mut dst, &dst_path).unwrap();
+        assert_eq!((d2, n2), (d, n));
+        assert_eq!(std::fs::read(&dst_path).unwrap(), std::fs::read(&src).unwrap());
+    }
+
+    #[test]
+    fn refuses_directories_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = md5_file(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::Io { kind: io::ErrorKind::InvalidInput, .. }), "{err}");
+        let err = md5_file(dir.path().join("nope")).unwrap_err();
+        assert!(matches!(err, Error::Io { kind: io::ErrorKind::NotFound, .. }), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! The producer: the package that trained the model, its version and its configuration file.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::hash::md5_file_sized;
+use crate::version::{version, Version};
+
+/// The package that produced a model, with the configuration file it was run with.
+///
+/// Two producers are equal when their names and versions are equal; producers of the same name
+/// are ordered by version. [`Producer::strict_equals`] also compares configuration contents.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let cfg = dir.path().join("config.py");
+/// # std::fs::write(&cfg, b"lr = 0.1").unwrap();
+/// use plums_model::Producer;
+/// let a = Producer::new("trainer", "py_pa", "1.0", &cfg).unwrap();
+/// let b = Producer::new("trainer", "py_pa", "1.0.0", &cfg).unwrap();
+/// let c = Producer::new("trainer", "py_pa", "1.1", &cfg).unwrap();
+/// assert_eq!(a, b);
+/// assert!(a < c);
+/// assert!(a.strict_equals(&b).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Producer {
+    /// The producer package name.
+    pub name: String,
+    /// The producer version.
+    pub version: Version,
+    /// The configuration file the producer was run with.
+    pub configuration: PathBuf,
+}
+
+impl Producer {
+    /// A producer. The configuration must be an existing file ([`Error::Io`] otherwise); an
+    /// unknown version format or an invalid version is an [`Error::InvalidArgument`].
+    pub fn new(name: impl Into<String>, version_format: &str, version_string: &str, configuration: impl AsRef<Path>) -> Result<Self> {
+        let configuration = configuration.as_ref();
+        match std::fs::metadata(configuration) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(Error::os(configuration, std::io::ErrorKind::InvalidInput, "invalid configuration: the path is not a file"))
+            }
+            Err(e) => return Err(Error::io(configuration, "invalid configuration: cannot read the file", e)),
+        }
+        Ok(Producer {
+            name: name.into(),
+            version: version(version_format, version_string)?,
+            configuration: configuration.to_path_buf(),
+        })
+    }
+
+    /// Whether the two producers are equal and their configuration files have the same content.
+    pub fn strict_equals(&self, other: &Producer) -> Result<bool> {
+        if self != other {
+            return Ok(false);
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, "cannot read configuration", e));
+        if size(&self.configuration)? != size(&other.configuration)? {
+            return Ok(false);
+        }
+        Ok(md5_file_sized(&self.configuration)?.0 == md5_file_sized(&other.configuration)?.0)
+    }
+}
+
+impl PartialEq for Producer {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.version == other.version
+    }
+}
+
+impl PartialOrd for Producer {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        if self.name != other.name {
+            return None;
+        }
+        self.version.partial_cmp(&other.version)
+    }
+}
+
+/// Whether `name` is a valid producer name: `^[a-zA-Z][0-9a-zA-Z_]+$` (two characters at least).
+pub fn is_valid_producer_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_names() {
+        for ok in ["ab", "faster_rcnn", "A1_", "x_"] {
+            assert!(is_valid_producer_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "1abc", "_ab", "a-b", "a b", "é1", "ab\n"] {
+            assert!(!is_valid_producer_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configuration_must_be_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Producer::new("ab", "py_pa", "1", dir.path()).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("not a file"), "{err}");
+        let err = Producer::new("ab", "py_pa", "1", dir.path().join("nope")).unwrap_err();
+        assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::NotFound, .. }), "{err}");
+    }
+
+    #[test]
+    fn strict_equality_compares_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        std::fs::write(&a, b"x=1").unwrap();
+        std::fs::write(&b, b"x=1").unwrap();
+        std::fs::write(&c, b"x=2").unwrap();
+        let pa = Producer::new("ab", "py_pa", "1", &a).unwrap();
+        assert!(pa.strict_equals(&Producer::new("ab", "py_pa", "1.0", &b).unwrap()).unwrap());
+        assert!(!pa.strict_equals(&Producer::new("ab", "py_pa", "1", &c).unwrap()).unwrap());
+        assert!(!pa.strict_equals(&Producer::new("ac", "py_pa", "1", &b).unwrap()).unwrap());
+        assert_eq!(pa.partial_cmp(&Producer::new("ac", "py_pa", "2", &b).unwrap()), None);
+    }
+}

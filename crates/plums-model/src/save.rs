@@ -1,0 +1,504 @@
+//! Saving a model: destination rules, incremental copies, and the crash-safe commit.
+//!
+//! # What save guarantees
+//! - What it writes validates: the model is checked before anything is written, and the new
+//!   tree is validated before it replaces the old one.
+//! - The folder always holds either the previous model or the new one, whole. The new tree is
+//!   built in a staging folder next to the model (`.<name>.pmf-save-*`): unchanged files are
+//!   hard-linked from the old tree, new files are written and synced, then the two folders are
+//!   exchanged atomically (`renameat2(RENAME_EXCHANGE)`) and the old tree is removed. A save
+//!   interrupted before the exchange leaves the old model untouched; leftovers are removed by
+//!   the next save. Where the file system cannot exchange folders, files are renamed into
+//!   place one by one with `metadata.yaml` last (weaker; documented in docs/RELIABILITY.md).
+//! - Nothing but PMF-owned files changes: extra files and folders are carried over as they are.
+//! - One writer at a time ([`crate::lock`]), and no lost update: a model remembers the state of
+//!   the folder it was loaded from or saved to, and refuses to save over a folder that another
+//!   writer changed since, unless [`SaveOptions::overwrite_concurrent_changes`] says so.
+//! - Incremental: a file already in the folder with the recorded checksum and the same size is
+//!   not copied again; a file that must be copied is hashed during the copy, or copied by the
+//!   file system (`copy_file_range`) when it has not changed since its checksum was computed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::checkpoint::{Checkpoint, FileStamp};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic};
+use crate::hash::{md5_file_sized, Md5};
+use crate::lock::{ModelLock, LOCK_FILE};
+use crate::metadata::{CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata};
+use crate::model::{Initialisation, Model, SyncState};
+use crate::producer::is_valid_producer_name;
+use crate::reference::Reference;
+use crate::training::check_training;
+use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
+use crate::yaml::{self, Limits};
+
+/// How to save a model.
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// Save into an existing folder that is not a PMF model, or over a PMF model with the same
+    /// id whose tree is invalid (its PMF-owned files are replaced; nothing else is touched).
+    pub force: bool,
+    /// Write the checkpoint files (`false` writes their metadata with path `.`, as for
+    /// initialisation models).
+    pub checkpoints: bool,
+    /// How long to wait for another writer of the same folder.
+    pub lock_timeout: Duration,
+    /// Save even if the folder changed since this model was loaded from or saved to it
+    /// (overwrites the other writer's update).
+    pub overwrite_concurrent_changes: bool,
+    /// Sync files and folders to disk before returning.
+    pub durable: bool,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            force: false,
+            checkpoints: true,
+            lock_timeout: Duration::from_secs(30),
+            overwrite_concurrent_changes: false,
+            durable: true,
+        }
+    }
+}
+
+/// Files of a saved model whose checksum is recorded, by path relative to the model root.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KnownFiles {
+    files: HashMap<PathBuf, Md5>,
+    /// Whether the files are known to have those checksums (written by us, folder unchanged),
+    /// or must be hashed before being reused.
+    trusted: bool,
+}
+
+impl KnownFiles {
+    pub(crate) fn from_validated(v: &ValidatedModel) -> Self {
+        let mut k = KnownFiles { files: HashMap::new(), trusted: false };
+        k.add_validated(v, Path::new(""));
+        k
+    }
+
+    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path) {
+        let m = &v.metadata.model;
+        self.files.insert(prefix.join(&m.configuration.path), m.configuration.hash);
+        if v.checkpoints_checked {
+            for entry in m.training.checkpoints.values() {
+                self.files.insert(prefix.join(&entry.path), entry.hash);
+            }
+        }
+        match (&m.initialisation, &v.initialisation) {
+            (Some(InitialisationMetadata::File { path, hash, .. }), _) => {
+                self.files.insert(prefix.join(path), *hash);
+            }
+            (Some(InitialisationMetadata::Pmf { .. }), Some(nested)) => self.add_validated(nested, &prefix.join("data/initialisation")),
+            _ => {}
+        }
+    }
+}
+
+/// What is at the destination before saving.
+enum Destination {
+    Missing,
+    Empty,
+    Foreign,
+    Pmf { metadata: Box<Metadata>, digest: Md5 },
+}
+
+fn inspect(dest: &Path) -> Result<Destination> {
+    let meta = match fs::metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Destination::Missing),
+        Err(e) => return Err(Error::io(dest, "cannot examine the save destination", e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::InvalidArgument(format!("invalid path: {} is a file, expected a folder to save the model in", dest.display())));
+    }
+    let md = dest.join("metadata.yaml");
+    if fs::symlink_metadata(&md).is_err() {
+        let mut entries = fs::read_dir(dest).map_err(|e| Error::io(dest, "cannot list the save destination", e))?;
+        let non_empty = entries.any(|e| e.map(|e| e.file_name() != LOCK_FILE).unwrap_or(true));
+        return Ok(if non_empty { Destination::Foreign } else { Destination::Empty });
+    }
+    let invalid = |why: String| Error::os(&md, io::ErrorKind::InvalidData, format!("invalid path: not a valid PMF metadata file ({why}); refusing to save over it"));
+    let limits = Limits::default();
+    let size = fs::metadata(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?.len();
+    if size > limits.max_bytes as u64 || !fs::metadata(&md).map(|m| m.is_file()).unwrap_or(false) {
+        return Err(invalid("not a regular file of acceptable size".into()));
+    }
+    let bytes = fs::read(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+    let doc = yaml::parse_with_limits(text, &limits).map_err(|e| invalid(e.to_string()))?;
+    let metadata = Metadata::from_value(&doc).map_err(|offences| invalid(offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")))?;
+    Ok(Destination::Pmf { metadata: Box::new(metadata), digest: Md5::of_bytes(&bytes) })
+}
+
+fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions) -> Result<()> {
+    match state {
+        Destination::Foreign if !options.force => Err(Error::os(
+            dest,
+            io::ErrorKind::AlreadyExists,
+            "invalid path: the folder exists and is not a PMF model (no metadata.yaml); save with force to write into it (its files are kept)",
+        )),
+        Destination::Pmf { metadata, .. } if metadata.model.id != model.id => Err(Error::os(
+            dest,
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "invalid path: it holds a different PMF model (id {:?}, saving id {:?}); refusing to overwrite it",
+                metadata.model.id, model.id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Check the model before writing anything: every reason it could not be saved as a valid model.
+fn preflight(model: &Model, checkpoints: bool, nested: bool, problems: &mut Vec<String>) {
+    let who = if nested { format!("initialisation model {:?}: ", model.id) } else { String::new() };
+    if !is_valid_producer_name(&model.producer.name) {
+        problems.push(format!("{who}producer name {:?} is invalid: expected a letter then at least one letter, digit or \"_\"", model.producer.name));
+    }
+    match model.producer.configuration.file_name().map(|n| n.to_str()) {
+        Some(Some("metadata.yaml" | "data" | LOCK_FILE)) => problems.push(format!(
+            "{who}the configuration file is named {:?}, a name PMF reserves: rename it",
+            model.producer.configuration.file_name().unwrap_or_default()
+        )),
+        Some(Some(_)) => {}
+        _ => problems.push(format!("{who}the configuration path {} has no UTF-8 file name", model.producer.configuration.display())),
+    }
+    let record = model.training.record();
+    let epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
+    for (field, message) in check_training(record, false, &epochs) {
+        problems.push(format!("{who}training.{field}: {message}"));
+    }
+    if checkpoints {
+        let mut names: HashMap<&std::ffi::OsStr, (&Reference, Md5)> = HashMap::new();
+        for (reference, ck) in model.checkpoint_collection.iter() {
+            match ck.file_name() {
+                None => problems.push(format!("{who}checkpoint {} has no file to save (path is None)", reference.quoted())),
+                Some(name) if name.to_str().is_none() => problems.push(format!("{who}checkpoint {} has a file name that is not UTF-8", reference.quoted())),
+                Some(name) => {
+                    if let Some((other, hash)) = names.get(name) {
+                        if *hash != ck.hash {
+                            problems.push(format!(
+                                "{who}checkpoints {} and {} both have files named {:?} with different contents: they would overwrite each other in data/checkpoints/; rename one",
+                                other.quoted(),
+                                reference.quoted(),
+                                name
+                            ));
+                        }
+                    } else {
+                        names.insert(name, (reference, ck.hash));
+                    }
+                }
+            }
+        }
+    }
+    match model.initialisation() {
+        None => {}
+        Some(Initialisation::File(ck)) => match ck.file_name().map(|n| n.to_str()) {
+            Some(Some(_)) => {}
+            _ => problems.push(format!("{who}the initialisation file has no UTF-8 file name")),
+        },
+        Some(Initialisation::Model(init)) => {
+            match init.checkpoint() {
+                None => problems.push(format!("{who}the initialisation model has no checkpoint reference (register it with a checkpoint reference)")),
+                Some(r) if !init.checkpoint_collection.contains(r) => {
+                    problems.push(format!("{who}the initialisation model has no checkpoint {}", r.quoted()))
+                }
+                Some(_) => {}
+            }
+            preflight(init, false, true, problems);
+        }
+    }
+}
+
+/// Save `model` to `dest`.
+pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<()> {
+    let mut problems = Vec::new();
+    preflight(model, options.checkpoints, false, &mut problems);
+    if !problems.is_empty() {
+        return Err(Error::InvalidArgument(format!("cannot save: the model would not be valid:\n  - {}", problems.join("\n  - "))));
+    }
+    // Refuse early, before creating anything.
+    refuse(dest, &inspect(dest)?, model, options)?;
+    fs::create_dir_all(dest).map_err(|e| Error::io(dest, "cannot create the save destination", e))?;
+    let _lock = ModelLock::acquire(dest, options.lock_timeout)?;
+    let real = dest.canonicalize().map_err(|e| Error::io(dest, "cannot resolve the save destination", e))?;
+    let state = inspect(&real)?;
+    refuse(dest, &state, model, options)?;
+
+    let (owned, known) = match &state {
+        Destination::Missing | Destination::Empty | Destination::Foreign => (false, Arc::new(KnownFiles::default())),
+        Destination::Pmf { digest, .. } => match &model.sync {
+            Some(sync) if sync.root == real && sync.metadata_digest == *digest => (true, sync.known.clone()),
+            Some(sync) if sync.root == real && !options.overwrite_concurrent_changes => {
+                return Err(Error::os(
+                    dest,
+                    io::ErrorKind::AlreadyExists,
+                    "the model folder changed since this model was loaded from or saved to it (another writer saved it): \
+                     reload it and apply your changes again, or save with overwrite_concurrent_changes to discard the other update",
+                ));
+            }
+            _ => match validate_model(&real, &ValidateOptions::new(false, options.checkpoints)) {
+                Ok(v) => (true, Arc::new(KnownFiles::from_validated(&v))),
+                Err(e) if !options.force => {
+                    return Err(Error::os(
+                        dest,
+                        io::ErrorKind::InvalidData,
+                        format!("invalid path: it holds an invalid PMF model with the same id; save with force to replace its PMF files ({e})"),
+                    ));
+                }
+                Err(_) => (true, Arc::new(KnownFiles::default())),
+            },
+        },
+    };
+
+    let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let name = real.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!(".{name}.pmf-save-");
+    clean_stale(&parent, &prefix);
+    let staging = parent.join(format!("{prefix}{}", fsutil::unique_suffix()));
+    let dest_meta = fs::metadata(&real).ok();
+    make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
+        Error::Io { source: Some(src), .. } => Error::io(&staging, "cannot create the staging folder next to the model", src),
+        other => other,
+    })?;
+
+    let built = build_staging(model, &real, &staging, owned, &known, options);
+    let (digest, new_known) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            fsutil::remove_tree_quietly(&staging);
+            return Err(e);
+        }
+    };
+
+    let swapped = match fsutil::exchange(&staging, &real) {
+        Ok(s) => s,
+        Err(e) => {
+            fsutil::remove_tree_quietly(&staging);
+            return Err(e);
+        }
+    };
+    if !swapped {
+        if let Err(e) = commit_in_place(&staging, &real, owned, options.durable) {
+            fsutil::remove_tree_quietly(&staging);
+            return Err(e);
+        }
+    }
+    if options.durable {
+        fsutil::sync_dir(&parent)?;
+    }
+    fsutil::remove_tree_quietly(&staging);
+    model.sync = Some(SyncState { root: real, metadata_digest: digest, known: Arc::new(new_known) });
+    Ok(())
+}
+
+/// Remove staging folders left by interrupted saves of this model (the lock is held).
+fn clean_stale(parent: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let is_ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix));
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_ours && is_dir {
+            fsutil::remove_tree_quietly(&entry.path());
+        }
+    }
+}
+
+fn build_staging(model: &Model, real: &Path, staging: &Path, owned: bool, known: &KnownFiles, options: &SaveOptions) -> Result<(Md5, KnownFiles)> {
+    // Carry the folder over: everything but the initialisation, which PMF owns and rewrites.
+    let skip = |rel: &Path| owned && rel.starts_with("data/initialisation");
+    fsutil::mirror_tree(real, staging, &skip, options.durable)?;
+    let mut writer = Writer { staging, old_root: real, old: known, new: KnownFiles { files: HashMap::new(), trusted: true }, durable: options.durable };
+    let digest = writer.write_model(model, Path::new(""), options.checkpoints)?;
+    if options.durable {
+        fsutil::sync_tree_dirs(staging)?;
+    }
+    // What we are about to commit must validate.
+    validate_model(staging, &ValidateOptions::new(false, options.checkpoints)).map_err(|e| {
+        Error::InvalidArgument(format!("cannot save: the written model does not validate, nothing was changed: {e}"))
+    })?;
+    Ok((digest, writer.new))
+}
+
+/// Move the staging tree's new files into place one by one, metadata.yaml last (for file
+/// systems without an atomic folder exchange).
+fn commit_in_place(staging: &Path, real: &Path, owned: bool, durable: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    for item in walkdir::WalkDir::new(staging).follow_links(false).min_depth(1) {
+        let item = item.map_err(|e| Error::io(staging, "cannot read staging folder", e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed"))))?;
+        let Ok(rel) = item.path().strip_prefix(staging) else { continue };
+        let target = real.join(rel);
+        if item.file_type().is_dir() {
+            make_dir(&target, None)?;
+            continue;
+        }
+        let same = match (fs::symlink_metadata(item.path()), fs::symlink_metadata(&target)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !same {
+            files.push(rel.to_path_buf());
+        }
+    }
+    files.sort_by_key(|r| r == Path::new("metadata.yaml"));
+    if owned {
+        // Old initialisation files that the new model does not have.
+        let init = real.join("data/initialisation");
+        for item in walkdir::WalkDir::new(&init).contents_first(true).min_depth(1).into_iter().flatten() {
+            let Ok(rel) = item.path().strip_prefix(real) else { continue };
+            if fs::symlink_metadata(staging.join(rel)).is_err() {
+                if item.file_type().is_dir() {
+                    let _ = fs::remove_dir(item.path());
+                } else {
+                    let _ = fs::remove_file(item.path());
+                }
+            }
+        }
+    }
+    for rel in files {
+        let target = real.join(&rel);
+        fs::rename(staging.join(&rel), &target).map_err(|e| Error::io(&target, "cannot move file into place", e))?;
+        if durable {
+            if let Some(p) = target.parent() {
+                fsutil::sync_dir(p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Writer<'a> {
+    staging: &'a Path,
+    old_root: &'a Path,
+    old: &'a KnownFiles,
+    new: KnownFiles,
+    durable: bool,
+}
+
+fn utf8_name(path: &Path, what: &str) -> Result<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} {} has no UTF-8 file name", path.display())))
+}
+
+impl Writer<'_> {
+    /// Put a file with checksum `hash` at `rel` (relative to the model root): reuse the old
+    /// copy when it is identical, otherwise copy `src`.
+    fn place(&mut self, rel: &Path, src: Option<&Path>, hash: Md5, stamp: Option<FileStamp>, what: &str) -> Result<()> {
+        let dst = self.staging.join(rel);
+        let src_size = match src {
+            Some(s) => Some(fs::metadata(s).map_err(|e| Error::io(s, &format!("cannot read {what}"), e))?),
+            None => None,
+        };
+        if self.old.files.get(rel) == Some(&hash) {
+            let old_file = self.old_root.join(rel);
+            if let Ok(old_meta) = fs::symlink_metadata(&old_file) {
+                let size_ok = old_meta.is_file() && src_size.as_ref().is_none_or(|m| m.len() == old_meta.len());
+                let content_ok = size_ok && (self.old.trusted || md5_file_sized(&old_file).map(|(d, _)| d == hash).unwrap_or(false));
+                if content_ok {
+                    if fs::symlink_metadata(&dst).is_err() {
+                        link_or_copy(&old_file, &dst, self.durable)?;
+                    }
+                    self.new.files.insert(rel.to_path_buf(), hash);
+                    return Ok(());
+                }
+            }
+        }
+        let src = src.ok_or_else(|| {
+            Error::InvalidArgument(format!("cannot save {what}: it has no file (path is None) and the destination holds no identical copy"))
+        })?;
+        let trust = match (stamp, &src_size) {
+            (Some(s), Some(m)) => s == FileStamp::of(m),
+            _ => false,
+        };
+        copy_verified(src, &dst, hash, trust, self.durable)?;
+        self.new.files.insert(rel.to_path_buf(), hash);
+        Ok(())
+    }
+
+    /// Write `model` at `prefix` inside the staging tree; returns the digest of its metadata.yaml.
+    fn write_model(&mut self, model: &Model, prefix: &Path, checkpoints: bool) -> Result<Md5> {
+        let dir = self.staging.join(prefix);
+        make_dir(&dir, None)?;
+        for sub in ["data", "data/checkpoints", "data/initialisation"] {
+            if sub == "data/checkpoints" && !checkpoints && fs::symlink_metadata(dir.join(sub)).is_ok() {
+                continue;
+            }
+            make_dir(&dir.join(sub), None)?;
+        }
+
+        let cfg = &model.producer.configuration;
+        let cfg_name = utf8_name(cfg, "configuration")?;
+        let (cfg_hash, _) = md5_file_sized(cfg)?;
+        self.place(&prefix.join(&cfg_name), Some(cfg), cfg_hash, None, "the configuration file")?;
+
+        write_atomic(&dir.join("data/build_parameters.yaml"), yaml::to_string(&model.build_parameters).as_bytes(), self.durable)?;
+
+        let mut entries = IndexMap::with_capacity(model.checkpoint_collection.len());
+        for (reference, ck) in model.checkpoint_collection.iter() {
+            let epoch = ck.epoch.ok_or_else(|| Error::InvalidArgument(format!("checkpoint {} has no epoch", reference.quoted())))?;
+            let path = if checkpoints {
+                let file = ck.path.as_deref().map(|p| utf8_name(p, "checkpoint")).transpose()?;
+                let file = file.ok_or_else(|| Error::InvalidArgument(format!("cannot save checkpoint {}: it has no file (path is None)", reference.quoted())))?;
+                let rel = prefix.join("data/checkpoints").join(&file);
+                self.place(&rel, ck.path.as_deref(), ck.hash, ck.stamp, &format!("checkpoint {}", reference.quoted()))?;
+                format!("data/checkpoints/{file}")
+            } else {
+                ".".to_owned()
+            };
+            entries.insert(reference.clone(), CheckpointEntry { epoch, path, hash: ck.hash });
+        }
+
+        let initialisation = match model.initialisation() {
+            None => None,
+            Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
+            Some(Initialisation::Model(init)) => {
+                let checkpoint = init.checkpoint().cloned().ok_or_else(|| Error::InvalidArgument("the initialisation model has no checkpoint reference".into()))?;
+                self.write_model(init, &prefix.join("data/initialisation"), false)?;
+                Some(InitialisationMetadata::Pmf { name: init.name.clone(), id: init.id.clone(), checkpoint, path: "data/initialisation".to_owned() })
+            }
+        };
+
+        let metadata = Metadata {
+            producer: ProducerMetadata {
+                name: model.producer.name.clone(),
+                version_format: model.producer.version.format().to_owned(),
+                version: model.producer.version.value(),
+            },
+            model: ModelMetadata {
+                name: model.name.clone(),
+                id: model.id.clone(),
+                configuration: FileEntry { path: cfg_name, hash: cfg_hash },
+                initialisation,
+                training: TrainingMetadata { record: *model.training.record(), latest: model.checkpoint_collection.latest().cloned(), checkpoints: entries },
+            },
+        };
+        let value = metadata.to_value();
+        if let Err(offences) = Metadata::from_value(&value) {
+            let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
+            return Err(Error::InvalidArgument(format!("cannot save: the metadata would not be valid:\n  - {}", lines.join("\n  - "))));
+        }
+        let text = yaml::to_string(&value);
+        write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
+        Ok(Md5::of_bytes(text.as_bytes()))
+    }
+
+    fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {
+        let src = ck.path.as_deref().ok_or_else(|| Error::InvalidArgument("the initialisation file has no path".into()))?;
+        let file = utf8_name(src, "initialisation file")?;
+        self.place(&prefix.join("data/initialisation").join(&file), Some(src), ck.hash, ck.stamp, "the initialisation file")?;
+        Ok(InitialisationMetadata::File { name: Some(ck.name.to_string()), path: format!("data/initialisation/{file}"), hash: ck.hash })
+    }
+}
