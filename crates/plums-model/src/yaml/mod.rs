@@ -8,6 +8,12 @@
 //!
 //! Parsing is bounded: see [`Limits`].
 
+mod binary;
+mod emit;
+mod keys;
+mod parse;
+mod resolve;
+mod timestamp;
 mod value;
 
 pub use value::{Mapping, Value};
@@ -52,12 +58,10 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
 
 /// Parse one YAML document with PyYAML `safe_load` semantics.
 pub fn parse_with_limits(text: &str, limits: &Limits) -> Result<Value, YamlError> {
-    let _ = (text, limits);
-    todo!("yaml helper")
+    parse::parse_document(text, limits)
 }
 
 /// Serialise a value as a block-style YAML document that PyYAML reads back to the same value.
 pub fn to_string(value: &Value) -> String {
-    let _ = value;
-    todo!("yaml helper")
+    emit::emit(value)
 }

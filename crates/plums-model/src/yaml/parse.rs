@@ -389,18 +389,18 @@ impl Builder<'_> {
         if let Some(name) = anchor_name(self.offsets.from_char(at.index()), '*') {
             check_anchor_name(name, "alias", at)?;
         }
-        let Some((value, size)) = self.anchors.get(&id) else {
+        let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
             return Err(YamlError::at(
                 "recursive alias: the alias is inside the node its anchor names, which this reader does not support",
                 at,
             ));
         };
-        let size = *size;
         if self.stack.len() + size.height > self.limits.max_depth {
             return Err(self.too_deep(at));
         }
+        // Count before cloning, so that an alias bomb fails before it allocates.
         self.count(size, at)?;
-        let value = value.clone();
+        let value = self.anchors.get(&id).map(|(v, _)| v.clone()).unwrap_or(Value::Null);
         self.push(value, size, at)
     }
 
