@@ -399,7 +399,7 @@ impl Writer<'_> {
     fn place(&mut self, rel: &Path, src: Option<&Path>, hash: Md5, stamp: Option<FileStamp>, what: &str) -> Result<()> {
         let dst = self.staging.join(rel);
         let src_size = match src {
-            Some(s) => Some(fs::metadata(s).map_err(|e| Error::io(s, &format!("cannot read {what}"), e))?),
+            Some(s) => Some(fs::metadata(s).map_err(|e| Error::io(s, format!("cannot read {what}"), e))?),
             None => None,
         };
         if self.old.files.get(rel) == Some(&hash) {

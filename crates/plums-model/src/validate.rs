@@ -224,6 +224,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// In strict mode, remember to compare the checksum of `path` with `expected`.
+    fn hash_later(&mut self, path: PathBuf, expected: Md5, location: String, what: String) {
+        if self.options.strict {
+            self.hashes.push(HashJob { path, expected, location, what });
+        }
+    }
+
     fn tree_offence(&mut self, location: String, message: String) {
         self.offences.push(Offence::tree(location, message));
     }
@@ -362,11 +369,7 @@ fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: 
         return ctx.tree_offence(format!("{mp}model.configuration.path"), format!("{text:?} is a name PMF reserves: the configuration cannot be metadata.yaml or data"));
     }
     match ctx.lookup(root, prefix, &rel) {
-        Some((path, Entry::File)) => {
-            if ctx.options.strict {
-                ctx.hashes.push(HashJob { path, expected: metadata.model.configuration.hash, location: loc(prefix, &rel), what: "configuration file".into() });
-            }
-        }
+        Some((path, Entry::File)) => ctx.hash_later(path, metadata.model.configuration.hash, loc(prefix, &rel), "configuration file".into()),
         Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), "is missing: the configuration file named in model.configuration.path must be at the model root".to_owned()),
         Some(_) => ctx.tree_offence(loc(prefix, &rel), "is not a file: expected the configuration file named in model.configuration.path".to_owned()),
         None => {}
@@ -397,11 +400,7 @@ fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &M
         }
         by_file.insert(rel.clone(), (reference.quoted(), entry.hash));
         match ctx.lookup(root, prefix, &rel) {
-            Some((path, Entry::File)) => {
-                if ctx.options.strict {
-                    ctx.hashes.push(HashJob { path, expected: entry.hash, location: loc(prefix, &rel), what: format!("checkpoint {}", reference.quoted()) });
-                }
-            }
+            Some((path, Entry::File)) => ctx.hash_later(path, entry.hash, loc(prefix, &rel), format!("checkpoint {}", reference.quoted())),
             Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), format!("is missing: checkpoint {} is registered with this file", reference.quoted())),
             Some(_) => ctx.tree_offence(loc(prefix, &rel), format!("is not a file: checkpoint {} is registered with this file", reference.quoted())),
             None => {}
@@ -458,11 +457,7 @@ fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata:
                         ctx.tree_offence(key, format!("{path:?} is not in data/initialisation/: expected data/initialisation/<file name>"))
                     }
                     Ok(rel) => match ctx.lookup(root, prefix, &rel) {
-                        Some((p, Entry::File)) => {
-                            if ctx.options.strict {
-                                ctx.hashes.push(HashJob { path: p, expected: *hash, location: loc(prefix, &rel), what: "initialisation file".into() });
-                            }
-                        }
+                        Some((p, Entry::File)) => ctx.hash_later(p, *hash, loc(prefix, &rel), "initialisation file".into()),
                         Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), "is missing: model.initialisation names this weight file".to_owned()),
                         Some(_) => ctx.tree_offence(loc(prefix, &rel), "is not a file: model.initialisation names this weight file".to_owned()),
                         None => {}

@@ -99,9 +99,18 @@ mod tests {
         assert_eq!(m.find(&Value::Int(0)), Some(1));
         m.insert_new(Value::Float(f64::NAN), Value::Null);
         assert_eq!(m.find(&Value::Float(-f64::NAN)), Some(2));
-        m.insert_new(Value::Timestamp("2001-12-14t21:59:43.10-05:00".into()), Value::Null);
-        assert_eq!(m.find(&Value::Timestamp("2001-12-15 02:59:43.1Z".into())), Some(3));
-        assert_eq!(m.find(&Value::Timestamp("2001-12-15 02:59:43.1".into())), None);
+        m.insert_new(
+            Value::Timestamp("2001-12-14t21:59:43.10-05:00".into()),
+            Value::Null,
+        );
+        assert_eq!(
+            m.find(&Value::Timestamp("2001-12-15 02:59:43.1Z".into())),
+            Some(3)
+        );
+        assert_eq!(
+            m.find(&Value::Timestamp("2001-12-15 02:59:43.1".into())),
+            None
+        );
         m.insert_new(Value::Float(1e300), Value::Null);
         assert_eq!(m.find(&Value::Float(1e300)), Some(4));
         assert_eq!(m.find(&Value::Int(i64::MAX)), None);

@@ -13,6 +13,8 @@ mod emit;
 mod keys;
 mod parse;
 mod resolve;
+#[cfg(test)]
+mod tests;
 mod timestamp;
 mod value;
 

@@ -110,22 +110,23 @@ enum PendingKey {
 /// A collection being built.
 #[derive(Debug)]
 enum Body {
-    Seq {
-        kind: SeqKind,
-        items: Vec<Value>,
-    },
-    Map {
-        kind: MapKind,
-        entries: KeyedMap,
-        /// The line of each entry's key, by entry index.
-        key_lines: Vec<usize>,
-        pending: Option<PendingKey>,
-        /// The values of `<<` keys, in order, with their positions.
-        merges: Vec<(Value, Marker)>,
-        /// An entry of `!!omap`/`!!pairs`: PyYAML does not flatten it, so `<<` and `=` keys
-        /// have no constructor there.
-        pairs_entry: bool,
-    },
+    Seq { kind: SeqKind, items: Vec<Value> },
+    Map(Box<MapBody>),
+}
+
+/// A mapping being built.
+#[derive(Debug)]
+struct MapBody {
+    kind: MapKind,
+    entries: KeyedMap,
+    /// The line of each entry's key, by entry index.
+    key_lines: Vec<usize>,
+    pending: Option<PendingKey>,
+    /// The values of `<<` keys, in order, with their positions.
+    merges: Vec<(Value, Marker)>,
+    /// An entry of `!!omap`/`!!pairs`: PyYAML does not flatten it, so `<<` and `=` keys
+    /// have no constructor there.
+    pairs_entry: bool,
 }
 
 #[derive(Debug)]
@@ -152,11 +153,16 @@ struct Offsets<'a> {
 
 impl<'a> Offsets<'a> {
     fn new(text: &'a str) -> Self {
-        Offsets { text, ascii: text.is_ascii(), chars: 0, bytes: 0 }
+        Offsets {
+            text,
+            ascii: text.is_ascii(),
+            chars: 0,
+            bytes: 0,
+        }
     }
 
     /// The text from the character at `index` on.
-    fn from_char(&mut self, index: usize) -> &'a str {
+    fn at_char(&mut self, index: usize) -> &'a str {
         if self.ascii {
             return self.text.get(index..).unwrap_or("");
         }
@@ -190,7 +196,11 @@ fn anchor_name(rest: &str, sigil: char) -> Option<&str> {
 
 /// PyYAML's anchor and alias names: ASCII letters, digits, `-` and `_`.
 fn check_anchor_name(name: &str, what: &str, at: Marker) -> Result<(), YamlError> {
-    if !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
         Ok(())
     } else {
         Err(YamlError::at(
@@ -207,20 +217,31 @@ fn is_printable(c: char) -> bool {
         | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
-/// Rejects the characters PyYAML's reader rejects ("special characters are not allowed").
+/// Rejects the characters PyYAML's reader rejects ("special characters are not allowed"), and
+/// raw NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR, which PyYAML reads as line breaks (YAML 1.1)
+/// and the event parser (YAML 1.2) as ordinary characters.
 fn check_printable(text: &str) -> Result<(), YamlError> {
-    let fast = text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
+    let fast = text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
     if fast {
         return Ok(());
     }
     let (mut line, mut column) = (1, 1);
     for c in text.chars() {
-        if !is_printable(c) {
+        let problem = if !is_printable(c) {
+            Some("is not allowed (PyYAML rejects non-printable characters)")
+        } else if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
+            Some(
+                "is a line break for PyYAML (YAML 1.1) but not for YAML 1.2, so the document is ambiguous: \
+                 write it escaped (\\N, \\L, \\P) inside a double-quoted string",
+            )
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             return Err(YamlError {
-                message: format!(
-                    "special character U+{:04X} is not allowed (PyYAML rejects non-printable characters)",
-                    u32::from(c)
-                ),
+                message: format!("special character U+{:04X} {problem}", u32::from(c)),
                 line,
                 column,
             });
@@ -363,21 +384,26 @@ impl Builder<'_> {
 
     /// Whether the next node is a mapping key that PyYAML flattens (merge and `=` keys).
     fn at_key(&self) -> bool {
-        matches!(
-            self.stack.last(),
-            Some(Frame { body: Body::Map { pending: None, pairs_entry: false, .. }, .. })
-        )
+        match self.stack.last() {
+            Some(Frame {
+                body: Body::Map(m), ..
+            }) => m.pending.is_none() && !m.pairs_entry,
+            _ => false,
+        }
     }
 
     /// Records the anchor of a node starting at `at`, checking its name.
     fn check_anchor(&mut self, at: Marker) -> Result<(), YamlError> {
-        let Some(name) = anchor_name(self.offsets.from_char(at.index()), '&') else {
+        let Some(name) = anchor_name(self.offsets.at_char(at.index()), '&') else {
             return Ok(());
         };
         check_anchor_name(name, "anchor", at)?;
         if let Some(first) = self.anchor_names.get(name) {
             return Err(YamlError::at(
-                format!("found duplicate anchor {name:?}; first occurrence on line {}", first.line()),
+                format!(
+                    "found duplicate anchor {name:?}; first occurrence on line {}",
+                    first.line()
+                ),
                 at,
             ));
         }
@@ -386,7 +412,7 @@ impl Builder<'_> {
     }
 
     fn alias(&mut self, id: usize, at: Marker) -> Result<(), YamlError> {
-        if let Some(name) = anchor_name(self.offsets.from_char(at.index()), '*') {
+        if let Some(name) = anchor_name(self.offsets.at_char(at.index()), '*') {
             check_anchor_name(name, "alias", at)?;
         }
         let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
@@ -400,7 +426,11 @@ impl Builder<'_> {
         }
         // Count before cloning, so that an alias bomb fails before it allocates.
         self.count(size, at)?;
-        let value = self.anchors.get(&id).map(|(v, _)| v.clone()).unwrap_or(Value::Null);
+        let value = self
+            .anchors
+            .get(&id)
+            .map(|(v, _)| v.clone())
+            .unwrap_or(Value::Null);
         self.push(value, size, at)
     }
 
@@ -422,7 +452,11 @@ impl Builder<'_> {
         tag: Option<&Tag>,
         at: Marker,
     ) -> Result<(), YamlError> {
-        let size = Size { nodes: 1, bytes: text.len(), height: 0 };
+        let size = Size {
+            nodes: 1,
+            bytes: text.len(),
+            height: 0,
+        };
         self.count(size, at)?;
         if anchor != 0 {
             self.check_anchor(at)?;
@@ -431,10 +465,16 @@ impl Builder<'_> {
         match resolve_scalar(text, style, tag, as_key, at)? {
             Scalar::Merge => {
                 if anchor != 0 {
-                    return Err(YamlError::at("an anchor on a merge key `<<` is not supported", at));
+                    return Err(YamlError::at(
+                        "an anchor on a merge key `<<` is not supported",
+                        at,
+                    ));
                 }
-                if let Some(Frame { body: Body::Map { pending, .. }, .. }) = self.stack.last_mut() {
-                    *pending = Some(PendingKey::Merge);
+                if let Some(Frame {
+                    body: Body::Map(m), ..
+                }) = self.stack.last_mut()
+                {
+                    m.pending = Some(PendingKey::Merge);
                 }
                 Ok(())
             }
@@ -451,11 +491,27 @@ impl Builder<'_> {
         if self.stack.len() + 1 > self.limits.max_depth {
             return Err(self.too_deep(at));
         }
-        self.count(Size { nodes: 1, bytes: 0, height: 0 }, at)?;
+        self.count(
+            Size {
+                nodes: 1,
+                bytes: 0,
+                height: 0,
+            },
+            at,
+        )?;
         if anchor != 0 {
             self.check_anchor(at)?;
         }
-        self.stack.push(Frame { body, anchor, start: at, size: Size { nodes: 1, bytes: 0, height: 1 } });
+        self.stack.push(Frame {
+            body,
+            anchor,
+            start: at,
+            size: Size {
+                nodes: 1,
+                bytes: 0,
+                height: 1,
+            },
+        });
         Ok(())
     }
 
@@ -467,15 +523,28 @@ impl Builder<'_> {
                 Some("omap") => SeqKind::Omap,
                 Some("pairs") => SeqKind::Pairs,
                 Some("map" | "set") => {
-                    return Err(YamlError::at("expected a mapping node, but found sequence", at))
+                    return Err(YamlError::at(
+                        "expected a mapping node, but found sequence",
+                        at,
+                    ))
                 }
                 Some("str" | "int" | "float" | "bool" | "null" | "binary" | "timestamp") => {
-                    return Err(YamlError::at("expected a scalar node, but found sequence", at))
+                    return Err(YamlError::at(
+                        "expected a scalar node, but found sequence",
+                        at,
+                    ))
                 }
                 _ => return Err(undefined_tag(name, at)),
             },
         };
-        self.open(Body::Seq { kind, items: Vec::new() }, anchor, at)
+        self.open(
+            Body::Seq {
+                kind,
+                items: Vec::new(),
+            },
+            anchor,
+            at,
+        )
     }
 
     fn start_map(&mut self, anchor: usize, tag: Option<&Tag>, at: Marker) -> Result<(), YamlError> {
@@ -485,26 +554,38 @@ impl Builder<'_> {
                 Some("map") => MapKind::Map,
                 Some("set") => MapKind::Set,
                 Some("seq" | "omap" | "pairs") => {
-                    return Err(YamlError::at("expected a sequence node, but found mapping", at))
+                    return Err(YamlError::at(
+                        "expected a sequence node, but found mapping",
+                        at,
+                    ))
                 }
                 Some("str" | "int" | "float" | "bool" | "null" | "binary" | "timestamp") => {
-                    return Err(YamlError::at("expected a scalar node, but found mapping", at))
+                    return Err(YamlError::at(
+                        "expected a scalar node, but found mapping",
+                        at,
+                    ))
                 }
                 _ => return Err(undefined_tag(name, at)),
             },
         };
         let pairs_entry = matches!(
             self.stack.last(),
-            Some(Frame { body: Body::Seq { kind: SeqKind::Omap | SeqKind::Pairs, .. }, .. })
+            Some(Frame {
+                body: Body::Seq {
+                    kind: SeqKind::Omap | SeqKind::Pairs,
+                    ..
+                },
+                ..
+            })
         );
-        let body = Body::Map {
+        let body = Body::Map(Box::new(MapBody {
             kind,
             entries: KeyedMap::default(),
             key_lines: Vec::new(),
             pending: None,
             merges: Vec::new(),
             pairs_entry,
-        };
+        }));
         self.open(body, anchor, at)
     }
 
@@ -512,17 +593,37 @@ impl Builder<'_> {
         let Some(frame) = self.stack.pop() else {
             return Err(YamlError::at("unbalanced end of collection", at));
         };
-        let Frame { body, anchor, start, size } = frame;
+        let Frame {
+            body,
+            anchor,
+            start,
+            size,
+        } = frame;
         let value = match body {
-            Body::Seq { kind: SeqKind::Seq, items } => Value::Seq(items),
-            Body::Seq { kind: SeqKind::Omap, items } => Value::Map(finish_omap(items, start)?),
-            Body::Seq { kind: SeqKind::Pairs, items } => {
+            Body::Seq {
+                kind: SeqKind::Seq,
+                items,
+            } => Value::Seq(items),
+            Body::Seq {
+                kind: SeqKind::Omap,
+                items,
+            } => Value::Map(finish_omap(items, start)?),
+            Body::Seq {
+                kind: SeqKind::Pairs,
+                items,
+            } => {
                 for item in &items {
                     check_pair(item, "pairs", start)?;
                 }
                 Value::Seq(items)
             }
-            Body::Map { kind, entries, merges, .. } => {
+            Body::Map(m) => {
+                let MapBody {
+                    kind,
+                    entries,
+                    merges,
+                    ..
+                } = *m;
                 let mut map = finish_map(entries, merges)?;
                 if kind == MapKind::Set {
                     map.values_mut().for_each(|v| *v = Value::Null);
@@ -545,7 +646,7 @@ impl Builder<'_> {
         parent.size.add_child(size);
         match &mut parent.body {
             Body::Seq { items, .. } => items.push(value),
-            Body::Map { entries, key_lines, pending, merges, .. } => match pending.take() {
+            Body::Map(m) => match m.pending.take() {
                 None => {
                     if matches!(value, Value::Seq(_) | Value::Map(_)) {
                         return Err(YamlError::at(
@@ -553,12 +654,12 @@ impl Builder<'_> {
                             at,
                         ));
                     }
-                    *pending = Some(PendingKey::Key(value, at));
+                    m.pending = Some(PendingKey::Key(value, at));
                 }
-                Some(PendingKey::Merge) => merges.push((value, at)),
+                Some(PendingKey::Merge) => m.merges.push((value, at)),
                 Some(PendingKey::Key(key, key_at)) => {
-                    if let Some(i) = entries.find(&key) {
-                        let first = key_lines.get(i).copied().unwrap_or(0);
+                    if let Some(i) = m.entries.find(&key) {
+                        let first = m.key_lines.get(i).copied().unwrap_or(0);
                         return Err(YamlError::at(
                             format!(
                                 "duplicate key {} in a mapping (first on line {first}); PyYAML would silently keep only the last value",
@@ -567,8 +668,8 @@ impl Builder<'_> {
                             key_at,
                         ));
                     }
-                    entries.insert_new(key, value);
-                    key_lines.push(key_at.line());
+                    m.entries.insert_new(key, value);
+                    m.key_lines.push(key_at.line());
                 }
             },
         }
@@ -620,8 +721,11 @@ fn resolve_scalar(
         "float" => Value::Float(resolve::construct_float(text).map_err(fail)?),
         "binary" => Value::Binary(binary::decode(text).map_err(fail)?),
         "timestamp" => {
-            let parts = timestamp::scan(text)
-                .ok_or_else(|| fail(format!("{text:?} is not a timestamp (YYYY-MM-DD[ hh:mm:ss[.f][ zone]])")))?;
+            let parts = timestamp::scan(text).ok_or_else(|| {
+                fail(format!(
+                    "{text:?} is not a timestamp (YYYY-MM-DD[ hh:mm:ss[.f][ zone]])"
+                ))
+            })?;
             timestamp::check(&parts).map_err(|e| fail(format!("timestamp {text:?}: {e}")))?;
             Value::Timestamp(text.to_owned())
         }
@@ -630,7 +734,9 @@ fn resolve_scalar(
         // constructor.
         "value" if as_key => Value::Str(text.to_owned()),
         "seq" | "omap" | "pairs" => {
-            return Err(fail("expected a sequence node, but found scalar".to_owned()))
+            return Err(fail(
+                "expected a sequence node, but found scalar".to_owned(),
+            ))
         }
         "map" | "set" => return Err(fail("expected a mapping node, but found scalar".to_owned())),
         other => {
@@ -652,11 +758,17 @@ fn check_pair(item: &Value, what: &str, at: Marker) -> Result<(), YamlError> {
     match item {
         Value::Map(m) if m.len() == 1 => Ok(()),
         Value::Map(m) => Err(YamlError::at(
-            format!("while constructing {what}: expected a single mapping item, but found {} items", m.len()),
+            format!(
+                "while constructing {what}: expected a single mapping item, but found {} items",
+                m.len()
+            ),
             at,
         )),
         other => Err(YamlError::at(
-            format!("while constructing {what}: expected a mapping of length 1, but found {}", other.type_name()),
+            format!(
+                "while constructing {what}: expected a mapping of length 1, but found {}",
+                other.type_name()
+            ),
             at,
         )),
     }
@@ -701,7 +813,10 @@ fn finish_map(explicit: KeyedMap, merges: Vec<(Value, Marker)>) -> Result<Mappin
                 .map(|item| match item {
                     Value::Map(m) => Ok(m),
                     other => Err(YamlError::at(
-                        format!("expected a mapping for merging, but found {}", other.type_name()),
+                        format!(
+                            "expected a mapping for merging, but found {}",
+                            other.type_name()
+                        ),
                         at,
                     )),
                 })
@@ -747,4 +862,369 @@ fn finish_map(explicit: KeyedMap, merges: Vec<(Value, Marker)>) -> Result<Mappin
         }
     }
     Ok(out.into_mapping())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, parse_with_limits};
+    use super::*;
+
+    fn map(pairs: Vec<(Value, Value)>) -> Value {
+        Value::Map(pairs.into_iter().collect())
+    }
+
+    fn s(x: &str) -> Value {
+        Value::from(x)
+    }
+
+    fn err(text: &str) -> YamlError {
+        match parse(text) {
+            Ok(v) => panic!("{text:?} should fail, got {v:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn one(text: &str) -> Value {
+        let doc = format!("k: {text}\n");
+        match parse(&doc) {
+            Ok(Value::Map(m)) => m.get(&s("k")).cloned().unwrap_or(Value::Null),
+            other => panic!("{doc:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_scalars_resolve_like_pyyaml() {
+        assert_eq!(one("yes"), Value::Bool(true));
+        assert_eq!(one("NO"), Value::Bool(false));
+        assert_eq!(one("nO"), s("nO"));
+        assert_eq!(one("y"), s("y"));
+        assert_eq!(one("1e10"), s("1e10"));
+        assert_eq!(one("1.0e+10"), Value::Float(1e10));
+        assert_eq!(one("1.0e10"), s("1.0e10"));
+        assert_eq!(one("0x1F"), Value::Int(31));
+        assert_eq!(one("0o17"), s("0o17"));
+        assert_eq!(one("012"), Value::Int(10));
+        assert_eq!(one("1_000"), Value::Int(1000));
+        assert_eq!(one("1:20"), Value::Int(80));
+        assert_eq!(one("+.inf"), Value::Float(f64::INFINITY));
+        assert_eq!(one("~"), Value::Null);
+        assert_eq!(one(""), Value::Null);
+        assert_eq!(one("2001-12-14"), Value::Timestamp("2001-12-14".into()));
+        assert_eq!(
+            one("2001-12-14 21:59:43.10 -5"),
+            Value::Timestamp("2001-12-14 21:59:43.10 -5".into())
+        );
+        // Quoted and block scalars are never resolved.
+        assert_eq!(one("'yes'"), s("yes"));
+        assert_eq!(one("\"12\""), s("12"));
+        assert_eq!(one("|\n  12\n"), s("12\n"));
+        assert_eq!(one(">-\n  true\n"), s("true"));
+        // A long plain scalar folded over lines, as PyYAML writes it.
+        assert_eq!(
+            parse("k: aaa bbb\n  ccc\n").unwrap(),
+            map(vec![(s("k"), s("aaa bbb ccc"))])
+        );
+        assert_eq!(parse("12").unwrap(), Value::Int(12));
+    }
+
+    #[test]
+    fn out_of_range_ints_are_errors() {
+        let e = err("k: 9223372036854775808\n");
+        assert!(e.message.contains("64-bit"), "{e}");
+        assert_eq!((e.line, e.column), (1, 4));
+        assert_eq!(one("-9223372036854775808"), Value::Int(i64::MIN));
+        assert_eq!(one("'9223372036854775808'"), s("9223372036854775808"));
+    }
+
+    #[test]
+    fn explicit_tags() {
+        assert_eq!(one("!!str 12"), s("12"));
+        assert_eq!(one("!!str"), s(""));
+        assert_eq!(one("!!int \"0o17\""), Value::Int(15));
+        assert_eq!(one("!!float 1e10"), Value::Float(1e10));
+        assert_eq!(one("!!float '1'"), Value::Float(1.0));
+        assert_eq!(one("!!bool YeS"), Value::Bool(true));
+        assert_eq!(one("!!null abc"), Value::Null);
+        assert_eq!(one("!!binary QUJD"), Value::Binary(b"ABC".to_vec()));
+        assert_eq!(
+            one("!!binary |\n  QUJD\n  REVG\n"),
+            Value::Binary(b"ABCDEF".to_vec())
+        );
+        assert_eq!(
+            one("!!timestamp 2001-1-1"),
+            Value::Timestamp("2001-1-1".into())
+        );
+        assert_eq!(one("!<tag:yaml.org,2002:str> 12"), s("12"));
+        assert_eq!(one("!!seq [a]"), Value::Seq(vec![s("a")]));
+        assert_eq!(one("!!map {a: 1}"), map(vec![(s("a"), Value::Int(1))]));
+        // The non-specific tag resolves even quoted text, as PyYAML does.
+        assert_eq!(one("! 12"), Value::Int(12));
+        assert_eq!(one("! '12'"), Value::Int(12));
+        assert_eq!(one("! [1]"), Value::Seq(vec![Value::Int(1)]));
+        for bad in [
+            "!!python/object:os.system {}",
+            "!!python/none ''",
+            "!foo x",
+            "!!int abc",
+            "!!int [1]",
+            "!!seq x",
+            "!!map [a]",
+            "!!bool maybe",
+            "!!binary Q",
+            "!!timestamp yesterday",
+            "!!timestamp 2001-02-30",
+            "!!merge x",
+            "!!value x",
+            "!!str {a: 1}",
+        ] {
+            let e = err(&format!("k: {bad}\n"));
+            assert_eq!(e.line, 1, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sets_omaps_and_pairs() {
+        assert_eq!(
+            one("!!set {a, b}"),
+            map(vec![(s("a"), Value::Null), (s("b"), Value::Null)])
+        );
+        assert_eq!(one("!!set {a: 1}"), map(vec![(s("a"), Value::Null)]));
+        assert_eq!(
+            one("!!omap [b: 1, a: 2]"),
+            map(vec![(s("b"), Value::Int(1)), (s("a"), Value::Int(2))])
+        );
+        if let Value::Map(m) = one("!!omap [b: 1, a: 2]") {
+            assert_eq!(m.keys().collect::<Vec<_>>(), [&s("b"), &s("a")]);
+        }
+        assert_eq!(
+            one("!!pairs [a: 1, a: 2]"),
+            Value::Seq(vec![
+                map(vec![(s("a"), Value::Int(1))]),
+                map(vec![(s("a"), Value::Int(2))])
+            ])
+        );
+        assert!(err("k: !!omap [a: 1, a: 2]\n")
+            .message
+            .contains("duplicate key"));
+        assert!(err("k: !!omap [{a: 1, b: 2}]\n")
+            .message
+            .contains("single mapping item"));
+        assert!(err("k: !!pairs [a]\n").message.contains("length 1"));
+        assert!(err("k: !!omap {a: 1}\n").message.contains("sequence"));
+        // PyYAML does not flatten omap entries: `<<` has no constructor there.
+        assert!(err("a: &a {x: 1}\nk: !!omap [<<: *a]\n")
+            .message
+            .contains("merge"));
+    }
+
+    #[test]
+    fn value_and_merge_indicators() {
+        assert_eq!(parse("=: 1").unwrap(), map(vec![(s("="), Value::Int(1))]));
+        for bad in ["a: =", "a: <<", "- <<", "- =", "=", "<<"] {
+            let e = err(bad);
+            assert!(e.message.contains("constructor"), "{bad}: {e}");
+        }
+        assert_eq!(one("'='"), s("="));
+        assert_eq!(one("\"<<\""), s("<<"));
+    }
+
+    #[test]
+    fn merge_keys() {
+        let doc = "base: &b {x: 1, y: 2}\nother: &o {z: 3}\nk:\n  y: 20\n  <<: [*b, *o]\n  w: 4\n";
+        let v = parse(doc).unwrap();
+        let k = v
+            .as_map()
+            .and_then(|m| m.get(&s("k")))
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap();
+        // Merged keys first, in merge order; explicit keys win and keep the merged position.
+        let keys: Vec<_> = k.keys().cloned().collect();
+        assert_eq!(keys, vec![s("x"), s("y"), s("z"), s("w")]);
+        assert_eq!(k.get(&s("y")), Some(&Value::Int(20)));
+        assert_eq!(k.get(&s("x")), Some(&Value::Int(1)));
+        // A single mapping, and a merged mapping that itself merges.
+        let v = parse("a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b}\n").unwrap();
+        let c = v.as_map().and_then(|m| m.get(&s("c"))).cloned().unwrap();
+        assert_eq!(
+            c,
+            map(vec![(s("x"), Value::Int(1)), (s("y"), Value::Int(2))])
+        );
+        // Same key, same value from two merged mappings: fine. Different values: ambiguous.
+        assert!(parse("a: &a {x: 1}\nb: &b {x: 1}\nc: {<<: [*a, *b]}\n").is_ok());
+        let e = err("a: &a {xx: 1}\nb: &b {xx: 2}\nc: {<<: [*a, *b]}\n");
+        assert!(e.message.contains("different values"), "{e}");
+        assert!(parse("a: &a {xx: 1}\nb: &b {xx: 2}\nc: {<<: [*a, *b], xx: 3}\n").is_ok());
+        assert!(err("a: &a [1]\nc: {<<: *a}\n")
+            .message
+            .contains("expected a mapping for merging"));
+        assert!(err("a: &a 1\nc: {<<: *a}\n")
+            .message
+            .contains("list of mappings"));
+        assert!(err("c: {<<: [1]}\n")
+            .message
+            .contains("expected a mapping for merging"));
+        assert!(err("c: {<<: x}\n").message.contains("for merging"));
+        // A merge into a set.
+        assert_eq!(
+            one("!!set {<<: {a: 1}, b: 2}"),
+            map(vec![(s("a"), Value::Null), (s("b"), Value::Null)])
+        );
+    }
+
+    #[test]
+    fn duplicate_and_unhashable_keys() {
+        let e = err("a: 1\nb: 2\na: 3\n");
+        assert!(e.message.contains("duplicate key \"a\""), "{e}");
+        assert!(e.message.contains("first on line 1"), "{e}");
+        assert_eq!((e.line, e.column), (3, 1));
+        // Keys Python's dict would merge.
+        for doc in [
+            "1: a\n1.0: b\n",
+            "true: a\n1: b\n",
+            "0: a\n-0.0: b\nx: c\n",
+            "off: a\nno: b\n",
+            ".nan: a\n.NaN: b\n",
+            "2001-12-14t21:59:43.10-05:00: a\n2001-12-15 02:59:43.1Z: b\n",
+            "? a\n? a\n",
+        ] {
+            assert!(err(doc).message.contains("duplicate key"), "{doc}");
+        }
+        assert!(parse("1: a\n'1': b\n2001-12-14: c\n2001-12-14 00:00:00: d\n").is_ok());
+        assert!(err("[a, b]: 1\n").message.contains("unhashable"));
+        assert!(err("? {a: 1}\n: 1\n").message.contains("unhashable"));
+        assert!(err("a: &x [1]\n*x : 1\n").message.contains("unhashable"));
+        assert!(err("? !!set {a}\n: 1\n").message.contains("unhashable"));
+    }
+
+    #[test]
+    fn anchors_and_aliases() {
+        let v = parse("a: &x [1, {b: 2}]\nc: *x\n").unwrap();
+        let m = v.as_map().cloned().unwrap();
+        assert_eq!(m.get(&s("a")), m.get(&s("c")));
+        assert_eq!(parse("- &k key\n- {*k : 1}\n").unwrap().type_name(), "list");
+        let e = err("a: *nope\n");
+        assert!(e.message.contains("undefined alias"), "{e}");
+        assert_eq!(e.line, 1);
+        assert!(err("a: &x [*x]\n").message.contains("recursive"));
+        assert!(err("a: &x 1\nb: &x 2\n")
+            .message
+            .contains("duplicate anchor \"x\""));
+        assert!(err("a: &x.y 1\n").message.contains("anchor name"));
+        assert!(err("a: !!str &x\u{e9} 1\n").message.contains("anchor name"));
+        assert_eq!(one("!!str &x 1"), s("1"));
+        assert_eq!(one("&x !!str 1"), s("1"));
+    }
+
+    #[test]
+    fn documents() {
+        assert_eq!(parse("").unwrap(), Value::Null);
+        assert_eq!(parse("# only a comment\n\n").unwrap(), Value::Null);
+        assert_eq!(parse("---\n").unwrap(), Value::Null);
+        assert_eq!(parse("--- 1\n...\n").unwrap(), Value::Int(1));
+        assert_eq!(parse("%YAML 1.1\n--- a\n").unwrap(), s("a"));
+        let e = err("a: 1\n---\nb: 2\n");
+        assert!(e.message.contains("single document"), "{e}");
+        assert_eq!(e.line, 2);
+        assert!(err("a: [1\n").line >= 1);
+        let e = err("a: 1\nb: \u{1}\n");
+        assert!(e.message.contains("special character U+0001"), "{e}");
+        assert_eq!((e.line, e.column), (2, 4));
+        assert!(err("a: \u{7f}").message.contains("U+007F"));
+        assert_eq!(
+            parse("a: \u{e9}x").unwrap(),
+            map(vec![(s("a"), s("\u{e9}x"))])
+        );
+        assert_eq!(
+            parse("a: \"\\N\\L\\P\"").unwrap(),
+            map(vec![(s("a"), s("\u{85}\u{2028}\u{2029}"))])
+        );
+        for raw in ["a: x\u{85}y", "a: '\u{2028}'", "# \u{2029}\na: 1"] {
+            assert!(
+                err(raw).message.contains("line break for PyYAML"),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_size_and_depth() {
+        let small = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let e = parse_with_limits("a: 12345678", &small).unwrap_err();
+        assert!(e.message.contains("more than the limit of 10 bytes"), "{e}");
+        assert!(parse_with_limits("a: 1234567", &small).is_ok());
+
+        let shallow = Limits {
+            max_depth: 3,
+            ..Limits::default()
+        };
+        assert!(parse_with_limits("a: {b: [1]}", &shallow).is_ok());
+        let e = parse_with_limits("a: {b: [[1]]}", &shallow).unwrap_err();
+        assert!(e.message.contains("more than 3 levels"), "{e}");
+        // Depth reached through an alias counts too.
+        let e = parse_with_limits("x: &d [[1]]\ny: {z: *d}", &shallow).unwrap_err();
+        assert!(e.message.contains("levels"), "{e}");
+        assert!(parse_with_limits("x: &d [[1]]\ny: *d", &shallow).is_ok());
+        let flat = Limits {
+            max_depth: 0,
+            ..Limits::default()
+        };
+        assert_eq!(parse_with_limits("7", &flat).unwrap(), Value::Int(7));
+        assert!(parse_with_limits("[7]", &flat).is_err());
+
+        // Very deep input fails cleanly with the default limits, without recursion.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(&deep).is_err());
+        let deep_block: String = (0..300)
+            .map(|i| format!("{}- \n", " ".repeat(i * 2)))
+            .collect();
+        assert!(parse(&deep_block).is_err());
+    }
+
+    #[test]
+    fn limits_alias_bomb() {
+        let mut doc = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let e = parse(&doc).unwrap_err();
+        assert!(e.message.contains("more than 5000000 nodes"), "{e}");
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        // A small node budget stops a small one.
+        let few = Limits {
+            max_nodes: 50,
+            ..Limits::default()
+        };
+        let e = parse_with_limits(
+            "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [*a, *a, *a, *a, *a]\n",
+            &few,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("50 nodes"), "{e}");
+        assert_eq!(e.line, 2);
+        assert!(parse_with_limits("a: &a [1, 2]\nb: [*a, *a]\n", &few).is_ok());
+        // Long strings repeated by aliases are bounded by the text budget.
+        let text = Limits {
+            max_bytes: 200,
+            ..Limits::default()
+        };
+        let doc = format!(
+            "a: &s {}\nb: [*s, *s, *s, *s, *s, *s, *s, *s]\n",
+            "x".repeat(100)
+        );
+        let e = parse_with_limits(&doc, &text).unwrap_err();
+        assert!(e.message.contains("bytes of scalar text"), "{e}");
+    }
+
+    #[test]
+    fn describe_keys() {
+        assert_eq!(describe(&s("a")), "\"a\"");
+        assert_eq!(describe(&Value::Int(3)), "3");
+        assert!(describe(&s(&"x".repeat(200))).ends_with("..."));
+    }
 }

@@ -98,7 +98,9 @@ fn strip_sign(s: &str) -> &str {
 /// `[0-9][0-9_]*`
 fn is_dec_head(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty() && b[0].is_ascii_digit() && b[1..].iter().all(|&c| c.is_ascii_digit() || c == b'_')
+    !b.is_empty()
+        && b[0].is_ascii_digit()
+        && b[1..].iter().all(|&c| c.is_ascii_digit() || c == b'_')
 }
 
 /// `[0-9_]*`
@@ -203,7 +205,7 @@ fn is_int(s: &str) -> bool {
     }
     let head_end = u.find(':').unwrap_or(u.len());
     let (head, groups) = u.split_at(head_end);
-    if !(is_dec_head(head) && !head.starts_with('0')) {
+    if !is_dec_head(head) || head.starts_with('0') {
         return false;
     }
     groups.is_empty() || is_sexagesimal_groups(groups)
@@ -214,7 +216,9 @@ pub(crate) fn construct_bool(text: &str) -> Result<bool, String> {
     match text.to_lowercase().as_str() {
         "yes" | "true" | "on" => Ok(true),
         "no" | "false" | "off" => Ok(false),
-        _ => Err(format!("{text:?} is not a boolean (yes/no, true/false, on/off)")),
+        _ => Err(format!(
+            "{text:?} is not a boolean (yes/no, true/false, on/off)"
+        )),
     }
 }
 
@@ -235,7 +239,10 @@ fn py_int(text: &str, base: u32) -> Option<Result<i128, ()>> {
         _ => None,
     };
     let t = match prefix {
-        Some(p) => t.strip_prefix(p[0]).or_else(|| t.strip_prefix(p[1])).unwrap_or(t),
+        Some(p) => t
+            .strip_prefix(p[0])
+            .or_else(|| t.strip_prefix(p[1]))
+            .unwrap_or(t),
         None => t,
     };
     if t.is_empty() {
@@ -245,7 +252,10 @@ fn py_int(text: &str, base: u32) -> Option<Result<i128, ()>> {
     let mut overflow = false;
     for c in t.chars() {
         let d = c.to_digit(base)?;
-        match acc.checked_mul(i128::from(base)).and_then(|a| a.checked_add(i128::from(d))) {
+        match acc
+            .checked_mul(i128::from(base))
+            .and_then(|a| a.checked_add(i128::from(d)))
+        {
             Some(a) => acc = a,
             None => overflow = true,
         }
@@ -272,16 +282,24 @@ pub(crate) fn construct_int(text: &str) -> Result<i64, String> {
     let magnitude: i128 = if value == "0" {
         0
     } else if let Some(bits) = value.strip_prefix("0b") {
-        py_int(bits, 2).ok_or_else(not_int)?.map_err(|()| out_of_range())?
+        py_int(bits, 2)
+            .ok_or_else(not_int)?
+            .map_err(|()| out_of_range())?
     } else if let Some(hex) = value.strip_prefix("0x") {
-        py_int(hex, 16).ok_or_else(not_int)?.map_err(|()| out_of_range())?
+        py_int(hex, 16)
+            .ok_or_else(not_int)?
+            .map_err(|()| out_of_range())?
     } else if value.starts_with('0') {
-        py_int(value, 8).ok_or_else(not_int)?.map_err(|()| out_of_range())?
+        py_int(value, 8)
+            .ok_or_else(not_int)?
+            .map_err(|()| out_of_range())?
     } else if value.contains(':') {
         let mut total: i128 = 0;
         let mut base: i128 = 1;
         for part in value.rsplit(':') {
-            let digit = py_int(part, 10).ok_or_else(not_int)?.map_err(|()| out_of_range())?;
+            let digit = py_int(part, 10)
+                .ok_or_else(not_int)?
+                .map_err(|()| out_of_range())?;
             total = digit
                 .checked_mul(base)
                 .and_then(|d| total.checked_add(d))
@@ -293,7 +311,9 @@ pub(crate) fn construct_int(text: &str) -> Result<i64, String> {
     } else if value.is_empty() {
         return Err(not_int());
     } else {
-        py_int(value, 10).ok_or_else(not_int)?.map_err(|()| out_of_range())?
+        py_int(value, 10)
+            .ok_or_else(not_int)?
+            .map_err(|()| out_of_range())?
     };
     let v = sign.checked_mul(magnitude).ok_or_else(out_of_range)?;
     i64::try_from(v).map_err(|_| out_of_range())
@@ -313,7 +333,11 @@ const MAX_SEXAGESIMAL_GROUPS: usize = 32;
 /// `SafeConstructor.construct_yaml_float`.
 pub(crate) fn construct_float(text: &str) -> Result<f64, String> {
     let not_float = || format!("{text:?} cannot be read as a float");
-    let cleaned: String = text.chars().filter(|&c| c != '_').collect::<String>().to_lowercase();
+    let cleaned: String = text
+        .chars()
+        .filter(|&c| c != '_')
+        .collect::<String>()
+        .to_lowercase();
     let (sign, value) = match cleaned.as_bytes().first() {
         Some(b'-') => (-1.0f64, &cleaned[1..]),
         Some(b'+') => (1.0, &cleaned[1..]),
@@ -373,7 +397,9 @@ mod tests {
         ] {
             assert_eq!(tag(s), Implicit::Bool, "{s}");
         }
-        for s in ["nO", "yES", "y", "n", "Y", "N", "tRUE", "oN", "0ff", "yes ", "True!"] {
+        for s in [
+            "nO", "yES", "y", "n", "Y", "N", "tRUE", "oN", "0ff", "yes ", "True!",
+        ] {
             assert_eq!(tag(s), Implicit::Str, "{s}");
         }
         assert_eq!(construct_bool("YeS"), Ok(true));
@@ -499,7 +525,11 @@ mod tests {
             let got = construct_float(s).unwrap();
             assert_eq!(got.to_bits(), v.to_bits(), "{s}: {got}");
         }
-        for (s, v) in [(".inf", f64::INFINITY), ("+.Inf", f64::INFINITY), ("-.INF", f64::NEG_INFINITY)] {
+        for (s, v) in [
+            (".inf", f64::INFINITY),
+            ("+.Inf", f64::INFINITY),
+            ("-.INF", f64::NEG_INFINITY),
+        ] {
             assert_eq!(tag(s), Implicit::Float, "{s}");
             assert_eq!(construct_float(s), Ok(v));
         }
@@ -508,10 +538,38 @@ mod tests {
             assert!(construct_float(s).unwrap().is_nan());
         }
         for s in [
-            "1e10", "1.0e10", "1.5e3", "1E+10", "1.0e+", "1.0e", "-.5", "+.5", "._5", ".", "-.",
-            "..5", ".nAn", "-.nan", "+.nan", ".iNf", "inf", "nan", "-inf", "1.0.0", "1:60.5",
-            "1:2", "1.5 ", " 1.5", "1,5", "0x1.8", "1.5f", "1234e678901234567890123456789012",
-            "123e4567890123456789012345678901", "_1.5", "e+5", "1.0e+1_0",
+            "1e10",
+            "1.0e10",
+            "1.5e3",
+            "1E+10",
+            "1.0e+",
+            "1.0e",
+            "-.5",
+            "+.5",
+            "._5",
+            ".",
+            "-.",
+            "..5",
+            ".nAn",
+            "-.nan",
+            "+.nan",
+            ".iNf",
+            "inf",
+            "nan",
+            "-inf",
+            "1.0.0",
+            "1:60.5",
+            "1:2",
+            "1.5 ",
+            " 1.5",
+            "1,5",
+            "0x1.8",
+            "1.5f",
+            "1234e678901234567890123456789012",
+            "123e4567890123456789012345678901",
+            "_1.5",
+            "e+5",
+            "1.0e+1_0",
         ] {
             assert_ne!(tag(s), Implicit::Float, "{s}");
         }
@@ -532,7 +590,10 @@ mod tests {
     fn sexagesimal_float_matches_python_arithmetic() {
         // Python: 30.15 + 20.0*60 + 190.0*3600, in that order.
         let expected = 30.15f64 + 20.0 * 60.0 + 190.0 * 3600.0;
-        assert_eq!(construct_float("190:20:30.15").unwrap().to_bits(), expected.to_bits());
+        assert_eq!(
+            construct_float("190:20:30.15").unwrap().to_bits(),
+            expected.to_bits()
+        );
         assert_eq!(pow60(0), 1.0);
         assert_eq!(pow60(3), 216_000.0);
     }
@@ -545,7 +606,9 @@ mod tests {
         assert_eq!(tag("2001-12-14t21:59:43.10-05:00"), Implicit::Timestamp);
         assert_eq!(tag("2001-12-14 21:59:43.10 -5"), Implicit::Timestamp);
         assert_eq!(tag("2001-1-1"), Implicit::Str);
-        for s in ["<<<", "< <", "==", "=x", "a", "1 2", "- x", "é", "日本", "1e10"] {
+        for s in [
+            "<<<", "< <", "==", "=x", "a", "1 2", "- x", "é", "日本", "1e10",
+        ] {
             assert_eq!(tag(s), Implicit::Str, "{s}");
         }
         // Python's `$` matches before a final newline.

@@ -101,7 +101,10 @@ impl Cursor<'_> {
 /// ```
 pub(crate) fn scan(text: &str) -> Option<Parts> {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    let mut c = Cursor { b: body.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        b: body.as_bytes(),
+        i: 0,
+    };
     let (year, _) = c.digits(4, 4)?;
     if !c.eat(b'-') {
         return None;
@@ -113,7 +116,13 @@ pub(crate) fn scan(text: &str) -> Option<Parts> {
     let (day, dlen) = c.digits(1, 2)?;
     let two_digit_date = mlen == 2 && dlen == 2;
     if c.at_end() {
-        return Some(Parts { year, month, day, two_digit_date, time: None });
+        return Some(Parts {
+            year,
+            month,
+            day,
+            two_digit_date,
+            time: None,
+        });
     }
     if !(c.eat(b'T') || c.eat(b't') || c.skip_blanks() > 0) {
         return None;
@@ -166,7 +175,13 @@ pub(crate) fn scan(text: &str) -> Option<Parts> {
         month,
         day,
         two_digit_date,
-        time: Some(Time { hour, minute, second, micros, offset_minutes }),
+        time: Some(Time {
+            hour,
+            minute,
+            second,
+            micros,
+            offset_minutes,
+        }),
     })
 }
 
@@ -315,6 +330,7 @@ mod tests {
             "1900-02-29",
             "2001-04-31",
             "2001-12-14 25:00:00",
+            "2001-12-14 24:00:00",
             "2001-12-14 21:60:00",
             "2001-12-14 21:59:60",
             "2001-12-14 21:59:43.10 -24",
@@ -335,7 +351,10 @@ mod tests {
         let c = python_key(&ok("2001-12-15 02:59:43.1"));
         assert_eq!(a, b);
         assert_ne!(b, c);
-        assert_ne!(python_key(&ok("2001-12-14")), python_key(&ok("2001-12-14 00:00:00")));
+        assert_ne!(
+            python_key(&ok("2001-12-14")),
+            python_key(&ok("2001-12-14 00:00:00"))
+        );
         assert_eq!(python_key(&ok("2001-12-14")), python_key(&ok("2001-12-14")));
         assert_eq!(python_key(&ok("1970-01-01 00:00:00Z")), PythonKey::Aware(0));
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
