@@ -9,10 +9,12 @@
 //! Parsing is bounded: see [`Limits`].
 
 mod binary;
+mod construct;
 mod emit;
 mod keys;
 mod parse;
 mod resolve;
+mod source;
 #[cfg(test)]
 mod tests;
 mod timestamp;
@@ -27,7 +29,8 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Deepest accepted nesting of collections.
     pub max_depth: usize,
-    /// Most nodes the resolved document may hold, counting every alias expansion.
+    /// Most nodes the resolved document may hold, counting every alias expansion (and the copy
+    /// of each anchored node kept for its aliases).
     pub max_nodes: usize,
 }
 
@@ -36,7 +39,7 @@ impl Default for Limits {
         Limits {
             max_bytes: 64 * 1024 * 1024,
             max_depth: 128,
-            max_nodes: 5_000_000,
+            max_nodes: 1_000_000,
         }
     }
 }

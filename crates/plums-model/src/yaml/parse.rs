@@ -8,6 +8,9 @@
 //! keys, which PyYAML silently collapses, and it bounds the work with [`Limits`]: input size,
 //! nesting depth and node count, with every alias expansion counted.
 //!
+//! Mapping construction (merge keys, `!!omap`, `!!pairs`) lives in [`super::construct`], the
+//! checks on the raw text (characters, anchor names) in [`super::source`].
+//!
 //! The document is built with an explicit stack, never recursion, so input depth cannot
 //! overflow the call stack.
 
@@ -16,10 +19,12 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Tag};
 
 use super::binary;
+use super::construct::{check_pair, describe, finish_map, finish_omap};
 use super::keys::KeyedMap;
 use super::resolve::{self, Implicit};
+use super::source::{anchor_name, check_anchor_name, check_printable, Offsets};
 use super::timestamp;
-use super::value::{Mapping, Value};
+use super::value::Value;
 use super::{Limits, YamlError};
 
 /// The prefix `!!` stands for.
@@ -129,6 +134,7 @@ struct MapBody {
     pairs_entry: bool,
 }
 
+/// An open collection on the builder's stack.
 #[derive(Debug)]
 struct Frame {
     body: Body,
@@ -141,140 +147,6 @@ struct Frame {
 enum Scalar {
     Value(Value),
     Merge,
-}
-
-/// Maps the parser's character positions to byte offsets, moving forward.
-struct Offsets<'a> {
-    text: &'a str,
-    ascii: bool,
-    chars: usize,
-    bytes: usize,
-}
-
-impl<'a> Offsets<'a> {
-    fn new(text: &'a str) -> Self {
-        Offsets {
-            text,
-            ascii: text.is_ascii(),
-            chars: 0,
-            bytes: 0,
-        }
-    }
-
-    /// The text from the character at `index` on.
-    fn at_char(&mut self, index: usize) -> &'a str {
-        if self.ascii {
-            return self.text.get(index..).unwrap_or("");
-        }
-        if index < self.chars {
-            self.chars = 0;
-            self.bytes = 0;
-        }
-        let rest = self.text.get(self.bytes..).unwrap_or("");
-        let skip = index - self.chars;
-        let delta = rest.char_indices().nth(skip).map_or(rest.len(), |(b, _)| b);
-        self.chars = index;
-        self.bytes += delta;
-        self.text.get(self.bytes..).unwrap_or("")
-    }
-}
-
-/// The name of the anchor (`&name`) or alias (`*name`) a node starting at `rest` carries.
-/// The node may start with a tag, which comes before the anchor.
-fn anchor_name(rest: &str, sigil: char) -> Option<&str> {
-    let mut s = rest;
-    if s.starts_with('!') {
-        let end = s.find(|c: char| c.is_whitespace()).unwrap_or(s.len());
-        s = s[end..].trim_start();
-    }
-    let s = s.strip_prefix(sigil)?;
-    let end = s
-        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
-        .unwrap_or(s.len());
-    Some(&s[..end])
-}
-
-/// PyYAML's anchor and alias names: ASCII letters, digits, `-` and `_`.
-fn check_anchor_name(name: &str, what: &str, at: Marker) -> Result<(), YamlError> {
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
-        Ok(())
-    } else {
-        Err(YamlError::at(
-            format!("{what} name {name:?}: PyYAML accepts only ASCII letters, digits, '-' and '_'"),
-            at,
-        ))
-    }
-}
-
-/// What PyYAML's reader accepts (`Reader.NON_PRINTABLE` is its complement).
-fn is_printable(c: char) -> bool {
-    matches!(c,
-        '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}'
-        | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
-}
-
-/// Rejects the characters PyYAML's reader rejects ("special characters are not allowed"), and
-/// raw NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR, which PyYAML reads as line breaks (YAML 1.1)
-/// and the event parser (YAML 1.2) as ordinary characters.
-fn check_printable(text: &str) -> Result<(), YamlError> {
-    let fast = text
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
-    if fast {
-        return Ok(());
-    }
-    let (mut line, mut column) = (1, 1);
-    for c in text.chars() {
-        let problem = if !is_printable(c) {
-            Some("is not allowed (PyYAML rejects non-printable characters)")
-        } else if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
-            Some(
-                "is a line break for PyYAML (YAML 1.1) but not for YAML 1.2, so the document is ambiguous: \
-                 write it escaped (\\N, \\L, \\P) inside a double-quoted string",
-            )
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Err(YamlError {
-                message: format!("special character U+{:04X} {problem}", u32::from(c)),
-                line,
-                column,
-            });
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
-        }
-    }
-    Ok(())
-}
-
-/// A short, readable form of a key for error messages.
-pub(crate) fn describe(v: &Value) -> String {
-    let s = match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Str(s) => format!("{s:?}"),
-        Value::Timestamp(t) => t.clone(),
-        Value::Binary(b) => format!("!!binary ({} bytes)", b.len()),
-        Value::Seq(_) => "a sequence".to_owned(),
-        Value::Map(_) => "a mapping".to_owned(),
-    };
-    if s.chars().count() > 80 {
-        let cut: String = s.chars().take(77).collect();
-        format!("{cut}...")
-    } else {
-        s
-    }
 }
 
 /// The full name of a tag (`tag:yaml.org,2002:int`, `!local`, `!`).
@@ -292,8 +164,10 @@ fn undefined_tag(name: &str, at: Marker) -> YamlError {
     )
 }
 
+/// Turns events into the document, one event at a time, with the open collections on a stack.
 struct Builder<'a> {
     limits: &'a Limits,
+    /// Most scalar bytes the document may hold, aliases expanded.
     text_budget: usize,
     offsets: Offsets<'a>,
     stack: Vec<Frame>,
@@ -301,8 +175,11 @@ struct Builder<'a> {
     anchors: HashMap<usize, (Value, Size)>,
     /// Anchor names seen, with where they were first defined.
     anchor_names: HashMap<String, Marker>,
+    /// Nodes produced so far, alias expansions and anchor copies included.
     nodes: usize,
+    /// Scalar bytes produced so far, alias expansions and anchor copies included.
     bytes: usize,
+    /// The finished top-level node.
     root: Option<Value>,
 }
 
@@ -479,9 +356,7 @@ impl Builder<'_> {
                 Ok(())
             }
             Scalar::Value(v) => {
-                if anchor != 0 {
-                    self.anchors.insert(anchor, (v.clone(), size));
-                }
+                self.keep_anchor(anchor, &v, size, at)?;
                 self.push(v, size, at)
             }
         }
@@ -631,10 +506,24 @@ impl Builder<'_> {
                 Value::Map(map)
             }
         };
+        self.keep_anchor(anchor, &value, size, start)?;
+        self.push(value, size, start)
+    }
+
+    /// Keeps a copy of an anchored node for its aliases. The copy is counted against the
+    /// limits too: anchors nested inside anchors would otherwise hold many uncounted copies.
+    fn keep_anchor(
+        &mut self,
+        anchor: usize,
+        value: &Value,
+        size: Size,
+        at: Marker,
+    ) -> Result<(), YamlError> {
         if anchor != 0 {
+            self.count(size, at)?;
             self.anchors.insert(anchor, (value.clone(), size));
         }
-        self.push(value, size, start)
+        Ok(())
     }
 
     /// Hands a finished node to its parent (or makes it the document).
@@ -751,117 +640,6 @@ fn resolve_scalar(
         }
     };
     Ok(Scalar::Value(value))
-}
-
-/// Checks one entry of `!!omap`/`!!pairs`: a mapping with exactly one item.
-fn check_pair(item: &Value, what: &str, at: Marker) -> Result<(), YamlError> {
-    match item {
-        Value::Map(m) if m.len() == 1 => Ok(()),
-        Value::Map(m) => Err(YamlError::at(
-            format!(
-                "while constructing {what}: expected a single mapping item, but found {} items",
-                m.len()
-            ),
-            at,
-        )),
-        other => Err(YamlError::at(
-            format!(
-                "while constructing {what}: expected a mapping of length 1, but found {}",
-                other.type_name()
-            ),
-            at,
-        )),
-    }
-}
-
-/// `!!omap` as an ordered [`Mapping`]; a repeated key is an error, as in any mapping.
-fn finish_omap(items: Vec<Value>, at: Marker) -> Result<Mapping, YamlError> {
-    let mut out = KeyedMap::default();
-    for item in items {
-        check_pair(&item, "an ordered map", at)?;
-        if let Value::Map(m) = item {
-            for (k, v) in m {
-                if out.find(&k).is_some() {
-                    return Err(YamlError::at(
-                        format!("duplicate key {} in an ordered map (!!omap)", describe(&k)),
-                        at,
-                    ));
-                }
-                out.insert_new(k, v);
-            }
-        }
-    }
-    Ok(out.into_mapping())
-}
-
-/// Applies the merge keys of a mapping as PyYAML's `flatten_mapping` does: merged entries first,
-/// in order, then the mapping's own entries, which win.
-///
-/// When two merged mappings give the same key different values and the mapping does not set
-/// that key itself, the result is an error: PyYAML 6.0.4 keeps the first or the last depending
-/// on string interning (earlier versions kept the first), so no answer would be reliable.
-fn finish_map(explicit: KeyedMap, merges: Vec<(Value, Marker)>) -> Result<Mapping, YamlError> {
-    if merges.is_empty() {
-        return Ok(explicit.into_mapping());
-    }
-    let mut out = KeyedMap::default();
-    for (merged, at) in merges {
-        let sources = match merged {
-            Value::Map(m) => vec![m],
-            Value::Seq(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::Map(m) => Ok(m),
-                    other => Err(YamlError::at(
-                        format!(
-                            "expected a mapping for merging, but found {}",
-                            other.type_name()
-                        ),
-                        at,
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            other => {
-                return Err(YamlError::at(
-                    format!(
-                        "expected a mapping or list of mappings for merging, but found {}",
-                        other.type_name()
-                    ),
-                    at,
-                ))
-            }
-        };
-        for source in sources {
-            for (k, v) in source {
-                match out.find(&k) {
-                    Some(i) => {
-                        let same = out.value_at(i) == Some(&v);
-                        if !same && explicit.find(&k).is_none() {
-                            return Err(YamlError::at(
-                                format!(
-                                    "merge key `<<`: the merged mappings give key {} different values; PyYAML versions disagree on which wins, so set it explicitly in this mapping",
-                                    describe(&k)
-                                ),
-                                at,
-                            ));
-                        }
-                    }
-                    None => {
-                        out.insert_new(k, v);
-                    }
-                }
-            }
-        }
-    }
-    for (k, v) in explicit.into_mapping() {
-        match out.find(&k) {
-            Some(i) => out.set_value(i, v),
-            None => {
-                out.insert_new(k, v);
-            }
-        }
-    }
-    Ok(out.into_mapping())
 }
 
 #[cfg(test)]
@@ -1208,6 +986,32 @@ mod tests {
         assert!(e.message.contains("50 nodes"), "{e}");
         assert_eq!(e.line, 2);
         assert!(parse_with_limits("a: &a [1, 2]\nb: [*a, *a]\n", &few).is_ok());
+        // The copies kept for aliases count too: nested anchors cannot hide memory.
+        let nest = |anchors: bool| -> String {
+            let mut doc: String = (0..6)
+                .map(|i| {
+                    let anchor = if anchors {
+                        format!("&a{i}")
+                    } else {
+                        String::new()
+                    };
+                    format!("{}- {anchor}\n", "  ".repeat(i))
+                })
+                .collect();
+            doc.push_str(&format!(
+                "{}- [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+                "  ".repeat(6)
+            ));
+            doc
+        };
+        let limit = Limits {
+            max_nodes: 40,
+            ..Limits::default()
+        };
+        assert!(parse_with_limits(&nest(false), &limit).is_ok());
+        let chain = nest(true);
+        let e = parse_with_limits(&chain, &limit).unwrap_err();
+        assert!(e.message.contains("40 nodes"), "{e}");
         // Long strings repeated by aliases are bounded by the text budget.
         let text = Limits {
             max_bytes: 200,
