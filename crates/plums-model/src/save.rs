@@ -423,6 +423,16 @@ impl Writer<'_> {
             (Some(s), Some(m)) => s == FileStamp::of(m),
             _ => false,
         };
+        if self.new.files.get(rel) == Some(&hash) {
+            // Already written by this save (two references to one file).
+            return Ok(());
+        }
+        if trust && same_file(src, &dst) {
+            // The producer wrote the file straight into the model folder; the staging tree
+            // already links it, and its checksum was computed from these very bytes.
+            self.new.files.insert(rel.to_path_buf(), hash);
+            return Ok(());
+        }
         copy_verified(src, &dst, hash, trust, self.durable)?;
         self.new.files.insert(rel.to_path_buf(), hash);
         Ok(())
@@ -500,5 +510,14 @@ impl Writer<'_> {
         let file = utf8_name(src, "initialisation file")?;
         self.place(&prefix.join("data/initialisation").join(&file), Some(src), ck.hash, ck.stamp, "the initialisation file")?;
         Ok(InitialisationMetadata::File { name: Some(ck.name.to_string()), path: format!("data/initialisation/{file}"), hash: ck.hash })
+    }
+}
+
+/// Whether two paths name the same file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => y.is_file() && x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
 }
