@@ -18,10 +18,7 @@ pub(crate) struct FileStamp {
 
 impl FileStamp {
     pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
-        FileStamp {
-            size: meta.len(),
-            modified: meta.modified().ok(),
-        }
+        FileStamp { size: meta.len(), modified: meta.modified().ok() }
     }
 }
 
@@ -59,19 +56,30 @@ impl Checkpoint {
     /// A given `path` must be a regular file (an [`Error::Io`] otherwise). A given `hash` must be
     /// 32 lowercase hexadecimal digits ([`Error::InvalidArgument`] otherwise); when no hash is
     /// given, it is computed from the file. Neither path nor hash is an [`Error::InvalidArgument`].
-    pub fn new(name: impl Into<Reference>, path: Option<impl AsRef<Path>>, epoch: Option<i64>, hash: Option<&str>) -> Result<Self> {
+    pub fn new(
+        name: impl Into<Reference>,
+        path: Option<impl AsRef<Path>>,
+        epoch: Option<i64>,
+        hash: Option<&str>,
+    ) -> Result<Self> {
         let name = name.into();
         let path = path.map(|p| p.as_ref().to_path_buf());
         let mut stamp = None;
         if let Some(p) = &path {
             let meta = std::fs::metadata(p).map_err(|e| Error::io(p, "invalid checkpoint: cannot read its file", e))?;
             if !meta.is_file() {
-                return Err(Error::os(p, std::io::ErrorKind::InvalidInput, "invalid checkpoint: the path is not a file"));
+                return Err(Error::os(
+                    p,
+                    std::io::ErrorKind::InvalidInput,
+                    "invalid checkpoint: the path is not a file",
+                ));
             }
             stamp = Some(FileStamp::of(&meta));
         }
         let hash = match (hash, &path) {
-            (Some(h), _) => h.parse::<Md5>().map_err(|e| Error::InvalidArgument(format!("invalid checkpoint {}: {e}", name.quoted())))?,
+            (Some(h), _) => h
+                .parse::<Md5>()
+                .map_err(|e| Error::InvalidArgument(format!("invalid checkpoint {}: {e}", name.quoted())))?,
             (None, Some(p)) => {
                 let (digest, size) = md5_file_sized(p)?;
                 if stamp.map(|s| s.size) != Some(size) {

@@ -85,10 +85,8 @@ impl CheckpointCollection {
 
     /// Remove the checkpoint `reference` ([`Error::MissingReference`] if absent).
     pub fn remove(&mut self, reference: &Reference) -> Result<Checkpoint> {
-        let removed = self
-            .checkpoints
-            .shift_remove(reference)
-            .ok_or_else(|| Error::MissingReference(reference.clone()))?;
+        let removed =
+            self.checkpoints.shift_remove(reference).ok_or_else(|| Error::MissingReference(reference.clone()))?;
         if self.latest.as_ref() == Some(reference) {
             self.latest = self.checkpoints.keys().last().cloned();
         }
@@ -193,7 +191,9 @@ mod tests {
 
     #[test]
     fn latest_follows_additions_and_removals_not_replacements() {
-        let mut c = CheckpointCollection::from_checkpoints([ck(1, Some(1), 'a'), ck(2, Some(2), 'b'), ck(3, Some(3), 'c')]).unwrap();
+        let mut c =
+            CheckpointCollection::from_checkpoints([ck(1, Some(1), 'a'), ck(2, Some(2), 'b'), ck(3, Some(3), 'c')])
+                .unwrap();
         assert_eq!(c.latest(), Some(&Reference::Int(3)));
         c.insert(1, &ck("x", Some(9), 'd')).unwrap();
         assert_eq!(c.latest(), Some(&Reference::Int(3)));
@@ -213,13 +213,17 @@ mod tests {
 
     #[test]
     fn by_epoch_and_equality() {
-        let c = CheckpointCollection::from_checkpoints([ck(1, Some(1), 'a'), ck(2, Some(2), 'b'), ck(3, Some(1), 'c')]).unwrap();
+        let c = CheckpointCollection::from_checkpoints([ck(1, Some(1), 'a'), ck(2, Some(2), 'b'), ck(3, Some(1), 'c')])
+            .unwrap();
         let e = c.by_epoch(1);
         assert_eq!(e.keys().cloned().collect::<Vec<_>>(), vec![Reference::Int(1), Reference::Int(3)]);
         assert!(c.by_epoch(7).is_empty());
-        let d = CheckpointCollection::from_checkpoints([ck(3, Some(1), 'c'), ck(2, Some(2), 'b'), ck(1, Some(1), 'a')]).unwrap();
+        let d = CheckpointCollection::from_checkpoints([ck(3, Some(1), 'c'), ck(2, Some(2), 'b'), ck(1, Some(1), 'a')])
+            .unwrap();
         assert_eq!(c, d);
-        let f = CheckpointCollection::from_checkpoints([ck(3, Some(1), 'c'), ck(2, Some(2), 'b'), ck("1", Some(1), 'a')]).unwrap();
+        let f =
+            CheckpointCollection::from_checkpoints([ck(3, Some(1), 'c'), ck(2, Some(2), 'b'), ck("1", Some(1), 'a')])
+                .unwrap();
         assert_ne!(c, f);
     }
 }

@@ -54,20 +54,12 @@ pub struct Offence {
 impl Offence {
     /// A tree offence.
     pub fn tree(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Offence {
-            kind: OffenceKind::Tree,
-            location: location.into(),
-            message: message.into(),
-        }
+        Offence { kind: OffenceKind::Tree, location: location.into(), message: message.into() }
     }
 
     /// A metadata offence.
     pub fn metadata(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Offence {
-            kind: OffenceKind::Metadata,
-            location: location.into(),
-            message: message.into(),
-        }
+        Offence { kind: OffenceKind::Metadata, location: location.into(), message: message.into() }
     }
 
     /// The same offence, with its location placed under `prefix` (for nested models).
@@ -108,13 +100,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.offences.len();
-        write!(
-            f,
-            "{} is not a valid PMF model ({} offence{})",
-            self.path.display(),
-            n,
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{} is not a valid PMF model ({} offence{})", self.path.display(), n, if n == 1 { "" } else { "s" })?;
         for offence in &self.offences {
             write!(f, "\n  {offence}")?;
         }
@@ -168,12 +154,7 @@ impl Error {
 
     /// An OS-level refusal on `path` that has no underlying `io::Error`.
     pub fn os(path: impl AsRef<Path>, kind: io::ErrorKind, message: impl Into<String>) -> Self {
-        Error::Io {
-            path: path.as_ref().to_path_buf(),
-            message: message.into(),
-            source: None,
-            kind,
-        }
+        Error::Io { path: path.as_ref().to_path_buf(), message: message.into(), source: None, kind }
     }
 
     /// A validation error built from a report: metadata if any offence is about metadata, tree otherwise.

@@ -19,11 +19,18 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A name unique to this process and call, for temporary files and staging folders.
 pub(crate) fn unique_suffix() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{}-{n}-{nanos:08x}", std::process::id())
+}
+
+/// Whether `text` has the form [`unique_suffix`] gives: `<pid>-<counter>-<8 hex digits>`.
+pub(crate) fn is_unique_suffix(text: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = text.split(|&b| b == b'-').collect();
+    matches!(parts.as_slice(), [pid, n, hex]
+        if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit)
+        && !n.is_empty() && n.iter().all(u8::is_ascii_digit)
+        && hex.len() == 8 && hex.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// The temporary sibling used to write `dst` atomically.
@@ -125,11 +132,17 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Create `dir` (not its parents) with the permissions of `like`, if given.
+///
+/// `dir` must be in a tree PMF is building: where a symbolic link or a file stands at `dir`,
+/// it is replaced by a real folder (writing through a link could reach outside the model).
 pub(crate) fn make_dir(dir: &Path, like: Option<&fs::Metadata>) -> Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        Err(e) => return Err(Error::io(dir, "cannot create folder", e)),
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => fs::remove_file(dir).map_err(|e| Error::io(dir, "cannot replace a link or file by a folder", e))?,
+        Err(_) => {}
+    }
+    if let Err(e) = fs::create_dir(dir) {
+        return Err(Error::io(dir, "cannot create folder", e));
     }
     if let Some(m) = like {
         let _ = fs::set_permissions(dir, m.permissions());
@@ -200,7 +213,9 @@ pub(crate) fn exchange(a: &Path, b: &Path) -> Result<bool> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
     match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
         Ok(()) => Ok(true),
-        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::NOTSUP => Ok(false),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::NOTSUP => {
+            Ok(false)
+        }
         Err(e) => Err(Error::io(b, "cannot swap the new model into place", io::Error::from(e))),
     }
 }
@@ -214,6 +229,14 @@ pub(crate) fn remove_tree_quietly(path: &Path) {
 mod tests {
     use super::*;
     use crate::hash::md5_file;
+
+    #[test]
+    fn unique_suffixes_are_recognised() {
+        assert!(is_unique_suffix(unique_suffix().as_bytes()));
+        for bad in ["", "1-2", "1-2-3", "a-2-0000000f", "1-2-0000000f.pmf-save-1-2-00000000", "1-2-0000000g"] {
+            assert!(!is_unique_suffix(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn atomic_write_replaces_without_touching_links() {
@@ -258,7 +281,10 @@ mod tests {
         assert_eq!(fs::read_link(dst.path().join("l")).unwrap(), PathBuf::from("g"));
         assert!(!dst.path().join("skip").exists());
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(fs::metadata(src.path().join("g")).unwrap().ino(), fs::metadata(dst.path().join("g")).unwrap().ino());
+        assert_eq!(
+            fs::metadata(src.path().join("g")).unwrap().ino(),
+            fs::metadata(dst.path().join("g")).unwrap().ino()
+        );
     }
 
     #[test]

@@ -96,11 +96,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
     if !meta.is_file() {
-        return Err(Error::os(
-            path,
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(Error::os(path, io::ErrorKind::InvalidInput, "not a regular file"));
     }
     std::fs::OpenOptions::new()
         .read(true)
@@ -149,8 +145,7 @@ pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Resul
             Err(e) => return Err(Error::io(src, "cannot read file", e)),
         };
         hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])
-            .map_err(|e| Error::io(dst_path, "cannot write file", e))?;
+        dst.write_all(&buf[..n]).map_err(|e| Error::io(dst_path, "cannot write file", e))?;
         total += n as u64;
     }
     Ok((Md5(hasher.finalize().into()), total))
@@ -171,7 +166,14 @@ mod tests {
 
     #[test]
     fn rejects_non_md5_text() {
-        for bad in ["", "abc", "9E107D9D372BB6826BD81D3542A419D6", "9e107d9d372bb6826bd81d3542a419d", "9e107d9d372bb6826bd81d3542a419d6a", "ge107d9d372bb6826bd81d3542a419d6"] {
+        for bad in [
+            "",
+            "abc",
+            "9E107D9D372BB6826BD81D3542A419D6",
+            "9e107d9d372bb6826bd81d3542a419d",
+            "9e107d9d372bb6826bd81d3542a419d6a",
+            "ge107d9d372bb6826bd81d3542a419d6",
+        ] {
             let err = bad.parse::<Md5>().unwrap_err();
             assert!(err.to_string().contains("expected 32 lowercase hexadecimal digits"), "{bad}");
         }

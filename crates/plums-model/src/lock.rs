@@ -95,10 +95,8 @@ impl ModelLock {
 
     fn write_holder(&mut self) {
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let since =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let text = format!("pid {} on {host} since unix time {since}\n", std::process::id());
         let _ = self.file.set_len(0);
         let _ = self.file.rewind();

@@ -206,7 +206,10 @@ impl Checker {
                 }
             },
             other => {
-                self.err(&join(loc, key), format!("expected an MD5 checksum (32 lowercase hexadecimal digits), found {}", describe(other)));
+                self.err(
+                    &join(loc, key),
+                    format!("expected an MD5 checksum (32 lowercase hexadecimal digits), found {}", describe(other)),
+                );
                 None
             }
         }
@@ -239,7 +242,10 @@ impl Checker {
             Some(Value::Int(i)) => Ok(Some(Timestamp::Int(*i))),
             Some(Value::Float(f)) if f.is_finite() => Ok(Some(Timestamp::Float(*f))),
             Some(other) => {
-                self.err(&join(loc, key), format!("expected a time in seconds (an int or a finite float) or null, found {}", describe(other)));
+                self.err(
+                    &join(loc, key),
+                    format!("expected a time in seconds (an int or a finite float) or null, found {}", describe(other)),
+                );
                 Err(())
             }
         }
@@ -258,17 +264,22 @@ impl Metadata {
     /// assert!(locations.contains(&"model"));
     /// ```
     pub fn from_value(doc: &Value) -> Result<Metadata, Vec<Offence>> {
+        match Self::from_value_lenient(doc) {
+            (Some(m), offences) if offences.is_empty() => Ok(m),
+            (_, offences) => Err(offences),
+        }
+    }
+
+    /// Like [`Metadata::from_value`], but also returns the typed metadata when every field has
+    /// the right type and only value rules are broken (training cross-checks, producer name,
+    /// format version...), so that the tree checks can still run on it.
+    pub fn from_value_lenient(doc: &Value) -> (Option<Metadata>, Vec<Offence>) {
         let mut c = Checker { offences: Vec::new() };
         let result = parse_metadata(&mut c, doc);
-        match result {
-            Some(m) if c.offences.is_empty() => Ok(m),
-            _ => {
-                if c.offences.is_empty() {
-                    c.err("", "invalid metadata");
-                }
-                Err(c.offences)
-            }
+        if result.is_none() && c.offences.is_empty() {
+            c.err("", "invalid metadata");
         }
+        (result, c.offences)
     }
 
     /// The document to write as `metadata.yaml`.
@@ -375,7 +386,10 @@ fn parse_format(c: &mut Checker, v: &Value) -> Option<ProducerMetadata> {
     let map = c.closed(v, "format", &["version", "producer"])?;
     if let Some(version) = map.get(&Value::from("version")) {
         if version.as_str() != Some(FORMAT_VERSION) {
-            c.err("format.version", format!("unsupported format version {}: expected \"{FORMAT_VERSION}\"", describe(version)));
+            c.err(
+                "format.version",
+                format!("unsupported format version {}: expected \"{FORMAT_VERSION}\"", describe(version)),
+            );
         }
     }
     let producer = map.get(&Value::from("producer"))?;
@@ -386,14 +400,21 @@ fn parse_format(c: &mut Checker, v: &Value) -> Option<ProducerMetadata> {
             c.err("format.producer.name", format!("invalid producer name {n:?}: expected a letter then at least one letter, digit or \"_\" (^[a-zA-Z][0-9a-zA-Z_]+$)"));
         }
     }
-    let vmap = pmap.get(&Value::from("version")).and_then(|v| c.closed(v, "format.producer.version", &["format", "value"]));
+    let vmap =
+        pmap.get(&Value::from("version")).and_then(|v| c.closed(v, "format.producer.version", &["format", "value"]));
     let (fmt, value) = match vmap {
-        Some(vm) => (c.string(vm, "format.producer.version", "format"), c.string(vm, "format.producer.version", "value")),
+        Some(vm) => {
+            (c.string(vm, "format.producer.version", "format"), c.string(vm, "format.producer.version", "value"))
+        }
         None => (None, None),
     };
     if let (Some(f), Some(v)) = (&fmt, &value) {
         if let Err(e) = crate::version::version(f, v) {
-            let loc = if crate::version::registered_formats().contains(f) { "format.producer.version.value" } else { "format.producer.version.format" };
+            let loc = if crate::version::registered_formats().contains(f) {
+                "format.producer.version.value"
+            } else {
+                "format.producer.version.format"
+            };
             c.err(loc, e.to_string());
         }
     }
@@ -438,7 +459,8 @@ fn parse_initialisation(c: &mut Checker, v: &Value) -> Option<Option<Initialisat
             let inner = c.closed(&map[0], loc, &["name", "id", "checkpoint", "path"])?;
             let name = c.opt_string(inner, loc, "name");
             let id = c.string(inner, loc, "id");
-            let checkpoint = inner.get(&Value::from("checkpoint")).and_then(|r| c.reference(r, &join(loc, "checkpoint")));
+            let checkpoint =
+                inner.get(&Value::from("checkpoint")).and_then(|r| c.reference(r, &join(loc, "checkpoint")));
             let path = c.path(inner, loc, "path");
             Some(Some(InitialisationMetadata::Pmf { name: name.ok()?, id: id?, checkpoint: checkpoint?, path: path? }))
         }
@@ -459,18 +481,34 @@ fn parse_initialisation(c: &mut Checker, v: &Value) -> Option<Option<Initialisat
 
 fn parse_training(c: &mut Checker, v: &Value) -> Option<TrainingMetadata> {
     const LOC: &str = "model.training";
-    let keys = ["status", "start_epoch", "start_time", "latest_epoch", "latest_time", "end_epoch", "end_time", "latest", "checkpoints"];
+    let keys = [
+        "status",
+        "start_epoch",
+        "start_time",
+        "latest_epoch",
+        "latest_time",
+        "end_epoch",
+        "end_time",
+        "latest",
+        "checkpoints",
+    ];
     let map = c.closed(v, LOC, &keys)?;
     let status = match map.get(&Value::from("status")) {
         Some(Value::Str(s)) => match s.parse::<Status>() {
             Ok(st) => Some(st),
             Err(_) => {
-                c.err(&join(LOC, "status"), format!("invalid status {s:?}: expected pending, running, finished or failed"));
+                c.err(
+                    &join(LOC, "status"),
+                    format!("invalid status {s:?}: expected pending, running, finished or failed"),
+                );
                 None
             }
         },
         Some(other) => {
-            c.err(&join(LOC, "status"), format!("expected pending, running, finished or failed, found {}", describe(other)));
+            c.err(
+                &join(LOC, "status"),
+                format!("expected pending, running, finished or failed, found {}", describe(other)),
+            );
             None
         }
         None => None,
@@ -510,7 +548,13 @@ fn parse_training(c: &mut Checker, v: &Value) -> Option<TrainingMetadata> {
 fn parse_checkpoints(c: &mut Checker, v: &Value) -> Option<IndexMap<Reference, CheckpointEntry>> {
     const LOC: &str = "model.training.checkpoints";
     let Some(map) = v.as_map() else {
-        c.err(LOC, format!("expected a mapping of checkpoint reference to {{epoch, path, hash}} (maybe {{}}), found {}", describe(v)));
+        c.err(
+            LOC,
+            format!(
+                "expected a mapping of checkpoint reference to {{epoch, path, hash}} (maybe {{}}), found {}",
+                describe(v)
+            ),
+        );
         return None;
     };
     let mut out = IndexMap::with_capacity(map.len());
@@ -552,15 +596,29 @@ mod tests {
 
     fn sample() -> Metadata {
         let mut checkpoints = IndexMap::new();
-        checkpoints.insert(Reference::Int(1), CheckpointEntry { epoch: 1, path: "data/checkpoints/1.h5".into(), hash: Md5::of_bytes(b"1") });
-        checkpoints.insert(Reference::from("1"), CheckpointEntry { epoch: 2, path: "data/checkpoints/s1.h5".into(), hash: Md5::of_bytes(b"2") });
+        checkpoints.insert(
+            Reference::Int(1),
+            CheckpointEntry { epoch: 1, path: "data/checkpoints/1.h5".into(), hash: Md5::of_bytes(b"1") },
+        );
+        checkpoints.insert(
+            Reference::from("1"),
+            CheckpointEntry { epoch: 2, path: "data/checkpoints/s1.h5".into(), hash: Md5::of_bytes(b"2") },
+        );
         Metadata {
-            producer: ProducerMetadata { name: "faster_rcnn".into(), version_format: "py_pa".into(), version: "0.4.0".into() },
+            producer: ProducerMetadata {
+                name: "faster_rcnn".into(),
+                version_format: "py_pa".into(),
+                version: "0.4.0".into(),
+            },
             model: ModelMetadata {
                 name: Some("yes".into()),
                 id: "1e10".into(),
                 configuration: FileEntry { path: "config.py".into(), hash: Md5::of_bytes(b"c") },
-                initialisation: Some(InitialisationMetadata::File { name: Some("imagenet".into()), path: "data/initialisation/w.h5".into(), hash: Md5::of_bytes(b"w") }),
+                initialisation: Some(InitialisationMetadata::File {
+                    name: Some("imagenet".into()),
+                    path: "data/initialisation/w.h5".into(),
+                    hash: Md5::of_bytes(b"w"),
+                }),
                 training: TrainingMetadata {
                     record: TrainingRecord {
                         status: Status::Running,
@@ -619,7 +677,15 @@ mod tests {
         set(&mut doc, &["model", "name"], None);
         let offences = offences_of(&doc);
         let locs: Vec<&str> = offences.iter().map(|o| o.location.as_str()).collect();
-        for expected in ["format.version", "format.producer.name", "model.id", "model.configuration.hash", "model.training.status", "model.training.extra", "model.name"] {
+        for expected in [
+            "format.version",
+            "format.producer.name",
+            "model.id",
+            "model.configuration.hash",
+            "model.training.status",
+            "model.training.extra",
+            "model.name",
+        ] {
             assert!(locs.contains(&expected), "{expected} not in {locs:?}");
         }
         assert!(offences.iter().all(|o| o.kind == crate::error::OffenceKind::Metadata));
@@ -652,7 +718,10 @@ mod tests {
         both.insert("file".into(), Mapping::new().into());
         set(&mut doc, &["model", "initialisation"], Some(both.into()));
         let o = offences_of(&doc);
-        assert!(o.iter().any(|o| o.location == "model.initialisation" && o.message.contains("exactly one key")), "{o:?}");
+        assert!(
+            o.iter().any(|o| o.location == "model.initialisation" && o.message.contains("exactly one key")),
+            "{o:?}"
+        );
         let mut pmf = Mapping::new();
         let mut inner = Mapping::new();
         inner.insert("name".into(), Value::Null);
@@ -663,7 +732,10 @@ mod tests {
         set(&mut doc, &["model", "initialisation"], Some(pmf.into()));
         let o = offences_of(&doc);
         let locs: Vec<&str> = o.iter().map(|o| o.location.as_str()).collect();
-        assert!(locs.contains(&"model.initialisation.pmf.checkpoint") && locs.contains(&"model.initialisation.pmf.path"), "{locs:?}");
+        assert!(
+            locs.contains(&"model.initialisation.pmf.checkpoint") && locs.contains(&"model.initialisation.pmf.path"),
+            "{locs:?}"
+        );
     }
 
     #[test]
@@ -674,6 +746,9 @@ mod tests {
         assert!(o.iter().any(|o| o.location == "format.producer.version.value"), "{o:?}");
         set(&mut doc, &["format", "producer", "version", "format"], Some("zzz".into()));
         let o = offences_of(&doc);
-        assert!(o.iter().any(|o| o.location == "format.producer.version.format" && o.message.contains("unknown")), "{o:?}");
+        assert!(
+            o.iter().any(|o| o.location == "format.producer.version.format" && o.message.contains("unknown")),
+            "{o:?}"
+        );
     }
 }

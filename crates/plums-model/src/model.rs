@@ -140,7 +140,12 @@ impl Model {
     }
 
     /// Register the initialisation found at `path` (see [`initialisation`]).
-    pub fn register_initialisation(&mut self, path: impl AsRef<Path>, checkpoint_reference: Option<Reference>, name: Option<&str>) -> Result<()> {
+    pub fn register_initialisation(
+        &mut self,
+        path: impl AsRef<Path>,
+        checkpoint_reference: Option<Reference>,
+        name: Option<&str>,
+    ) -> Result<()> {
         self.initialisation = Some(initialisation(path, checkpoint_reference, name)?);
         Ok(())
     }
@@ -165,7 +170,9 @@ impl Model {
             model.sync = Some(SyncState {
                 root,
                 metadata_digest: validated.metadata_digest,
-                known: Arc::new(KnownFiles::from_validated(&validated)),
+                // A load trusts the folder's recorded checksums (a strict one verified them): a later
+                // save reuses those files while their size, mtime and inode are unchanged.
+                known: Arc::new(KnownFiles::from_validated(&validated, true)),
             });
         }
         Ok(model)
@@ -174,7 +181,12 @@ impl Model {
     pub(crate) fn from_validated(v: &ValidatedModel) -> Result<Self> {
         let meta = &v.metadata;
         let m = &meta.model;
-        let producer = Producer::new(&meta.producer.name, &meta.producer.version_format, &meta.producer.version, v.root.join(&m.configuration.path))?;
+        let producer = Producer::new(
+            &meta.producer.name,
+            &meta.producer.version_format,
+            &meta.producer.version,
+            v.root.join(&m.configuration.path),
+        )?;
         let mut collection = CheckpointCollection::new();
         for (reference, entry) in &m.training.checkpoints {
             let file = v.root.join(&entry.path);
@@ -234,12 +246,20 @@ impl Model {
 ///
 /// A missing path or a folder that is not a PMF model is an [`Error::Io`]; a missing or
 /// unknown argument an [`Error::InvalidArgument`]; an invalid PMF model a validation error.
-pub fn initialisation(path: impl AsRef<Path>, checkpoint_reference: Option<Reference>, name: Option<&str>) -> Result<Initialisation> {
+pub fn initialisation(
+    path: impl AsRef<Path>,
+    checkpoint_reference: Option<Reference>,
+    name: Option<&str>,
+) -> Result<Initialisation> {
     let path = path.as_ref();
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "invalid initialisation path: it does not exist", e))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::io(path, "invalid initialisation path: it does not exist", e))?;
     if meta.is_file() {
         let name = name.ok_or_else(|| {
-            Error::InvalidArgument(format!("invalid arguments: {} is a weight file, so a name is needed to identify it", path.display()))
+            Error::InvalidArgument(format!(
+                "invalid arguments: {} is a weight file, so a name is needed to identify it",
+                path.display()
+            ))
         })?;
         return Ok(Initialisation::File(Checkpoint::new(name, Some(path), None, None)?));
     }

@@ -52,20 +52,12 @@ pub(crate) enum Entry {
 
 impl Root {
     pub fn new(given: &Path, allow_external_links: bool) -> std::io::Result<Self> {
-        Ok(Root {
-            given: given.to_path_buf(),
-            real: given.canonicalize()?,
-            allow_external_links,
-        })
+        Ok(Root { given: given.to_path_buf(), real: given.canonicalize()?, allow_external_links })
     }
 
     /// A sub-root (for a nested initialisation model), sharing the confinement of this root.
     pub fn child(&self, rel: &Path) -> Self {
-        Root {
-            given: self.given.join(rel),
-            real: self.real.join(rel),
-            allow_external_links: self.allow_external_links,
-        }
+        Root { given: self.given.join(rel), real: self.real.join(rel), allow_external_links: self.allow_external_links }
     }
 
     /// Resolve `rel` (already checked by [`relative_inside`]) and say what is there.
@@ -76,7 +68,9 @@ impl Root {
         match std::fs::symlink_metadata(&joined) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((joined, Entry::Missing)),
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => return Ok((joined, Entry::Missing)),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+                return Ok((joined, Entry::Missing))
+            }
             Err(e) => return Err(Offence::tree(location, format!("cannot be read: {e}"))),
         }
         let real = match joined.canonicalize() {
@@ -92,7 +86,10 @@ impl Root {
         if !self.allow_external_links && !real.starts_with(&self.real) {
             return Err(Offence::tree(
                 location,
-                format!("resolves to {} outside the model root: refused (paths must stay inside the model)", real.display()),
+                format!(
+                    "resolves to {} outside the model root: refused (paths must stay inside the model)",
+                    real.display()
+                ),
             ));
         }
         let meta = match std::fs::metadata(&real) {

@@ -37,12 +37,21 @@ pub struct Producer {
 impl Producer {
     /// A producer. The configuration must be an existing file ([`Error::Io`] otherwise); an
     /// unknown version format or an invalid version is an [`Error::InvalidArgument`].
-    pub fn new(name: impl Into<String>, version_format: &str, version_string: &str, configuration: impl AsRef<Path>) -> Result<Self> {
+    pub fn new(
+        name: impl Into<String>,
+        version_format: &str,
+        version_string: &str,
+        configuration: impl AsRef<Path>,
+    ) -> Result<Self> {
         let configuration = configuration.as_ref();
         match std::fs::metadata(configuration) {
             Ok(m) if m.is_file() => {}
             Ok(_) => {
-                return Err(Error::os(configuration, std::io::ErrorKind::InvalidInput, "invalid configuration: the path is not a file"))
+                return Err(Error::os(
+                    configuration,
+                    std::io::ErrorKind::InvalidInput,
+                    "invalid configuration: the path is not a file",
+                ))
             }
             Err(e) => return Err(Error::io(configuration, "invalid configuration: cannot read the file", e)),
         }
@@ -58,7 +67,8 @@ impl Producer {
         if self != other {
             return Ok(false);
         }
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, "cannot read configuration", e));
+        let size =
+            |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, "cannot read configuration", e));
         if size(&self.configuration)? != size(&other.configuration)? {
             return Ok(false);
         }

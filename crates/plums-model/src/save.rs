@@ -11,6 +11,8 @@
 //!   the next save. Where the file system cannot exchange folders, files are renamed into
 //!   place one by one with `metadata.yaml` last (weaker; documented in docs/RELIABILITY.md).
 //! - Nothing but PMF-owned files changes: extra files and folders are carried over as they are.
+//!   Files the previous save registered and the new model no longer uses are removed (unless
+//!   [`SaveOptions::keep_unregistered_files`]), so an incremental save leaves what a full one would.
 //! - One writer at a time ([`crate::lock`]), and no lost update: a model remembers the state of
 //!   the folder it was loaded from or saved to, and refuses to save over a folder that another
 //!   writer changed since, unless [`SaveOptions::overwrite_concurrent_changes`] says so.
@@ -32,7 +34,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic};
 use crate::hash::{md5_file_sized, Md5};
 use crate::lock::{ModelLock, LOCK_FILE};
-use crate::metadata::{CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata};
+use crate::metadata::{
+    CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
+};
 use crate::model::{Initialisation, Model, SyncState};
 use crate::producer::is_valid_producer_name;
 use crate::reference::Reference;
@@ -56,6 +60,11 @@ pub struct SaveOptions {
     pub overwrite_concurrent_changes: bool,
     /// Sync files and folders to disk before returning.
     pub durable: bool,
+    /// Keep files that the previous save registered and the model no longer uses (a removed
+    /// checkpoint's file, a renamed configuration). By default they are removed, so that saving
+    /// over a model leaves exactly what saving into a fresh folder would (plus foreign files,
+    /// which are always kept).
+    pub keep_unregistered_files: bool,
 }
 
 impl Default for SaveOptions {
@@ -66,41 +75,93 @@ impl Default for SaveOptions {
             lock_timeout: Duration::from_secs(30),
             overwrite_concurrent_changes: false,
             durable: true,
+            keep_unregistered_files: false,
         }
+    }
+}
+
+/// The identity of a file's content as far as `stat` tells: size, modification time, inode.
+/// (Not the change time: hard-linking a file into the staging tree changes it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        Some(Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ino: m.ino(), dev: m.dev() })
     }
 }
 
 /// Files of a saved model whose checksum is recorded, by path relative to the model root.
+///
+/// A file with a stamp had that checksum when the stamp was taken (we wrote it, or a strict
+/// load verified it): it can be reused without reading it as long as its stamp is unchanged.
+/// A file without a stamp must be hashed before it is reused.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KnownFiles {
-    files: HashMap<PathBuf, Md5>,
-    /// Whether the files are known to have those checksums (written by us, folder unchanged),
-    /// or must be hashed before being reused.
-    trusted: bool,
+    files: HashMap<PathBuf, (Md5, Option<Stamp>)>,
 }
 
 impl KnownFiles {
-    pub(crate) fn from_validated(v: &ValidatedModel) -> Self {
-        let mut k = KnownFiles { files: HashMap::new(), trusted: false };
-        k.add_validated(v, Path::new(""));
+    /// The files recorded in a validated model; stamped (trusted as they are now) when `trust`.
+    pub(crate) fn from_validated(v: &ValidatedModel, trust: bool) -> Self {
+        let mut k = KnownFiles { files: HashMap::new() };
+        k.add_validated(v, Path::new(""), trust.then_some(v.root.as_path()));
         k
     }
 
-    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path) {
+    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path, stamp_root: Option<&Path>) {
         let m = &v.metadata.model;
-        self.files.insert(prefix.join(&m.configuration.path), m.configuration.hash);
+        let mut add = |rel: PathBuf, hash: Md5| {
+            let stamp = stamp_root.and_then(|r| Stamp::of(&r.join(&rel)));
+            self.files.insert(rel, (hash, stamp));
+        };
+        add(prefix.join(&m.configuration.path), m.configuration.hash);
         if v.checkpoints_checked {
             for entry in m.training.checkpoints.values() {
-                self.files.insert(prefix.join(&entry.path), entry.hash);
+                add(prefix.join(&entry.path), entry.hash);
             }
         }
         match (&m.initialisation, &v.initialisation) {
-            (Some(InitialisationMetadata::File { path, hash, .. }), _) => {
-                self.files.insert(prefix.join(path), *hash);
+            (Some(InitialisationMetadata::File { path, hash, .. }), _) => add(prefix.join(path), *hash),
+            (Some(InitialisationMetadata::Pmf { .. }), Some(nested)) => {
+                self.add_validated(nested, &prefix.join("data/initialisation"), stamp_root)
             }
-            (Some(InitialisationMetadata::Pmf { .. }), Some(nested)) => self.add_validated(nested, &prefix.join("data/initialisation")),
             _ => {}
         }
+    }
+
+    fn hash_of(&self, rel: &Path) -> Option<Md5> {
+        self.files.get(rel).map(|(h, _)| *h)
+    }
+
+    fn contains(&self, rel: &Path) -> bool {
+        self.files.contains_key(rel)
+    }
+
+    /// Whether the file at `path` (known as `rel`) still has the recorded checksum `hash`,
+    /// without reading it when its stamp says it is unchanged.
+    fn still_has(&self, rel: &Path, path: &Path, hash: Md5) -> bool {
+        match self.files.get(rel) {
+            Some((h, stamp)) if *h == hash => {
+                let now = Stamp::of(path);
+                if now.is_some() && *stamp == now {
+                    return true;
+                }
+                now.is_some() && md5_file_sized(path).map(|(d, _)| d == hash).unwrap_or(false)
+            }
+            _ => false,
+        }
+    }
+
+    fn record(&mut self, rel: &Path, hash: Md5, written: &Path) {
+        self.files.insert(rel.to_path_buf(), (hash, Stamp::of(written)));
     }
 }
 
@@ -119,7 +180,10 @@ fn inspect(dest: &Path) -> Result<Destination> {
         Err(e) => return Err(Error::io(dest, "cannot examine the save destination", e)),
     };
     if !meta.is_dir() {
-        return Err(Error::InvalidArgument(format!("invalid path: {} is a file, expected a folder to save the model in", dest.display())));
+        return Err(Error::InvalidArgument(format!(
+            "invalid path: {} is a file, expected a folder to save the model in",
+            dest.display()
+        )));
     }
     let md = dest.join("metadata.yaml");
     if fs::symlink_metadata(&md).is_err() {
@@ -127,7 +191,21 @@ fn inspect(dest: &Path) -> Result<Destination> {
         let non_empty = entries.any(|e| e.map(|e| e.file_name() != LOCK_FILE).unwrap_or(true));
         return Ok(if non_empty { Destination::Foreign } else { Destination::Empty });
     }
-    let invalid = |why: String| Error::os(&md, io::ErrorKind::InvalidData, format!("invalid path: not a valid PMF metadata file ({why}); refusing to save over it"));
+    let invalid = |why: String| {
+        Error::os(
+            &md,
+            io::ErrorKind::InvalidData,
+            format!("invalid path: not a valid PMF metadata file ({why}); refusing to save over it"),
+        )
+    };
+    // Never read through a link that leads out of the folder.
+    let inside = match (md.canonicalize(), dest.canonicalize()) {
+        (Ok(target), Ok(root)) => target.starts_with(&root),
+        _ => false,
+    };
+    if !inside {
+        return Err(invalid("it is a link that leads outside the model folder, or a dangling link".into()));
+    }
     let limits = Limits::default();
     let size = fs::metadata(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?.len();
     if size > limits.max_bytes as u64 || !fs::metadata(&md).map(|m| m.is_file()).unwrap_or(false) {
@@ -136,7 +214,8 @@ fn inspect(dest: &Path) -> Result<Destination> {
     let bytes = fs::read(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?;
     let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
     let doc = yaml::parse_with_limits(text, &limits).map_err(|e| invalid(e.to_string()))?;
-    let metadata = Metadata::from_value(&doc).map_err(|offences| invalid(offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")))?;
+    let metadata = Metadata::from_value(&doc)
+        .map_err(|offences| invalid(offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")))?;
     Ok(Destination::Pmf { metadata: Box::new(metadata), digest: Md5::of_bytes(&bytes) })
 }
 
@@ -163,7 +242,10 @@ fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions
 fn preflight(model: &Model, checkpoints: bool, nested: bool, problems: &mut Vec<String>) {
     let who = if nested { format!("initialisation model {:?}: ", model.id) } else { String::new() };
     if !is_valid_producer_name(&model.producer.name) {
-        problems.push(format!("{who}producer name {:?} is invalid: expected a letter then at least one letter, digit or \"_\"", model.producer.name));
+        problems.push(format!(
+            "{who}producer name {:?} is invalid: expected a letter then at least one letter, digit or \"_\"",
+            model.producer.name
+        ));
     }
     match model.producer.configuration.file_name().map(|n| n.to_str()) {
         Some(Some("metadata.yaml" | "data" | LOCK_FILE)) => problems.push(format!(
@@ -171,7 +253,10 @@ fn preflight(model: &Model, checkpoints: bool, nested: bool, problems: &mut Vec<
             model.producer.configuration.file_name().unwrap_or_default()
         )),
         Some(Some(_)) => {}
-        _ => problems.push(format!("{who}the configuration path {} has no UTF-8 file name", model.producer.configuration.display())),
+        _ => problems.push(format!(
+            "{who}the configuration path {} has no UTF-8 file name",
+            model.producer.configuration.display()
+        )),
     }
     let record = model.training.record();
     let epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
@@ -182,8 +267,12 @@ fn preflight(model: &Model, checkpoints: bool, nested: bool, problems: &mut Vec<
         let mut names: HashMap<&std::ffi::OsStr, (&Reference, Md5)> = HashMap::new();
         for (reference, ck) in model.checkpoint_collection.iter() {
             match ck.file_name() {
-                None => problems.push(format!("{who}checkpoint {} has no file to save (path is None)", reference.quoted())),
-                Some(name) if name.to_str().is_none() => problems.push(format!("{who}checkpoint {} has a file name that is not UTF-8", reference.quoted())),
+                None => {
+                    problems.push(format!("{who}checkpoint {} has no file to save (path is None)", reference.quoted()))
+                }
+                Some(name) if name.to_str().is_none() => {
+                    problems.push(format!("{who}checkpoint {} has a file name that is not UTF-8", reference.quoted()))
+                }
                 Some(name) => {
                     if let Some((other, hash)) = names.get(name) {
                         if *hash != ck.hash {
@@ -225,7 +314,10 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     let mut problems = Vec::new();
     preflight(model, options.checkpoints, false, &mut problems);
     if !problems.is_empty() {
-        return Err(Error::InvalidArgument(format!("cannot save: the model would not be valid:\n  - {}", problems.join("\n  - "))));
+        return Err(Error::InvalidArgument(format!(
+            "cannot save: the model would not be valid:\n  - {}",
+            problems.join("\n  - ")
+        )));
     }
     // Refuse early, before creating anything.
     refuse(dest, &inspect(dest)?, model, options)?;
@@ -248,7 +340,7 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
                 ));
             }
             _ => match validate_model(&real, &ValidateOptions::new(false, options.checkpoints)) {
-                Ok(v) => (true, Arc::new(KnownFiles::from_validated(&v))),
+                Ok(v) => (true, Arc::new(KnownFiles::from_validated(&v, false))),
                 Err(e) if !options.force => {
                     return Err(Error::os(
                         dest,
@@ -262,13 +354,14 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     };
 
     let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-    let name = real.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}.pmf-save-");
-    clean_stale(&parent, &prefix);
-    let staging = parent.join(format!("{prefix}{}", fsutil::unique_suffix()));
+    let name = real.file_name().unwrap_or_default().to_owned();
+    clean_stale(&parent, &name);
+    let staging = parent.join(staging_name(&name, &fsutil::unique_suffix()));
     let dest_meta = fs::metadata(&real).ok();
     make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
-        Error::Io { source: Some(src), .. } => Error::io(&staging, "cannot create the staging folder next to the model", src),
+        Error::Io { source: Some(src), .. } => {
+            Error::io(&staging, "cannot create the staging folder next to the model", src)
+        }
         other => other,
     })?;
 
@@ -302,23 +395,52 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     Ok(())
 }
 
+/// The name of a staging folder of the model folder `name`: `.<name>.pmf-save-<suffix>`.
+fn staging_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    let mut n = std::ffi::OsString::from(".");
+    n.push(name);
+    n.push(".pmf-save-");
+    n.push(suffix);
+    n
+}
+
+/// Whether `entry` is a staging folder name of the model folder `name`: the exact prefix,
+/// then a suffix of the form [`fsutil::unique_suffix`] makes (so that a model named
+/// `a.pmf-save-1` is never mistaken for a staging folder of `a`).
+fn is_staging_of(entry: &std::ffi::OsStr, name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = staging_name(name, "");
+    let Some(rest) = entry.as_bytes().strip_prefix(prefix.as_bytes()) else { return false };
+    fsutil::is_unique_suffix(rest)
+}
+
 /// Remove staging folders left by interrupted saves of this model (the lock is held).
-fn clean_stale(parent: &Path, prefix: &str) {
+fn clean_stale(parent: &Path, name: &std::ffi::OsStr) {
     let Ok(entries) = fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
-        let is_ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix));
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_ours && is_dir {
+        if is_dir && is_staging_of(&entry.file_name(), name) {
             fsutil::remove_tree_quietly(&entry.path());
         }
     }
 }
 
-fn build_staging(model: &Model, real: &Path, staging: &Path, owned: bool, known: &KnownFiles, options: &SaveOptions) -> Result<(Md5, KnownFiles)> {
-    // Carry the folder over: everything but the initialisation, which PMF owns and rewrites.
-    let skip = |rel: &Path| owned && rel.starts_with("data/initialisation");
+fn build_staging(
+    model: &Model,
+    real: &Path,
+    staging: &Path,
+    owned: bool,
+    known: &KnownFiles,
+    options: &SaveOptions,
+) -> Result<(Md5, KnownFiles)> {
+    // Carry the folder over, except what PMF owns and rewrites: the initialisation and the
+    // files the previous metadata registered (reused below when the new model still has them).
+    let skip = |rel: &Path| {
+        owned && (rel.starts_with("data/initialisation") || (!options.keep_unregistered_files && known.contains(rel)))
+    };
     fsutil::mirror_tree(real, staging, &skip, options.durable)?;
-    let mut writer = Writer { staging, old_root: real, old: known, new: KnownFiles { files: HashMap::new(), trusted: true }, durable: options.durable };
+    let mut writer =
+        Writer { staging, old_root: real, old: known, new: KnownFiles::default(), durable: options.durable };
     let digest = writer.write_model(model, Path::new(""), options.checkpoints)?;
     if options.durable {
         fsutil::sync_tree_dirs(staging)?;
@@ -336,7 +458,13 @@ fn commit_in_place(staging: &Path, real: &Path, owned: bool, durable: bool) -> R
     use std::os::unix::fs::MetadataExt;
     let mut files = Vec::new();
     for item in walkdir::WalkDir::new(staging).follow_links(false).min_depth(1) {
-        let item = item.map_err(|e| Error::io(staging, "cannot read staging folder", e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed"))))?;
+        let item = item.map_err(|e| {
+            Error::io(
+                staging,
+                "cannot read staging folder",
+                e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
+            )
+        })?;
         let Ok(rel) = item.path().strip_prefix(staging) else { continue };
         let target = real.join(rel);
         if item.file_type().is_dir() {
@@ -402,39 +530,42 @@ impl Writer<'_> {
             Some(s) => Some(fs::metadata(s).map_err(|e| Error::io(s, format!("cannot read {what}"), e))?),
             None => None,
         };
-        if self.old.files.get(rel) == Some(&hash) {
+        if self.old.hash_of(rel) == Some(hash) {
             let old_file = self.old_root.join(rel);
-            if let Ok(old_meta) = fs::symlink_metadata(&old_file) {
-                let size_ok = old_meta.is_file() && src_size.as_ref().is_none_or(|m| m.len() == old_meta.len());
-                let content_ok = size_ok && (self.old.trusted || md5_file_sized(&old_file).map(|(d, _)| d == hash).unwrap_or(false));
-                if content_ok {
-                    if fs::symlink_metadata(&dst).is_err() {
-                        link_or_copy(&old_file, &dst, self.durable)?;
-                    }
-                    self.new.files.insert(rel.to_path_buf(), hash);
-                    return Ok(());
+            let size_ok = src_size.as_ref().is_none_or(|m| Stamp::of(&old_file).is_some_and(|o| o.size == m.len()));
+            // Reused without reading it when its checksum is known to be right: written by this
+            // model or verified by a strict load (and unchanged since), or the very file being saved.
+            let trusted_same = src.is_some_and(|s| same_file(s, &old_file))
+                && stamp.is_some_and(|st| src_size.as_ref().is_some_and(|m| st == FileStamp::of(m)));
+            if size_ok && (trusted_same || self.old.still_has(rel, &old_file, hash)) {
+                if fs::symlink_metadata(&dst).is_err() {
+                    link_or_copy(&old_file, &dst, self.durable)?;
                 }
+                self.new.record(rel, hash, &dst);
+                return Ok(());
             }
         }
         let src = src.ok_or_else(|| {
-            Error::InvalidArgument(format!("cannot save {what}: it has no file (path is None) and the destination holds no identical copy"))
+            Error::InvalidArgument(format!(
+                "cannot save {what}: it has no file (path is None) and the destination holds no identical copy"
+            ))
         })?;
         let trust = match (stamp, &src_size) {
             (Some(s), Some(m)) => s == FileStamp::of(m),
             _ => false,
         };
-        if self.new.files.get(rel) == Some(&hash) {
+        if self.new.hash_of(rel) == Some(hash) {
             // Already written by this save (two references to one file).
             return Ok(());
         }
         if trust && same_file(src, &dst) {
             // The producer wrote the file straight into the model folder; the staging tree
             // already links it, and its checksum was computed from these very bytes.
-            self.new.files.insert(rel.to_path_buf(), hash);
+            self.new.record(rel, hash, &dst);
             return Ok(());
         }
         copy_verified(src, &dst, hash, trust, self.durable)?;
-        self.new.files.insert(rel.to_path_buf(), hash);
+        self.new.record(rel, hash, &dst);
         Ok(())
     }
 
@@ -454,14 +585,25 @@ impl Writer<'_> {
         let (cfg_hash, _) = md5_file_sized(cfg)?;
         self.place(&prefix.join(&cfg_name), Some(cfg), cfg_hash, None, "the configuration file")?;
 
-        write_atomic(&dir.join("data/build_parameters.yaml"), yaml::to_string(&model.build_parameters).as_bytes(), self.durable)?;
+        write_atomic(
+            &dir.join("data/build_parameters.yaml"),
+            yaml::to_string(&model.build_parameters).as_bytes(),
+            self.durable,
+        )?;
 
         let mut entries = IndexMap::with_capacity(model.checkpoint_collection.len());
         for (reference, ck) in model.checkpoint_collection.iter() {
-            let epoch = ck.epoch.ok_or_else(|| Error::InvalidArgument(format!("checkpoint {} has no epoch", reference.quoted())))?;
+            let epoch = ck
+                .epoch
+                .ok_or_else(|| Error::InvalidArgument(format!("checkpoint {} has no epoch", reference.quoted())))?;
             let path = if checkpoints {
                 let file = ck.path.as_deref().map(|p| utf8_name(p, "checkpoint")).transpose()?;
-                let file = file.ok_or_else(|| Error::InvalidArgument(format!("cannot save checkpoint {}: it has no file (path is None)", reference.quoted())))?;
+                let file = file.ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "cannot save checkpoint {}: it has no file (path is None)",
+                        reference.quoted()
+                    ))
+                })?;
                 let rel = prefix.join("data/checkpoints").join(&file);
                 self.place(&rel, ck.path.as_deref(), ck.hash, ck.stamp, &format!("checkpoint {}", reference.quoted()))?;
                 format!("data/checkpoints/{file}")
@@ -475,9 +617,16 @@ impl Writer<'_> {
             None => None,
             Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
             Some(Initialisation::Model(init)) => {
-                let checkpoint = init.checkpoint().cloned().ok_or_else(|| Error::InvalidArgument("the initialisation model has no checkpoint reference".into()))?;
+                let checkpoint = init.checkpoint().cloned().ok_or_else(|| {
+                    Error::InvalidArgument("the initialisation model has no checkpoint reference".into())
+                })?;
                 self.write_model(init, &prefix.join("data/initialisation"), false)?;
-                Some(InitialisationMetadata::Pmf { name: init.name.clone(), id: init.id.clone(), checkpoint, path: "data/initialisation".to_owned() })
+                Some(InitialisationMetadata::Pmf {
+                    name: init.name.clone(),
+                    id: init.id.clone(),
+                    checkpoint,
+                    path: "data/initialisation".to_owned(),
+                })
             }
         };
 
@@ -492,13 +641,20 @@ impl Writer<'_> {
                 id: model.id.clone(),
                 configuration: FileEntry { path: cfg_name, hash: cfg_hash },
                 initialisation,
-                training: TrainingMetadata { record: *model.training.record(), latest: model.checkpoint_collection.latest().cloned(), checkpoints: entries },
+                training: TrainingMetadata {
+                    record: *model.training.record(),
+                    latest: model.checkpoint_collection.latest().cloned(),
+                    checkpoints: entries,
+                },
             },
         };
         let value = metadata.to_value();
         if let Err(offences) = Metadata::from_value(&value) {
             let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
-            return Err(Error::InvalidArgument(format!("cannot save: the metadata would not be valid:\n  - {}", lines.join("\n  - "))));
+            return Err(Error::InvalidArgument(format!(
+                "cannot save: the metadata would not be valid:\n  - {}",
+                lines.join("\n  - ")
+            )));
         }
         let text = yaml::to_string(&value);
         write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
@@ -506,10 +662,21 @@ impl Writer<'_> {
     }
 
     fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {
-        let src = ck.path.as_deref().ok_or_else(|| Error::InvalidArgument("the initialisation file has no path".into()))?;
+        let src =
+            ck.path.as_deref().ok_or_else(|| Error::InvalidArgument("the initialisation file has no path".into()))?;
         let file = utf8_name(src, "initialisation file")?;
-        self.place(&prefix.join("data/initialisation").join(&file), Some(src), ck.hash, ck.stamp, "the initialisation file")?;
-        Ok(InitialisationMetadata::File { name: Some(ck.name.to_string()), path: format!("data/initialisation/{file}"), hash: ck.hash })
+        self.place(
+            &prefix.join("data/initialisation").join(&file),
+            Some(src),
+            ck.hash,
+            ck.stamp,
+            "the initialisation file",
+        )?;
+        Ok(InitialisationMetadata::File {
+            name: Some(ck.name.to_string()),
+            path: format!("data/initialisation/{file}"),
+            hash: ck.hash,
+        })
     }
 }
 

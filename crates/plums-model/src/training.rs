@@ -83,10 +83,7 @@ pub enum Timestamp {
 impl Timestamp {
     /// The current time, as a float like Python's `time.time()`.
     pub fn now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         Timestamp::Float(secs)
     }
 
@@ -135,15 +132,24 @@ pub type TrainingField = &'static str;
 /// `checkpoints` are the `(reference is latest?, epoch)` facts needed for the two checks that
 /// involve checkpoints; pass `latest_missing = true` when `latest` is set, checkpoints are
 /// registered, and `latest` is not among them.
-pub fn check_training(record: &TrainingRecord, latest_missing: bool, checkpoint_epochs: &[i64]) -> Vec<(TrainingField, String)> {
+pub fn check_training(
+    record: &TrainingRecord,
+    latest_missing: bool,
+    checkpoint_epochs: &[i64],
+) -> Vec<(TrainingField, String)> {
     let mut out: Vec<(TrainingField, String)> = Vec::new();
     let status = record.status;
-    let t = [record.start_time.map(Timestamp::as_f64), record.latest_time.map(Timestamp::as_f64), record.end_time.map(Timestamp::as_f64)];
-    let e = [record.start_epoch.map(|x| x as f64), record.latest_epoch.map(|x| x as f64), record.end_epoch.map(|x| x as f64)];
-    let names = [
-        ["start_time", "latest_time", "end_time"],
-        ["start_epoch", "latest_epoch", "end_epoch"],
+    let t = [
+        record.start_time.map(Timestamp::as_f64),
+        record.latest_time.map(Timestamp::as_f64),
+        record.end_time.map(Timestamp::as_f64),
     ];
+    let e = [
+        record.start_epoch.map(|x| x as f64),
+        record.latest_epoch.map(|x| x as f64),
+        record.end_epoch.map(|x| x as f64),
+    ];
+    let names = [["start_time", "latest_time", "end_time"], ["start_epoch", "latest_epoch", "end_epoch"]];
     for (which, (values, other)) in [(&t, &e), (&e, &t)].into_iter().enumerate() {
         let [s, l, end] = names[which];
         let [os, ol, oe] = names[1 - which];
@@ -161,7 +167,10 @@ pub fn check_training(record: &TrainingRecord, latest_missing: bool, checkpoint_
         if let Some(sv) = sv {
             if let Some(lv) = lv {
                 if sv > lv {
-                    out.push((l, format!("{l} ({}) is before {s} ({}): expected {s} <= {l}", fmt_num(lv), fmt_num(sv))));
+                    out.push((
+                        l,
+                        format!("{l} ({}) is before {s} ({}): expected {s} <= {l}", fmt_num(lv), fmt_num(sv)),
+                    ));
                 }
             }
             if osv.is_none() {
@@ -174,7 +183,10 @@ pub fn check_training(record: &TrainingRecord, latest_missing: bool, checkpoint_
         if let Some(lv) = lv {
             if let Some(ev) = ev {
                 if lv > ev {
-                    out.push((end, format!("{end} ({}) is before {l} ({}): expected {l} <= {end}", fmt_num(ev), fmt_num(lv))));
+                    out.push((
+                        end,
+                        format!("{end} ({}) is before {l} ({}): expected {l} <= {end}", fmt_num(ev), fmt_num(lv)),
+                    ));
                 }
             }
             if olv.is_none() {
@@ -194,7 +206,10 @@ pub fn check_training(record: &TrainingRecord, latest_missing: bool, checkpoint_
         }
     }
     if latest_missing {
-        out.push(("latest", "latest is not among the registered checkpoints: expected one of their references or null".to_owned()));
+        out.push((
+            "latest",
+            "latest is not among the registered checkpoints: expected one of their references or null".to_owned(),
+        ));
     }
     if let Some(le) = record.latest_epoch {
         if let Some(max) = checkpoint_epochs.iter().copied().filter(|&ep| ep > le).max() {
@@ -371,7 +386,12 @@ mod tests {
     use super::*;
     use Timestamp::Int as T;
 
-    fn rec(status: Status, s: (Option<i64>, Option<i64>), l: (Option<i64>, Option<i64>), e: (Option<i64>, Option<i64>)) -> TrainingRecord {
+    fn rec(
+        status: Status,
+        s: (Option<i64>, Option<i64>),
+        l: (Option<i64>, Option<i64>),
+        e: (Option<i64>, Option<i64>),
+    ) -> TrainingRecord {
         TrainingRecord {
             status,
             start_epoch: s.0,
@@ -395,13 +415,41 @@ mod tests {
     #[test]
     fn each_rule_is_reported_with_its_field() {
         let cases: Vec<(TrainingRecord, &str, &str)> = vec![
-            (rec(Status::Failed, (Some(0), None), (Some(0), Some(1)), (Some(0), Some(1))), "end_time", "start_time is not"),
-            (rec(Status::Running, (Some(0), Some(5)), (Some(1), Some(4)), (None, None)), "latest_time", "is before start_time"),
-            (rec(Status::Pending, (Some(0), Some(5)), (Some(0), Some(5)), (None, None)), "start_time", "status is pending"),
-            (rec(Status::Running, (Some(0), Some(5)), (Some(1), Some(6)), (Some(1), Some(6))), "end_time", "expected finished or failed"),
-            (rec(Status::Finished, (Some(0), Some(5)), (Some(1), Some(9)), (Some(1), Some(7))), "end_time", "is before latest_time"),
-            (rec(Status::Running, (Some(3), Some(5)), (Some(1), Some(6)), (None, None)), "latest_epoch", "is before start_epoch"),
-            (rec(Status::Running, (None, Some(5)), (None, Some(6)), (None, None)), "start_epoch", "set both or neither"),
+            (
+                rec(Status::Failed, (Some(0), None), (Some(0), Some(1)), (Some(0), Some(1))),
+                "end_time",
+                "start_time is not",
+            ),
+            (
+                rec(Status::Running, (Some(0), Some(5)), (Some(1), Some(4)), (None, None)),
+                "latest_time",
+                "is before start_time",
+            ),
+            (
+                rec(Status::Pending, (Some(0), Some(5)), (Some(0), Some(5)), (None, None)),
+                "start_time",
+                "status is pending",
+            ),
+            (
+                rec(Status::Running, (Some(0), Some(5)), (Some(1), Some(6)), (Some(1), Some(6))),
+                "end_time",
+                "expected finished or failed",
+            ),
+            (
+                rec(Status::Finished, (Some(0), Some(5)), (Some(1), Some(9)), (Some(1), Some(7))),
+                "end_time",
+                "is before latest_time",
+            ),
+            (
+                rec(Status::Running, (Some(3), Some(5)), (Some(1), Some(6)), (None, None)),
+                "latest_epoch",
+                "is before start_epoch",
+            ),
+            (
+                rec(Status::Running, (None, Some(5)), (None, Some(6)), (None, None)),
+                "start_epoch",
+                "set both or neither",
+            ),
         ];
         for (r, field, text) in cases {
             let offences = check_training(&r, false, &[]);
@@ -430,7 +478,15 @@ mod tests {
     fn status_machine() {
         use Status::*;
         let all = [Pending, Running, Finished, Failed];
-        let allowed = [(Pending, Pending), (Pending, Running), (Pending, Failed), (Running, Running), (Running, Finished), (Running, Failed), (Failed, Failed)];
+        let allowed = [
+            (Pending, Pending),
+            (Pending, Running),
+            (Pending, Failed),
+            (Running, Running),
+            (Running, Finished),
+            (Running, Failed),
+            (Failed, Failed),
+        ];
         for a in all {
             for b in all {
                 assert_eq!(a.can_become(b), allowed.contains(&(a, b)), "{a} -> {b}");

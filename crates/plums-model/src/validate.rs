@@ -34,12 +34,7 @@ pub struct ValidateOptions {
 
 impl Default for ValidateOptions {
     fn default() -> Self {
-        ValidateOptions {
-            strict: false,
-            checkpoints: true,
-            allow_external_links: false,
-            limits: Limits::default(),
-        }
+        ValidateOptions { strict: false, checkpoints: true, allow_external_links: false, limits: Limits::default() }
     }
 }
 
@@ -122,11 +117,15 @@ pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check>
     if !meta.is_dir() {
         return Ok(Check {
             metadata: None,
-            offences: vec![Offence::tree(".", format!("{} is not a folder: a PMF model is a folder holding metadata.yaml and data/", path.display()))],
+            offences: vec![Offence::tree(
+                ".",
+                format!("{} is not a folder: a PMF model is a folder holding metadata.yaml and data/", path.display()),
+            )],
             validated: None,
         });
     }
-    let root = Root::new(path, options.allow_external_links).map_err(|e| Error::io(path, "cannot resolve model path", e))?;
+    let root =
+        Root::new(path, options.allow_external_links).map_err(|e| Error::io(path, "cannot resolve model path", e))?;
     let tree = Tree::scan(path)?;
     let mut ctx = Ctx { tree: &tree, options, offences: tree.special_offences(), hashes: Vec::new() };
     let validated = check_model(&mut ctx, &root, Path::new(""), options.checkpoints);
@@ -174,7 +173,10 @@ impl Tree {
                 } else {
                     return None;
                 };
-                Some(Offence::tree(p.display().to_string(), format!("is {what}: special files are not allowed in a model (never opened)")))
+                Some(Offence::tree(
+                    p.display().to_string(),
+                    format!("is {what}: special files are not allowed in a model (never opened)"),
+                ))
             })
             .collect();
         out.sort_by(|a, b| a.location.cmp(&b.location));
@@ -240,7 +242,10 @@ impl Ctx<'_> {
         let limit = self.options.limits.max_bytes;
         match std::fs::metadata(path) {
             Ok(m) if m.len() > limit as u64 => {
-                self.offences.push(Offence::metadata(location, format!("is {} bytes, over the {limit}-byte limit for a YAML file", m.len())));
+                self.offences.push(Offence::metadata(
+                    location,
+                    format!("is {} bytes, over the {limit}-byte limit for a YAML file", m.len()),
+                ));
                 return None;
             }
             Ok(_) => {}
@@ -304,13 +309,19 @@ fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool)
     // metadata.yaml
     let metadata = if ctx.require(root, prefix, "metadata.yaml", Entry::File, "a metadata.yaml file") {
         let location = loc(prefix, Path::new("metadata.yaml"));
-        ctx.read_yaml(&root.given.join("metadata.yaml"), &location).and_then(|(doc, digest)| match Metadata::from_value(&doc) {
-            Ok(m) => Some((m, digest)),
-            Err(offences) => {
-                let mp = metadata_prefix(prefix);
-                ctx.offences.extend(offences.into_iter().map(|o| o.prefixed(&mp)));
-                None
-            }
+        ctx.read_yaml(&root.given.join("metadata.yaml"), &location).and_then(|(doc, digest)| {
+            let (metadata, offences) = Metadata::from_value_lenient(&doc);
+            let mp = metadata_prefix(prefix);
+            ctx.offences.extend(offences.into_iter().map(|mut o| {
+                if o.location.is_empty() {
+                    // A document-level offence: locate it at the file itself.
+                    o.location = location.clone();
+                    o
+                } else {
+                    o.prefixed(&mp)
+                }
+            }));
+            metadata.map(|m| (m, digest))
         })
     } else {
         None
@@ -325,17 +336,25 @@ fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool)
             let location = loc(prefix, Path::new("data/build_parameters.yaml"));
             build_parameters = ctx.read_yaml(&root.given.join("data/build_parameters.yaml"), &location).map(|(v, _)| v);
         }
-        has_init_dir = ctx.require(root, prefix, "data/initialisation", Entry::Dir, "a data/initialisation/ folder (empty when trained from scratch)");
+        has_init_dir = ctx.require(
+            root,
+            prefix,
+            "data/initialisation",
+            Entry::Dir,
+            "a data/initialisation/ folder (empty when trained from scratch)",
+        );
         if checkpoints && ctx.require(root, prefix, "data/checkpoints", Entry::Dir, "a data/checkpoints/ folder") {
             let dir = prefix.join("data/checkpoints");
-            let subdirs: Vec<String> = ctx.tree.children(&dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
+            let subdirs: Vec<String> =
+                ctx.tree.children(&dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
             for d in subdirs {
                 ctx.tree_offence(d, "is a folder: data/checkpoints/ holds checkpoint files only".to_owned());
             }
         }
     }
 
-    let nested = if has_init_dir { check_initialisation(ctx, root, prefix, metadata.as_ref().map(|(m, _)| m)) } else { None };
+    let nested =
+        if has_init_dir { check_initialisation(ctx, root, prefix, metadata.as_ref().map(|(m, _)| m)) } else { None };
 
     let (metadata, metadata_digest) = metadata?;
     check_configuration(ctx, root, prefix, &metadata);
@@ -363,15 +382,29 @@ fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: 
         Err(m) => return ctx.tree_offence(format!("{mp}model.configuration.path"), m),
     };
     if rel.components().count() != 1 {
-        return ctx.tree_offence(format!("{mp}model.configuration.path"), format!("{text:?} is not a file name: the configuration file lies at the model root"));
+        return ctx.tree_offence(
+            format!("{mp}model.configuration.path"),
+            format!("{text:?} is not a file name: the configuration file lies at the model root"),
+        );
     }
     if matches!(rel.to_str(), Some("metadata.yaml" | "data")) {
-        return ctx.tree_offence(format!("{mp}model.configuration.path"), format!("{text:?} is a name PMF reserves: the configuration cannot be metadata.yaml or data"));
+        return ctx.tree_offence(
+            format!("{mp}model.configuration.path"),
+            format!("{text:?} is a name PMF reserves: the configuration cannot be metadata.yaml or data"),
+        );
     }
     match ctx.lookup(root, prefix, &rel) {
-        Some((path, Entry::File)) => ctx.hash_later(path, metadata.model.configuration.hash, loc(prefix, &rel), "configuration file".into()),
-        Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), "is missing: the configuration file named in model.configuration.path must be at the model root".to_owned()),
-        Some(_) => ctx.tree_offence(loc(prefix, &rel), "is not a file: expected the configuration file named in model.configuration.path".to_owned()),
+        Some((path, Entry::File)) => {
+            ctx.hash_later(path, metadata.model.configuration.hash, loc(prefix, &rel), "configuration file".into())
+        }
+        Some((_, Entry::Missing)) => ctx.tree_offence(
+            loc(prefix, &rel),
+            "is missing: the configuration file named in model.configuration.path must be at the model root".to_owned(),
+        ),
+        Some(_) => ctx.tree_offence(
+            loc(prefix, &rel),
+            "is not a file: expected the configuration file named in model.configuration.path".to_owned(),
+        ),
         None => {}
     }
 }
@@ -389,26 +422,50 @@ fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &M
             }
         };
         if rel.parent() != Some(Path::new("data/checkpoints")) {
-            ctx.tree_offence(key, format!("{:?} is not in data/checkpoints/: expected data/checkpoints/<file name>", entry.path));
+            ctx.tree_offence(
+                key,
+                format!("{:?} is not in data/checkpoints/: expected data/checkpoints/<file name>", entry.path),
+            );
             continue;
         }
         if let Some((other, hash)) = by_file.get(&rel) {
             if *hash != entry.hash {
-                ctx.tree_offence(key, format!("checkpoints {} and {} share the file {} but record different checksums", other, reference.quoted(), rel.display()));
+                ctx.tree_offence(
+                    key,
+                    format!(
+                        "checkpoints {} and {} share the file {} but record different checksums",
+                        other,
+                        reference.quoted(),
+                        rel.display()
+                    ),
+                );
             }
             continue;
         }
         by_file.insert(rel.clone(), (reference.quoted(), entry.hash));
         match ctx.lookup(root, prefix, &rel) {
-            Some((path, Entry::File)) => ctx.hash_later(path, entry.hash, loc(prefix, &rel), format!("checkpoint {}", reference.quoted())),
-            Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), format!("is missing: checkpoint {} is registered with this file", reference.quoted())),
-            Some(_) => ctx.tree_offence(loc(prefix, &rel), format!("is not a file: checkpoint {} is registered with this file", reference.quoted())),
+            Some((path, Entry::File)) => {
+                ctx.hash_later(path, entry.hash, loc(prefix, &rel), format!("checkpoint {}", reference.quoted()))
+            }
+            Some((_, Entry::Missing)) => ctx.tree_offence(
+                loc(prefix, &rel),
+                format!("is missing: checkpoint {} is registered with this file", reference.quoted()),
+            ),
+            Some(_) => ctx.tree_offence(
+                loc(prefix, &rel),
+                format!("is not a file: checkpoint {} is registered with this file", reference.quoted()),
+            ),
             None => {}
         }
     }
 }
 
-fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: Option<&Metadata>) -> Option<ValidatedModel> {
+fn check_initialisation(
+    ctx: &mut Ctx<'_>,
+    root: &Root,
+    prefix: &Path,
+    metadata: Option<&Metadata>,
+) -> Option<ValidatedModel> {
     let init_rel = Path::new("data/initialisation");
     let init_dir = prefix.join(init_rel);
     let mp = metadata_prefix(prefix);
@@ -419,9 +476,13 @@ fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata:
         let child = root.child(init_rel);
         nested = check_model(ctx, &child, &init_dir, false);
     } else {
-        let subdirs: Vec<String> = ctx.tree.children(&init_dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
+        let subdirs: Vec<String> =
+            ctx.tree.children(&init_dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
         for d in subdirs {
-            ctx.tree_offence(d, "is a folder: without a metadata.yaml, data/initialisation/ holds one weight file only".to_owned());
+            ctx.tree_offence(
+                d,
+                "is a folder: without a metadata.yaml, data/initialisation/ holds one weight file only".to_owned(),
+            );
         }
     }
     match declared {
@@ -430,7 +491,11 @@ fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata:
                 ctx.tree_offence(format!("{mp}model.initialisation.pmf.path"), m);
             }
             if !has_pmf {
-                ctx.tree_offence(init_dir.display().to_string(), "holds no metadata.yaml: model.initialisation says the model was initialised from a PMF model".to_owned());
+                ctx.tree_offence(
+                    init_dir.display().to_string(),
+                    "holds no metadata.yaml: model.initialisation says the model was initialised from a PMF model"
+                        .to_owned(),
+                );
             } else if let Some(n) = &nested {
                 if !n.metadata.model.training.checkpoints.contains_key(checkpoint) {
                     ctx.tree_offence(
@@ -441,7 +506,10 @@ fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata:
                 if &n.metadata.model.id != id {
                     ctx.tree_offence(
                         format!("{mp}model.initialisation.pmf.id"),
-                        format!("{id:?} differs from the id of the model in data/initialisation ({:?})", n.metadata.model.id),
+                        format!(
+                            "{id:?} differs from the id of the model in data/initialisation ({:?})",
+                            n.metadata.model.id
+                        ),
                     );
                 }
             }
@@ -453,13 +521,22 @@ fn check_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata:
             } else {
                 match relative_inside(path) {
                     Err(m) => ctx.tree_offence(key, m),
-                    Ok(rel) if rel.parent() != Some(init_rel) => {
-                        ctx.tree_offence(key, format!("{path:?} is not in data/initialisation/: expected data/initialisation/<file name>"))
-                    }
+                    Ok(rel) if rel.parent() != Some(init_rel) => ctx.tree_offence(
+                        key,
+                        format!("{path:?} is not in data/initialisation/: expected data/initialisation/<file name>"),
+                    ),
                     Ok(rel) => match ctx.lookup(root, prefix, &rel) {
-                        Some((p, Entry::File)) => ctx.hash_later(p, *hash, loc(prefix, &rel), "initialisation file".into()),
-                        Some((_, Entry::Missing)) => ctx.tree_offence(loc(prefix, &rel), "is missing: model.initialisation names this weight file".to_owned()),
-                        Some(_) => ctx.tree_offence(loc(prefix, &rel), "is not a file: model.initialisation names this weight file".to_owned()),
+                        Some((p, Entry::File)) => {
+                            ctx.hash_later(p, *hash, loc(prefix, &rel), "initialisation file".into())
+                        }
+                        Some((_, Entry::Missing)) => ctx.tree_offence(
+                            loc(prefix, &rel),
+                            "is missing: model.initialisation names this weight file".to_owned(),
+                        ),
+                        Some(_) => ctx.tree_offence(
+                            loc(prefix, &rel),
+                            "is not a file: model.initialisation names this weight file".to_owned(),
+                        ),
                         None => {}
                     },
                 }
@@ -481,7 +558,13 @@ fn run_hashes(mut jobs: Vec<HashJob>) -> Vec<Offence> {
             Ok((found, _)) if found == job.expected => None,
             Ok((found, _)) => Some((
                 i,
-                Offence::tree(job.location.clone(), format!("{} checksum mismatch: metadata records {}, the file's MD5 is {found}", job.what, job.expected)),
+                Offence::tree(
+                    job.location.clone(),
+                    format!(
+                        "{} checksum mismatch: metadata records {}, the file's MD5 is {found}",
+                        job.what, job.expected
+                    ),
+                ),
             )),
             Err(e) => Some((i, Offence::tree(job.location.clone(), format!("{} cannot be hashed: {e}", job.what)))),
         })

@@ -105,10 +105,7 @@ impl VersionValue for Pep440 {
     }
 
     fn compare(&self, other: &dyn VersionValue) -> Option<Ordering> {
-        other
-            .as_any()
-            .downcast_ref::<Pep440>()
-            .map(|o| self.0.cmp(&o.0))
+        other.as_any().downcast_ref::<Pep440>().map(|o| self.0.cmp(&o.0))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -171,10 +168,7 @@ pub fn version(format: &str, value: &str) -> Result<Version> {
         ))
     })?;
     let inner = parser.parse(value).map_err(Error::InvalidArgument)?;
-    Ok(Version {
-        format: format.to_owned(),
-        inner,
-    })
+    Ok(Version { format: format.to_owned(), inner })
 }
 
 #[cfg(test)]

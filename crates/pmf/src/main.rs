@@ -1,1 +1,63 @@
-fn main() {}
+//! `pmf`: check, inspect and write Plums Model Format (PMF) models from the command line.
+//!
+//! Everything about validity, saving and hashing is done by the `plums-model` library; this
+//! binary parses the command line, runs the command and maps the outcome to an exit code:
+//! 0 success, 1 invalid model or refused edit, 2 bad command line or I/O error
+//! (see `failure` and docs/CLI.md).
+
+mod cli;
+mod edit;
+mod failure;
+mod output;
+mod params;
+mod progress;
+mod show;
+mod validate_cmd;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{CheckpointCommand, Cli, ColorWhen, Command};
+use failure::{Failure, EXIT_OK, EXIT_USAGE};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with code 0; errors to stderr with code 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    match cli.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    ExitCode::from(run(&cli.command))
+}
+
+/// Run one command; returns the exit code.
+fn run(command: &Command) -> u8 {
+    let outcome: Result<(), Failure> = match command {
+        Command::Validate(args) => return validate_cmd::run(args),
+        Command::Show(args) => return show::run(args),
+        Command::New(args) => edit::new(args),
+        Command::Checkpoint(CheckpointCommand::Add(args)) => edit::checkpoint_add(args),
+        Command::Checkpoint(CheckpointCommand::Rm(args)) => edit::checkpoint_rm(args),
+        Command::Training(t) => edit::training(t),
+        Command::Completions(args) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(args.shell, &mut cmd, "pmf", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => EXIT_OK,
+        Err(failure) => {
+            failure.report();
+            failure.code
+        }
+    }
+}

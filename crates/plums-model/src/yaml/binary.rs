@@ -24,11 +24,7 @@ fn sextet(c: u8) -> Option<u8> {
 pub(crate) fn encode_lines(data: &[u8]) -> Vec<String> {
     let mut text = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (k, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if k <= chunk.len() {
@@ -38,19 +34,13 @@ pub(crate) fn encode_lines(data: &[u8]) -> Vec<String> {
             }
         }
     }
-    text.as_bytes()
-        .chunks(LINE)
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect()
+    text.as_bytes().chunks(LINE).map(|l| String::from_utf8_lossy(l).into_owned()).collect()
 }
 
 /// `base64.decodebytes(text.encode('ascii'))`, with PyYAML's error messages.
 pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
     if !text.is_ascii() {
-        return Err(
-            "failed to convert base64 data into ascii: the !!binary text has non-ASCII characters"
-                .to_owned(),
-        );
+        return Err("failed to convert base64 data into ascii: the !!binary text has non-ASCII characters".to_owned());
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let mut quad_pos = 0u8;
@@ -131,12 +121,8 @@ mod tests {
         assert_eq!(decode("Q!Q==").unwrap(), b"A");
         assert_eq!(decode("").unwrap(), b"");
         assert!(decode("QUJ").unwrap_err().contains("Incorrect padding"));
-        assert!(decode("Q")
-            .unwrap_err()
-            .contains("number of data characters (1)"));
-        assert!(decode("QUJDQ")
-            .unwrap_err()
-            .contains("number of data characters (5)"));
+        assert!(decode("Q").unwrap_err().contains("number of data characters (1)"));
+        assert!(decode("QUJDQ").unwrap_err().contains("number of data characters (5)"));
         assert!(decode("QUJé").is_err());
     }
 }

@@ -33,17 +33,11 @@ pub(crate) fn check_pair(item: &Value, what: &str, at: Marker) -> Result<(), Yam
     match item {
         Value::Map(m) if m.len() == 1 => Ok(()),
         Value::Map(m) => Err(YamlError::at(
-            format!(
-                "while constructing {what}: expected a single mapping item, but found {} items",
-                m.len()
-            ),
+            format!("while constructing {what}: expected a single mapping item, but found {} items", m.len()),
             at,
         )),
         other => Err(YamlError::at(
-            format!(
-                "while constructing {what}: expected a mapping of length 1, but found {}",
-                other.type_name()
-            ),
+            format!("while constructing {what}: expected a mapping of length 1, but found {}", other.type_name()),
             at,
         )),
     }
@@ -75,10 +69,7 @@ pub(crate) fn finish_omap(items: Vec<Value>, at: Marker) -> Result<Mapping, Yaml
 /// When two merged mappings give the same key different values and the mapping does not set
 /// that key itself, the result is an error: PyYAML 6.0.4 keeps the first or the last depending
 /// on string interning (earlier versions kept the first), so no answer would be reliable.
-pub(crate) fn finish_map(
-    explicit: KeyedMap,
-    merges: Vec<(Value, Marker)>,
-) -> Result<Mapping, YamlError> {
+pub(crate) fn finish_map(explicit: KeyedMap, merges: Vec<(Value, Marker)>) -> Result<Mapping, YamlError> {
     if merges.is_empty() {
         return Ok(explicit.into_mapping());
     }
@@ -91,20 +82,14 @@ pub(crate) fn finish_map(
                 .map(|item| match item {
                     Value::Map(m) => Ok(m),
                     other => Err(YamlError::at(
-                        format!(
-                            "expected a mapping for merging, but found {}",
-                            other.type_name()
-                        ),
+                        format!("expected a mapping for merging, but found {}", other.type_name()),
                         at,
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             other => {
                 return Err(YamlError::at(
-                    format!(
-                        "expected a mapping or list of mappings for merging, but found {}",
-                        other.type_name()
-                    ),
+                    format!("expected a mapping or list of mappings for merging, but found {}", other.type_name()),
                     at,
                 ))
             }

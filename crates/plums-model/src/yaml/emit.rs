@@ -111,12 +111,7 @@ fn write_entry_value(out: &mut String, v: &Value, indent: usize, indentless: boo
         }
         Value::Seq(s) if !s.is_empty() => {
             out.push('\n');
-            write_seq(
-                out,
-                s,
-                if indentless { indent } else { indent + STEP },
-                false,
-            );
+            write_seq(out, s, if indentless { indent } else { indent + STEP }, false);
         }
         other => write_compact(out, other, indent),
     }
@@ -128,9 +123,7 @@ fn write_map(out: &mut String, m: &Mapping, indent: usize, first_inline: bool) {
         if i > 0 || !first_inline {
             pad(out, indent);
         }
-        match inline(k)
-            .filter(|t| t.len() < SIMPLE_KEY_MAX && !matches!(k, Value::Seq(_) | Value::Map(_)))
-        {
+        match inline(k).filter(|t| t.len() < SIMPLE_KEY_MAX && !matches!(k, Value::Seq(_) | Value::Map(_))) {
             Some(key) => {
                 out.push_str(&key);
                 out.push(':');
@@ -244,17 +237,11 @@ pub(crate) fn python_repr(f: f64) -> String {
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     } else if decpt <= 0 {
         out.push_str("0.");
-        out.extend(std::iter::repeat_n(
-            '0',
-            usize::try_from(-decpt).unwrap_or(0),
-        ));
+        out.extend(std::iter::repeat_n('0', usize::try_from(-decpt).unwrap_or(0)));
         out.push_str(&digits);
     } else if decpt >= n {
         out.push_str(&digits);
-        out.extend(std::iter::repeat_n(
-            '0',
-            usize::try_from(decpt - n).unwrap_or(0),
-        ));
+        out.extend(std::iter::repeat_n('0', usize::try_from(decpt - n).unwrap_or(0)));
         out.push_str(".0");
     } else {
         let at = usize::try_from(decpt).unwrap_or(0);
@@ -324,11 +311,7 @@ mod tests {
         for f in [1e20, 1e-07, 1e300, 0.1, -0.0, 1e16, 5e-324, 1.0] {
             let t = float_text(f);
             assert_eq!(resolve::implicit_tag(&t), Implicit::Float, "{t}");
-            assert_eq!(
-                resolve::construct_float(&t).unwrap().to_bits(),
-                f.to_bits(),
-                "{t}"
-            );
+            assert_eq!(resolve::construct_float(&t).unwrap().to_bits(), f.to_bits(), "{t}");
         }
     }
 
@@ -429,29 +412,17 @@ mod tests {
         ] {
             assert_eq!(string_text(s), s, "{s:?}");
         }
-        assert_eq!(
-            double_quoted("a\"b\\c\n\t\r\0\u{1}é日\u{1F600}"),
-            r#""a\"b\\c\n\t\r\0\x01\xE9\u65E5\U0001F600""#
-        );
+        assert_eq!(double_quoted("a\"b\\c\n\t\r\0\u{1}é日\u{1F600}"), r#""a\"b\\c\n\t\r\0\x01\xE9\u65E5\U0001F600""#);
     }
 
     #[test]
     fn layout() {
         let mut inner = Mapping::new();
         inner.insert(Value::from("b"), Value::Int(1));
-        inner.insert(
-            Value::from("c"),
-            Value::Seq(vec![Value::from("x"), Value::Seq(vec![])]),
-        );
+        inner.insert(Value::from("c"), Value::Seq(vec![Value::from("x"), Value::Seq(vec![])]));
         let mut m = Mapping::new();
         m.insert(Value::from("z"), Value::Map(inner.clone()));
-        m.insert(
-            Value::from("a"),
-            Value::Seq(vec![
-                Value::Map(inner),
-                Value::Seq(vec![Value::Int(1), Value::Int(2)]),
-            ]),
-        );
+        m.insert(Value::from("a"), Value::Seq(vec![Value::Map(inner), Value::Seq(vec![Value::Int(1), Value::Int(2)])]));
         m.insert(Value::from("yes"), Value::Map(Mapping::new()));
         m.insert(Value::Int(1), Value::Null);
         m.insert(Value::from("1"), Value::Float(1e20));
@@ -477,16 +448,10 @@ a:
         assert_eq!(emit(&Value::Seq(vec![])), "[]\n");
         assert_eq!(emit(&Value::Map(Mapping::new())), "{}\n");
         assert_eq!(emit(&Value::Null), "null\n");
-        assert_eq!(
-            emit(&Value::Binary(b"ABC".to_vec())),
-            "!!binary |\n  QUJD\n"
-        );
+        assert_eq!(emit(&Value::Binary(b"ABC".to_vec())), "!!binary |\n  QUJD\n");
         assert_eq!(emit(&Value::Binary(vec![])), "!!binary \"\"\n");
         assert_eq!(emit(&Value::Timestamp("2001-12-14".into())), "2001-12-14\n");
-        assert_eq!(
-            emit(&Value::Timestamp("2001-1-1".into())),
-            "!!timestamp \"2001-1-1\"\n"
-        );
+        assert_eq!(emit(&Value::Timestamp("2001-1-1".into())), "!!timestamp \"2001-1-1\"\n");
     }
 
     #[test]
@@ -494,14 +459,8 @@ a:
         let long = "k".repeat(200);
         let mut m = Mapping::new();
         m.insert(Value::from(long.as_str()), Value::Int(1));
-        m.insert(
-            Value::Binary(b"ABC".to_vec()),
-            Value::Seq(vec![Value::Int(2)]),
-        );
+        m.insert(Value::Binary(b"ABC".to_vec()), Value::Seq(vec![Value::Int(2)]));
         let text = emit(&Value::Map(m));
-        assert_eq!(
-            text,
-            format!("? {long}\n: 1\n? !!binary |\n  QUJD\n:\n  - 2\n")
-        );
+        assert_eq!(text, format!("? {long}\n: 1\n? !!binary |\n  QUJD\n:\n  - 2\n"));
     }
 }

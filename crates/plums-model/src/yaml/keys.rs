@@ -49,9 +49,7 @@ pub(crate) struct KeyedMap {
 impl KeyedMap {
     /// The index of the key Python would consider equal to `key`, if any.
     pub(crate) fn find(&self, key: &Value) -> Option<usize> {
-        self.map
-            .get_index_of(key)
-            .or_else(|| canon(key).and_then(|c| self.canon.get(&c).copied()))
+        self.map.get_index_of(key).or_else(|| canon(key).and_then(|c| self.canon.get(&c).copied()))
     }
 
     /// Appends a key that [`KeyedMap::find`] did not find; returns its index.
@@ -99,18 +97,9 @@ mod tests {
         assert_eq!(m.find(&Value::Int(0)), Some(1));
         m.insert_new(Value::Float(f64::NAN), Value::Null);
         assert_eq!(m.find(&Value::Float(-f64::NAN)), Some(2));
-        m.insert_new(
-            Value::Timestamp("2001-12-14t21:59:43.10-05:00".into()),
-            Value::Null,
-        );
-        assert_eq!(
-            m.find(&Value::Timestamp("2001-12-15 02:59:43.1Z".into())),
-            Some(3)
-        );
-        assert_eq!(
-            m.find(&Value::Timestamp("2001-12-15 02:59:43.1".into())),
-            None
-        );
+        m.insert_new(Value::Timestamp("2001-12-14t21:59:43.10-05:00".into()), Value::Null);
+        assert_eq!(m.find(&Value::Timestamp("2001-12-15 02:59:43.1Z".into())), Some(3));
+        assert_eq!(m.find(&Value::Timestamp("2001-12-15 02:59:43.1".into())), None);
         m.insert_new(Value::Float(1e300), Value::Null);
         assert_eq!(m.find(&Value::Float(1e300)), Some(4));
         assert_eq!(m.find(&Value::Int(i64::MAX)), None);

@@ -36,11 +36,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bytes: 64 * 1024 * 1024,
-            max_depth: 128,
-            max_nodes: 1_000_000,
-        }
+        Limits { max_bytes: 64 * 1024 * 1024, max_depth: 128, max_nodes: 1_000_000 }
     }
 }
 

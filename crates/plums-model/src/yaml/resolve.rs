@@ -98,9 +98,7 @@ fn strip_sign(s: &str) -> &str {
 /// `[0-9][0-9_]*`
 fn is_dec_head(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_digit()
-        && b[1..].iter().all(|&c| c.is_ascii_digit() || c == b'_')
+    !b.is_empty() && b[0].is_ascii_digit() && b[1..].iter().all(|&c| c.is_ascii_digit() || c == b'_')
 }
 
 /// `[0-9_]*`
@@ -111,10 +109,7 @@ fn is_dec_tail(s: &str) -> bool {
 /// `[eE][-+][0-9]+` (the sign is required by PyYAML's float regex).
 fn is_exponent(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 3
-        && matches!(b[0], b'e' | b'E')
-        && matches!(b[1], b'-' | b'+')
-        && b[2..].iter().all(u8::is_ascii_digit)
+    b.len() >= 3 && matches!(b[0], b'e' | b'E') && matches!(b[1], b'-' | b'+') && b[2..].iter().all(u8::is_ascii_digit)
 }
 
 /// `[0-9_]*(?:[eE][-+][0-9]+)?` : a fraction then an optional exponent.
@@ -173,9 +168,7 @@ fn is_float(s: &str) -> bool {
     }
     // Third alternative: sexagesimal, no exponent.
     if let Some(colon) = head.find(':') {
-        return is_dec_head(&head[..colon])
-            && is_sexagesimal_groups(&head[colon..])
-            && is_dec_tail(tail);
+        return is_dec_head(&head[..colon]) && is_sexagesimal_groups(&head[colon..]) && is_dec_tail(tail);
     }
     false
 }
@@ -216,9 +209,7 @@ pub(crate) fn construct_bool(text: &str) -> Result<bool, String> {
     match text.to_lowercase().as_str() {
         "yes" | "true" | "on" => Ok(true),
         "no" | "false" | "off" => Ok(false),
-        _ => Err(format!(
-            "{text:?} is not a boolean (yes/no, true/false, on/off)"
-        )),
+        _ => Err(format!("{text:?} is not a boolean (yes/no, true/false, on/off)")),
     }
 }
 
@@ -239,10 +230,7 @@ fn py_int(text: &str, base: u32) -> Option<Result<i128, ()>> {
         _ => None,
     };
     let t = match prefix {
-        Some(p) => t
-            .strip_prefix(p[0])
-            .or_else(|| t.strip_prefix(p[1]))
-            .unwrap_or(t),
+        Some(p) => t.strip_prefix(p[0]).or_else(|| t.strip_prefix(p[1])).unwrap_or(t),
         None => t,
     };
     if t.is_empty() {
@@ -252,10 +240,7 @@ fn py_int(text: &str, base: u32) -> Option<Result<i128, ()>> {
     let mut overflow = false;
     for c in t.chars() {
         let d = c.to_digit(base)?;
-        match acc
-            .checked_mul(i128::from(base))
-            .and_then(|a| a.checked_add(i128::from(d)))
-        {
+        match acc.checked_mul(i128::from(base)).and_then(|a| a.checked_add(i128::from(d))) {
             Some(a) => acc = a,
             None => overflow = true,
         }
@@ -269,9 +254,8 @@ fn py_int(text: &str, base: u32) -> Option<Result<i128, ()>> {
 /// `SafeConstructor.construct_yaml_int`, restricted to values that fit in an `i64`.
 pub(crate) fn construct_int(text: &str) -> Result<i64, String> {
     let not_int = || format!("{text:?} cannot be read as an integer");
-    let out_of_range = || {
-        format!("integer {text} is out of the 64-bit range (-2^63 .. 2^63-1); quote it to keep it as a string")
-    };
+    let out_of_range =
+        || format!("integer {text} is out of the 64-bit range (-2^63 .. 2^63-1); quote it to keep it as a string");
     let cleaned: String = text.chars().filter(|&c| c != '_').collect();
     let (sign, value) = match cleaned.as_bytes().first() {
         Some(b'-') => (-1i128, &cleaned[1..]),
@@ -282,28 +266,17 @@ pub(crate) fn construct_int(text: &str) -> Result<i64, String> {
     let magnitude: i128 = if value == "0" {
         0
     } else if let Some(bits) = value.strip_prefix("0b") {
-        py_int(bits, 2)
-            .ok_or_else(not_int)?
-            .map_err(|()| out_of_range())?
+        py_int(bits, 2).ok_or_else(not_int)?.map_err(|()| out_of_range())?
     } else if let Some(hex) = value.strip_prefix("0x") {
-        py_int(hex, 16)
-            .ok_or_else(not_int)?
-            .map_err(|()| out_of_range())?
+        py_int(hex, 16).ok_or_else(not_int)?.map_err(|()| out_of_range())?
     } else if value.starts_with('0') {
-        py_int(value, 8)
-            .ok_or_else(not_int)?
-            .map_err(|()| out_of_range())?
+        py_int(value, 8).ok_or_else(not_int)?.map_err(|()| out_of_range())?
     } else if value.contains(':') {
         let mut total: i128 = 0;
         let mut base: i128 = 1;
         for part in value.rsplit(':') {
-            let digit = py_int(part, 10)
-                .ok_or_else(not_int)?
-                .map_err(|()| out_of_range())?;
-            total = digit
-                .checked_mul(base)
-                .and_then(|d| total.checked_add(d))
-                .ok_or_else(out_of_range)?;
+            let digit = py_int(part, 10).ok_or_else(not_int)?.map_err(|()| out_of_range())?;
+            total = digit.checked_mul(base).and_then(|d| total.checked_add(d)).ok_or_else(out_of_range)?;
             // The last multiplication may overflow harmlessly once no group is left.
             base = base.checked_mul(60).unwrap_or(i128::MAX);
         }
@@ -311,9 +284,7 @@ pub(crate) fn construct_int(text: &str) -> Result<i64, String> {
     } else if value.is_empty() {
         return Err(not_int());
     } else {
-        py_int(value, 10)
-            .ok_or_else(not_int)?
-            .map_err(|()| out_of_range())?
+        py_int(value, 10).ok_or_else(not_int)?.map_err(|()| out_of_range())?
     };
     let v = sign.checked_mul(magnitude).ok_or_else(out_of_range)?;
     i64::try_from(v).map_err(|_| out_of_range())
@@ -333,11 +304,7 @@ const MAX_SEXAGESIMAL_GROUPS: usize = 32;
 /// `SafeConstructor.construct_yaml_float`.
 pub(crate) fn construct_float(text: &str) -> Result<f64, String> {
     let not_float = || format!("{text:?} cannot be read as a float");
-    let cleaned: String = text
-        .chars()
-        .filter(|&c| c != '_')
-        .collect::<String>()
-        .to_lowercase();
+    let cleaned: String = text.chars().filter(|&c| c != '_').collect::<String>().to_lowercase();
     let (sign, value) = match cleaned.as_bytes().first() {
         Some(b'-') => (-1.0f64, &cleaned[1..]),
         Some(b'+') => (1.0, &cleaned[1..]),
@@ -353,9 +320,7 @@ pub(crate) fn construct_float(text: &str) -> Result<f64, String> {
     if value.contains(':') {
         let parts: Vec<&str> = value.split(':').collect();
         if parts.len() > MAX_SEXAGESIMAL_GROUPS {
-            return Err(format!(
-                "{text:?} has more than {MAX_SEXAGESIMAL_GROUPS} sexagesimal groups"
-            ));
+            return Err(format!("{text:?} has more than {MAX_SEXAGESIMAL_GROUPS} sexagesimal groups"));
         }
         let mut total = 0.0f64;
         for (k, part) in parts.iter().rev().enumerate() {
@@ -392,14 +357,12 @@ mod tests {
     #[test]
     fn bools() {
         for s in [
-            "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
-            "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+            "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON",
+            "off", "Off", "OFF",
         ] {
             assert_eq!(tag(s), Implicit::Bool, "{s}");
         }
-        for s in [
-            "nO", "yES", "y", "n", "Y", "N", "tRUE", "oN", "0ff", "yes ", "True!",
-        ] {
+        for s in ["nO", "yES", "y", "n", "Y", "N", "tRUE", "oN", "0ff", "yes ", "True!"] {
             assert_eq!(tag(s), Implicit::Str, "{s}");
         }
         assert_eq!(construct_bool("YeS"), Ok(true));
@@ -451,8 +414,8 @@ mod tests {
             assert_eq!(construct_int(s), Ok(v), "{s}");
         }
         for s in [
-            "0o17", "08", "09", "0b", "0x", "0b2", "0xg", "1e10", "1:60", "0:30", "1:", "1::2",
-            "1:2:", "_1", "1 000", "++1", "-", "+", "1-2", "0X1F", "0B1", "١٢",
+            "0o17", "08", "09", "0b", "0x", "0b2", "0xg", "1e10", "1:60", "0:30", "1:", "1::2", "1:2:", "_1", "1 000",
+            "++1", "-", "+", "1-2", "0X1F", "0B1", "١٢",
         ] {
             assert_ne!(tag(s), Implicit::Int, "{s}");
         }
@@ -525,11 +488,7 @@ mod tests {
             let got = construct_float(s).unwrap();
             assert_eq!(got.to_bits(), v.to_bits(), "{s}: {got}");
         }
-        for (s, v) in [
-            (".inf", f64::INFINITY),
-            ("+.Inf", f64::INFINITY),
-            ("-.INF", f64::NEG_INFINITY),
-        ] {
+        for (s, v) in [(".inf", f64::INFINITY), ("+.Inf", f64::INFINITY), ("-.INF", f64::NEG_INFINITY)] {
             assert_eq!(tag(s), Implicit::Float, "{s}");
             assert_eq!(construct_float(s), Ok(v));
         }
@@ -590,10 +549,7 @@ mod tests {
     fn sexagesimal_float_matches_python_arithmetic() {
         // Python: 30.15 + 20.0*60 + 190.0*3600, in that order.
         let expected = 30.15f64 + 20.0 * 60.0 + 190.0 * 3600.0;
-        assert_eq!(
-            construct_float("190:20:30.15").unwrap().to_bits(),
-            expected.to_bits()
-        );
+        assert_eq!(construct_float("190:20:30.15").unwrap().to_bits(), expected.to_bits());
         assert_eq!(pow60(0), 1.0);
         assert_eq!(pow60(3), 216_000.0);
     }
@@ -606,9 +562,7 @@ mod tests {
         assert_eq!(tag("2001-12-14t21:59:43.10-05:00"), Implicit::Timestamp);
         assert_eq!(tag("2001-12-14 21:59:43.10 -5"), Implicit::Timestamp);
         assert_eq!(tag("2001-1-1"), Implicit::Str);
-        for s in [
-            "<<<", "< <", "==", "=x", "a", "1 2", "- x", "é", "日本", "1e10",
-        ] {
+        for s in ["<<<", "< <", "==", "=x", "a", "1 2", "- x", "é", "日本", "1e10"] {
             assert_eq!(tag(s), Implicit::Str, "{s}");
         }
         // Python's `$` matches before a final newline.

@@ -17,12 +17,7 @@ pub(crate) struct Offsets<'a> {
 impl<'a> Offsets<'a> {
     /// Starts at the beginning of `text`.
     pub(crate) fn new(text: &'a str) -> Self {
-        Offsets {
-            text,
-            ascii: text.is_ascii(),
-            chars: 0,
-            bytes: 0,
-        }
+        Offsets { text, ascii: text.is_ascii(), chars: 0, bytes: 0 }
     }
 
     /// The text from the character at `index` on.
@@ -52,25 +47,16 @@ pub(crate) fn anchor_name(rest: &str, sigil: char) -> Option<&str> {
         s = s[end..].trim_start();
     }
     let s = s.strip_prefix(sigil)?;
-    let end = s
-        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}')).unwrap_or(s.len());
     Some(&s[..end])
 }
 
 /// PyYAML's anchor and alias names: ASCII letters, digits, `-` and `_`.
 pub(crate) fn check_anchor_name(name: &str, what: &str, at: Marker) -> Result<(), YamlError> {
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
+    if !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
         Ok(())
     } else {
-        Err(YamlError::at(
-            format!("{what} name {name:?}: PyYAML accepts only ASCII letters, digits, '-' and '_'"),
-            at,
-        ))
+        Err(YamlError::at(format!("{what} name {name:?}: PyYAML accepts only ASCII letters, digits, '-' and '_'"), at))
     }
 }
 
@@ -85,9 +71,7 @@ fn is_printable(c: char) -> bool {
 /// raw NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR, which PyYAML reads as line breaks (YAML 1.1)
 /// and the event parser (YAML 1.2) as ordinary characters.
 pub(crate) fn check_printable(text: &str) -> Result<(), YamlError> {
-    let fast = text
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
+    let fast = text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
     if fast {
         return Ok(());
     }

@@ -8,10 +8,9 @@ use super::{parse, to_string, Mapping, Value};
 
 /// Characters that stress quoting and resolution.
 const ALPHABET: &[char] = &[
-    '0', '1', '2', '5', '7', '9', 'e', 'E', 'x', 'b', 'o', 'n', 'y', 'a', 'N', 'O', '.', ':', '-',
-    '+', '_', ' ', ' ', '#', '\'', '"', '\\', '\n', '\t', '\r', '~', '<', '=', '!', '&', '*', '[',
-    ']', '{', '}', ',', '?', '|', '>', '%', '@', '`', '/', '\u{0}', '\u{1}', '\u{7f}', '\u{85}',
-    '\u{a0}', '\u{2028}', '\u{feff}', 'é', '日', '😀',
+    '0', '1', '2', '5', '7', '9', 'e', 'E', 'x', 'b', 'o', 'n', 'y', 'a', 'N', 'O', '.', ':', '-', '+', '_', ' ', ' ',
+    '#', '\'', '"', '\\', '\n', '\t', '\r', '~', '<', '=', '!', '&', '*', '[', ']', '{', '}', ',', '?', '|', '>', '%',
+    '@', '`', '/', '\u{0}', '\u{1}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{feff}', 'é', '日', '😀',
 ];
 
 /// Words PyYAML's resolver treats specially, and near misses.
@@ -90,19 +89,15 @@ const WORDS: &[&str] = &[
 fn tricky_string() -> impl Strategy<Value = String> {
     prop_oneof![
         proptest::sample::select(WORDS).prop_map(str::to_owned),
-        proptest::collection::vec(proptest::sample::select(ALPHABET), 0..10)
-            .prop_map(|cs| cs.into_iter().collect()),
+        proptest::collection::vec(proptest::sample::select(ALPHABET), 0..10).prop_map(|cs| cs.into_iter().collect()),
         (
             proptest::sample::select(WORDS),
             proptest::collection::vec(proptest::sample::select(ALPHABET), 0..3),
             proptest::sample::select(WORDS),
         )
             .prop_map(|(a, cs, b)| format!("{a}{}{b}", cs.into_iter().collect::<String>())),
-        proptest::collection::vec(
-            proptest::sample::select(&['a', 'b', ' ', '1'][..]),
-            120..260
-        )
-        .prop_map(|cs| cs.into_iter().collect()),
+        proptest::collection::vec(proptest::sample::select(&['a', 'b', ' ', '1'][..]), 120..260)
+            .prop_map(|cs| cs.into_iter().collect()),
     ]
 }
 
@@ -112,12 +107,7 @@ fn timestamp() -> impl Strategy<Value = String> {
         1u32..=9999,
         1u32..=12,
         1u32..=28,
-        proptest::option::of((
-            0u32..24,
-            0u32..60,
-            0u32..60,
-            proptest::option::of(0u32..1_000_000),
-        )),
+        proptest::option::of((0u32..24, 0u32..60, 0u32..60, proptest::option::of(0u32..1_000_000))),
         0usize..3,
         0usize..5,
     )
@@ -197,14 +187,9 @@ fn tree() -> impl Strategy<Value = Value> {
 fn same_order(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((ka, va), (kb, vb))| ka == kb && same_order(va, vb))
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|((ka, va), (kb, vb))| ka == kb && same_order(va, vb))
         }
-        (Value::Seq(x), Value::Seq(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same_order(p, q))
-        }
+        (Value::Seq(x), Value::Seq(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same_order(p, q)),
         _ => a == b,
     }
 }
@@ -267,10 +252,7 @@ nested:
     assert_eq!(m.get(&Value::from("enabled")), Some(&Value::Bool(true)));
     assert_eq!(m.get(&Value::from("ratio")), Some(&Value::from("1e10")));
     assert_eq!(m.get(&Value::from("count")), Some(&Value::Int(31)));
-    assert_eq!(
-        m.get(&Value::from("tags")),
-        Some(&Value::Seq(vec![Value::from("no"), Value::Bool(true)]))
-    );
+    assert_eq!(m.get(&Value::from("tags")), Some(&Value::Seq(vec![Value::from("no"), Value::Bool(true)])));
     let written = to_string(&v);
     assert_eq!(
         written,

@@ -101,10 +101,7 @@ impl Cursor<'_> {
 /// ```
 pub(crate) fn scan(text: &str) -> Option<Parts> {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    let mut c = Cursor {
-        b: body.as_bytes(),
-        i: 0,
-    };
+    let mut c = Cursor { b: body.as_bytes(), i: 0 };
     let (year, _) = c.digits(4, 4)?;
     if !c.eat(b'-') {
         return None;
@@ -116,13 +113,7 @@ pub(crate) fn scan(text: &str) -> Option<Parts> {
     let (day, dlen) = c.digits(1, 2)?;
     let two_digit_date = mlen == 2 && dlen == 2;
     if c.at_end() {
-        return Some(Parts {
-            year,
-            month,
-            day,
-            two_digit_date,
-            time: None,
-        });
+        return Some(Parts { year, month, day, two_digit_date, time: None });
     }
     if !(c.eat(b'T') || c.eat(b't') || c.skip_blanks() > 0) {
         return None;
@@ -170,19 +161,7 @@ pub(crate) fn scan(text: &str) -> Option<Parts> {
     if !c.at_end() {
         return None;
     }
-    Some(Parts {
-        year,
-        month,
-        day,
-        two_digit_date,
-        time: Some(Time {
-            hour,
-            minute,
-            second,
-            micros,
-            offset_minutes,
-        }),
-    })
+    Some(Parts { year, month, day, two_digit_date, time: Some(Time { hour, minute, second, micros, offset_minutes }) })
 }
 
 /// Whether PyYAML's resolver tags the plain scalar `text` as a timestamp.
@@ -253,10 +232,7 @@ pub(crate) fn python_key(p: &Parts) -> PythonKey {
             None => PythonKey::Naive(p.year, p.month, p.day, t.hour, t.minute, t.second, t.micros),
             Some(off) => {
                 let days = days_from_civil(p.year, p.month, p.day);
-                let secs = days * 86_400
-                    + i64::from(t.hour) * 3600
-                    + i64::from(t.minute) * 60
-                    + i64::from(t.second)
+                let secs = days * 86_400 + i64::from(t.hour) * 3600 + i64::from(t.minute) * 60 + i64::from(t.second)
                     - i64::from(off) * 60;
                 PythonKey::Aware(secs * 1_000_000 + i64::from(t.micros))
             }
@@ -351,10 +327,7 @@ mod tests {
         let c = python_key(&ok("2001-12-15 02:59:43.1"));
         assert_eq!(a, b);
         assert_ne!(b, c);
-        assert_ne!(
-            python_key(&ok("2001-12-14")),
-            python_key(&ok("2001-12-14 00:00:00"))
-        );
+        assert_ne!(python_key(&ok("2001-12-14")), python_key(&ok("2001-12-14 00:00:00")));
         assert_eq!(python_key(&ok("2001-12-14")), python_key(&ok("2001-12-14")));
         assert_eq!(python_key(&ok("1970-01-01 00:00:00Z")), PythonKey::Aware(0));
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);

@@ -1,0 +1,355 @@
+//! The command line: every command, option and help text of `pmf`, as clap derive types.
+//!
+//! Only parsing lives here; each command runs in its own module (`validate_cmd`, `show`,
+//! `edit`). Every command carries an example in its help (`after_help`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+const ROOT_HELP: &str = "\
+Exit codes:
+  0  success (every model valid, the edit was saved)
+  1  a model is invalid, or an edit was refused (it would make the model invalid, or the
+     training state does not allow it)
+  2  the command could not run: bad command line, missing or unreadable path, I/O error
+
+Examples:
+  pmf validate examples/detector
+  pmf show examples/detector
+  pmf new my-model --producer trainer --version 1.0.0 --config config.yaml --id run-42
+  pmf training start my-model
+  pmf checkpoint add my-model weights-1.pt --epoch 1
+  pmf training end my-model
+
+Colours are used on a terminal only; NO_COLOR=1 or --color never turns them off.";
+
+/// Check, inspect and write Plums Model Format (PMF) models.
+#[derive(Debug, Parser)]
+#[command(name = "pmf", version, about, after_help = ROOT_HELP, subcommand_required = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// When to use colours: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN", hide_possible_values = true)]
+    pub color: ColorWhen,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// When to write colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that models are valid PMF models (checksums verified unless --quick).
+    #[command(after_help = VALIDATE_HELP)]
+    Validate(ValidateArgs),
+    /// Show what a model holds: producer, training, checkpoints, build parameters, initialisation.
+    #[command(after_help = SHOW_HELP)]
+    Show(ShowArgs),
+    /// Create a new PMF model from a configuration file.
+    #[command(after_help = NEW_HELP)]
+    New(Box<NewArgs>),
+    /// Add or remove checkpoints of a model.
+    #[command(subcommand, after_help = CHECKPOINT_HELP)]
+    Checkpoint(CheckpointCommand),
+    /// Record the training of a model: start, epochs, end.
+    #[command(subcommand, after_help = TRAINING_HELP)]
+    Training(TrainingCommand),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+}
+
+const VALIDATE_HELP: &str = "\
+Exit code 0 when every model is valid, 1 when any is invalid, 2 when a path cannot be
+examined (missing, unreadable) or the command line is wrong (2 wins over 1).
+
+Examples:
+  pmf validate examples/detector
+  pmf validate --quick models/*
+  pmf validate --json --no-checkpoints run-1 run-2 | jq '.models[] | select(.valid | not)'";
+
+/// `pmf validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Model folders to check.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Do not verify MD5 checksums (much faster for large checkpoints).
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not require the registered checkpoint files (as for initialisation models).
+    #[arg(long)]
+    pub no_checkpoints: bool,
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SHOW_HELP: &str = "\
+The model is validated first (without checksums); an invalid model prints its offences and
+exits 1. Times are shown in UTC.
+
+Examples:
+  pmf show examples/detector
+  pmf show --json examples/detector | jq '.model.checkpoints[] | .reference'";
+
+/// `pmf show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The model folder.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+const NEW_HELP: &str = "\
+Build parameters (--param KEY=VALUE): VALUE is read as YAML with PyYAML's rules, so
+lr=0.1 is a float, epochs=10 an int, pretrained=yes a boolean, name=resnet a string,
+sizes=[1, 2] a list, and `key=` is null; quote to force a string: --param \"name='yes'\".
+A dotted KEY builds nested mappings: backbone.depth=50 gives {backbone: {depth: 50}}.
+--params FILE reads a YAML mapping first; --param then adds or replaces keys.
+
+Examples:
+  pmf new my-model --producer trainer --version 1.0.0 --config config.yaml --id run-42
+  pmf new my-model --producer trainer --version 2.1 --config config.py --name detector \\
+      --id run-43 --param lr=0.01 --param backbone.depth=50 \\
+      --init-model pretrained/ --init-checkpoint 12
+  pmf new my-model --producer trainer --version 2.1 --config config.py --id run-44 \\
+      --init-file imagenet.pt --init-name imagenet";
+
+/// `pmf new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The folder to create the model in (missing or empty).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// The producer name: a letter, then at least one letter, digit or `_`.
+    #[arg(long, value_name = "NAME")]
+    pub producer: String,
+    /// The producer version (in the --version-format).
+    #[arg(long = "version", alias = "producer-version", value_name = "VALUE")]
+    pub producer_version: String,
+    /// The producer version format.
+    #[arg(long, value_name = "FORMAT", default_value = "py_pa")]
+    pub version_format: String,
+    /// The configuration file (copied to the model root under its own name).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The model name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The model's unique id.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// A build parameter (repeatable); VALUE is YAML, a dotted KEY nests.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A YAML file holding a mapping of build parameters (read before --param).
+    #[arg(long = "params", value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// Initialise from a weight file (needs --init-name).
+    #[arg(long, value_name = "FILE", requires = "init_name", conflicts_with = "init_model")]
+    pub init_file: Option<PathBuf>,
+    /// The name that identifies the initialisation weight file.
+    #[arg(long, value_name = "NAME", requires = "init_file")]
+    pub init_name: Option<String>,
+    /// Initialise from a PMF model (needs --init-checkpoint); it is copied without its checkpoint files.
+    #[arg(long, value_name = "DIR", requires = "init_checkpoint")]
+    pub init_model: Option<PathBuf>,
+    /// The reference of the initialisation model's checkpoint that was used.
+    #[arg(long, value_name = "REF", requires = "init_model")]
+    pub init_checkpoint: Option<String>,
+    /// Read --init-checkpoint as a string reference even if it is all digits.
+    #[arg(long, requires = "init_checkpoint")]
+    pub init_checkpoint_str: bool,
+}
+
+const CHECKPOINT_HELP: &str = "\
+Examples:
+  pmf checkpoint add my-model out/epoch-3.pt --epoch 3
+  pmf checkpoint rm my-model 3";
+
+const TRAINING_HELP: &str = "\
+A producer's flow: pmf new, then training start, checkpoint add (registers each epoch), and
+training end (or fail).
+
+Examples:
+  pmf training start my-model
+  pmf training epoch my-model
+  pmf training end my-model";
+
+/// `pmf checkpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Register a checkpoint file (copied to data/checkpoints/).
+    #[command(after_help = CHECKPOINT_ADD_HELP)]
+    Add(CheckpointAddArgs),
+    /// Unregister a checkpoint and delete its file from data/checkpoints/.
+    #[command(after_help = CHECKPOINT_RM_HELP)]
+    Rm(CheckpointRmArgs),
+}
+
+const CHECKPOINT_ADD_HELP: &str = "\
+REF defaults to the epoch; an all-digit REF is an int reference (12), anything else a string
+reference (best); --ref-str makes an all-digit REF a string ('12'). The new checkpoint becomes
+the latest.
+
+Epochs: a checkpoint epoch may not exceed the training's latest epoch. When the training is
+running and N is after the latest epoch, epoch N is registered first (as `pmf training epoch
+DEST N` would). A finished or failed training refuses checkpoints after its end epoch.
+
+Examples:
+  pmf checkpoint add my-model out/epoch-3.pt --epoch 3
+  pmf checkpoint add my-model out/best.pt --epoch 3 --ref best";
+
+/// `pmf checkpoint add`.
+#[derive(Debug, Args)]
+pub struct CheckpointAddArgs {
+    /// The model folder.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// The checkpoint file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The epoch the checkpoint was taken at.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub epoch: i64,
+    /// The checkpoint reference (default: the epoch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub reference: Option<String>,
+    /// Make an all-digit reference a string reference.
+    #[arg(long)]
+    pub ref_str: bool,
+}
+
+const CHECKPOINT_RM_HELP: &str = "\
+REF is an int reference when all digits, unless --ref-str. The checkpoint's file is deleted
+from data/checkpoints/ after the model is saved, unless --keep-file or another checkpoint
+uses the same file.
+
+Examples:
+  pmf checkpoint rm my-model 3
+  pmf checkpoint rm my-model best --keep-file";
+
+/// `pmf checkpoint rm`.
+#[derive(Debug, Args)]
+pub struct CheckpointRmArgs {
+    /// The model folder.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// The checkpoint reference.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Read an all-digit REF as a string reference.
+    #[arg(long)]
+    pub ref_str: bool,
+    /// Keep the checkpoint file in data/checkpoints/ (unregistered).
+    #[arg(long)]
+    pub keep_file: bool,
+}
+
+/// `pmf training ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrainingCommand {
+    /// Start the training (status running) at an epoch, now.
+    #[command(
+        after_help = "Allowed when the training is pending (or running: a restart).\n\nExamples:\n  pmf training start my-model\n  pmf training start my-model --epoch 10"
+    )]
+    Start(TrainingStartArgs),
+    /// Register the latest epoch of a running training, now.
+    #[command(
+        after_help = "Without N, the latest epoch becomes latest + 1; with N, it becomes max(latest, N).\n\nExamples:\n  pmf training epoch my-model\n  pmf training epoch my-model 7"
+    )]
+    Epoch(TrainingEpochArgs),
+    /// End a running training normally (status finished).
+    #[command(after_help = "The end epoch and time are the latest ones.\n\nExample:\n  pmf training end my-model")]
+    End(DestArgs),
+    /// End a training abnormally (status failed).
+    #[command(
+        after_help = "Allowed when the training is pending, running or failed.\n\nExample:\n  pmf training fail my-model"
+    )]
+    Fail(DestArgs),
+}
+
+/// A command that only needs the model folder.
+#[derive(Debug, Args)]
+pub struct DestArgs {
+    /// The model folder.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+}
+
+/// `pmf training start`.
+#[derive(Debug, Args)]
+pub struct TrainingStartArgs {
+    /// The model folder.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// The starting epoch.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    pub epoch: i64,
+}
+
+/// `pmf training epoch`.
+#[derive(Debug, Args)]
+pub struct TrainingEpochArgs {
+    /// The model folder.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// The epoch (default: latest + 1).
+    #[arg(value_name = "N", allow_negative_numbers = true)]
+    pub epoch: Option<i64>,
+}
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  pmf completions bash > ~/.local/share/bash-completion/completions/pmf
+  pmf completions zsh > ~/.zfunc/_pmf
+  pmf completions fish > ~/.config/fish/completions/pmf.fish";
+
+/// `pmf completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            let name = format!("{path} {}", cmd.get_name());
+            let help = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("Example"), "{name} has no example in its help");
+            for sub in cmd.get_subcommands() {
+                walk(sub, &name);
+            }
+        }
+        walk(&Cli::command(), "");
+    }
+}

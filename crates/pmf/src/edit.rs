@@ -1,0 +1,237 @@
+//! The writing commands: `pmf new`, `pmf checkpoint add|rm`, `pmf training start|epoch|end|fail`.
+//!
+//! Each edit loads the model with the library (`Model::load`, without checksums: the save
+//! verifies every file it keeps or copies), changes it with the library's API, and saves it in
+//! place (`save_with`): the library refuses, before writing anything, a change that would
+//! make the model invalid, and its save is crash-safe. Refusals exit with code 1.
+
+use std::path::Path;
+
+use plums_model::{Checkpoint, Model, Reference, SaveOptions, Status};
+
+use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, NewArgs, TrainingCommand};
+use crate::failure::{parse_reference, Failure};
+use crate::output::{errln, outln};
+use crate::output::{paint, show_path, BOLD, DIM, WARN};
+use crate::{params, progress};
+
+/// Load the model at `dest` for editing.
+fn load(dest: &Path) -> Result<Model, Failure> {
+    progress::during(format!("reading {}", show_path(dest)), || Model::load(dest, false, true)).map_err(|e| {
+        match e.report() {
+            Some(report) => {
+                let mut f = Failure::invalid_model(dest, &report.offences);
+                f.message = format!("cannot edit an invalid model ({})", f.message);
+                f.hint = Some(format!("fix it first; `pmf validate {}` lists the offences", show_path(dest)));
+                f
+            }
+            None => Failure::from_library(e, dest),
+        }
+    })
+}
+
+/// Save `model` in place at `dest`.
+fn save(model: &mut Model, dest: &Path) -> Result<(), Failure> {
+    save_with(model, dest, &SaveOptions::default())
+}
+
+/// Save `model` in place at `dest` with `options`.
+fn save_with(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<(), Failure> {
+    progress::during(format!("saving {}", show_path(dest)), || model.save_with(dest, options))
+        .map_err(|e| Failure::from_library(e, dest))
+}
+
+fn done(message: String, dest: &Path) {
+    outln!("{message} {}", paint(DIM, format!("({})", show_path(dest))));
+}
+
+fn warn(message: &str) {
+    errln!("{} {message}", paint(WARN, "warning:"));
+}
+
+/// `pmf new`.
+pub fn new(args: &NewArgs) -> Result<(), Failure> {
+    let dest = args.dest.as_path();
+    if std::fs::symlink_metadata(dest.join("metadata.yaml")).is_ok() {
+        return Err(Failure::usage("the folder already holds a PMF model (metadata.yaml)").at(dest).hint(
+            "`pmf new` creates a model: edit this one with `pmf checkpoint` / `pmf training`, or choose another folder",
+        ));
+    }
+    let build_parameters = params::build(args.params_file.as_deref(), &args.params)?;
+    let mut model = Model::new(
+        &args.producer,
+        &args.version_format,
+        &args.producer_version,
+        args.name.clone(),
+        args.id.clone(),
+        &args.config,
+        build_parameters,
+    )
+    .map_err(|e| Failure::from_library(e, dest))?;
+    if let Some(file) = &args.init_file {
+        if file.extension().is_none() {
+            warn(&format!(
+                "the initialisation file {} has no extension: the reference Python plums 0.5.2 cannot load such a model (rename it, e.g. to {}.bin)",
+                show_path(file),
+                file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+        }
+        progress::during(format!("hashing {}", show_path(file)), || {
+            model.register_initialisation(file, None, args.init_name.as_deref())
+        })
+        .map_err(|e| Failure::from_library(e, file))?;
+    }
+    if let (Some(dir), Some(text)) = (&args.init_model, &args.init_checkpoint) {
+        let reference = parse_reference(text, args.init_checkpoint_str)?;
+        progress::during(format!("reading {}", show_path(dir)), || {
+            model.register_initialisation(dir, Some(reference), None)
+        })
+        .map_err(|e| Failure::from_library(e, dir))?;
+    }
+    save(&mut model, dest)?;
+    let name = args.name.as_deref().map(|n| format!("{} ", paint(BOLD, n))).unwrap_or_default();
+    done(format!("created model {name}id {} (training pending)", args.id), dest);
+    Ok(())
+}
+
+/// `pmf checkpoint add`.
+pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
+    let dest = args.dest.as_path();
+    let reference = match &args.reference {
+        Some(text) => parse_reference(text, args.ref_str)?,
+        None if args.ref_str => Reference::Str(args.epoch.to_string()),
+        None => Reference::Int(args.epoch),
+    };
+    let mut model = load(dest)?;
+    if model.checkpoint_collection.contains(&reference) {
+        return Err(Failure::from_library(plums_model::Error::DuplicateReference(reference), dest));
+    }
+    // A running training registers the epoch first; the library then checks the result
+    // (before the file is hashed, which may take long).
+    let mut registered = None;
+    if model.training.is_running() && model.training.latest_epoch().is_some_and(|latest| args.epoch > latest) {
+        model.register_epoch(Some(args.epoch)).map_err(|e| Failure::from_library(e, dest))?;
+        registered = Some(args.epoch);
+    }
+    let mut epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
+    epochs.push(args.epoch);
+    let offences = plums_model::training::check_training(model.training.record(), false, &epochs);
+    if let Some((_, message)) = offences.into_iter().next() {
+        let status = model.training.status();
+        let hint = match status {
+            Status::Finished | Status::Failed => format!(
+                "the training is {status} at epoch {}: its checkpoints cannot be after that epoch",
+                model.training.latest_epoch().unwrap_or_default()
+            ),
+            _ => "register the epoch first with `pmf training epoch`".to_owned(),
+        };
+        return Err(Failure::refused(format!("cannot add a checkpoint at epoch {}: {message}", args.epoch))
+            .at(dest)
+            .hint(hint));
+    }
+    let file = args.file.as_path();
+    let checkpoint = progress::during(format!("hashing {}", show_path(file)), || {
+        Checkpoint::new(reference.clone(), Some(file), Some(args.epoch), None)
+    })
+    .map_err(|e| Failure::from_library(e, file))?;
+    let stored =
+        checkpoint.file_name().map(|n| format!("data/checkpoints/{}", n.to_string_lossy())).unwrap_or_default();
+    model.add_checkpoint(checkpoint).map_err(|e| Failure::from_library(e, dest))?;
+    save(&mut model, dest)?;
+    let registered = registered.map(|e| format!("; latest epoch is now {e}")).unwrap_or_default();
+    done(format!("added checkpoint {} (epoch {}, {stored}){registered}", reference.quoted(), args.epoch), dest);
+    Ok(())
+}
+
+/// `pmf checkpoint rm`.
+pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<(), Failure> {
+    let dest = args.dest.as_path();
+    let reference = parse_reference(&args.reference, args.ref_str)?;
+    let mut model = load(dest)?;
+    if !model.checkpoint_collection.contains(&reference) {
+        let other = match &reference {
+            Reference::Int(i) => Reference::Str(i.to_string()),
+            Reference::Str(s) => parse_reference(s, false).unwrap_or_else(|_| reference.clone()),
+        };
+        let registered: Vec<String> = model.checkpoint_collection.keys().map(Reference::quoted).collect();
+        let hint = if other != reference && model.checkpoint_collection.contains(&other) {
+            match other {
+                Reference::Str(_) => format!("the model has the string reference {}: add --ref-str", other.quoted()),
+                Reference::Int(_) => format!("the model has the int reference {}: drop --ref-str", other.quoted()),
+            }
+        } else if registered.is_empty() {
+            "the model has no checkpoint".to_owned()
+        } else {
+            format!("registered references: {}", registered.join(", "))
+        };
+        return Err(Failure::from_library(plums_model::Error::MissingReference(reference), dest).hint(hint));
+    }
+    let removed = model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest))?;
+    let name = removed.file_name().map(|n| n.to_os_string());
+    let shared = name
+        .as_ref()
+        .is_some_and(|n| model.checkpoint_collection.values().any(|c| c.file_name() == Some(n.as_os_str())));
+    // The library removes a file the model no longer registers, unless asked to keep it.
+    let options = SaveOptions { keep_unregistered_files: args.keep_file, ..SaveOptions::default() };
+    save_with(&mut model, dest, &options)?;
+    let note = match name {
+        Some(name) if !args.keep_file && !shared => format!("; deleted data/checkpoints/{}", name.to_string_lossy()),
+        Some(name) => format!("; kept data/checkpoints/{}", name.to_string_lossy()),
+        None => String::new(),
+    };
+    done(format!("removed checkpoint {}{note}", reference.quoted()), dest);
+    Ok(())
+}
+
+/// `pmf training ...`.
+pub fn training(command: &TrainingCommand) -> Result<(), Failure> {
+    let dest = match command {
+        TrainingCommand::Start(a) => a.dest.as_path(),
+        TrainingCommand::Epoch(a) => a.dest.as_path(),
+        TrainingCommand::End(a) | TrainingCommand::Fail(a) => a.dest.as_path(),
+    };
+    let mut model = load(dest)?;
+    let before = model.training.clone();
+    let outcome = match command {
+        TrainingCommand::Start(a) => model.register_training_start(a.epoch),
+        TrainingCommand::Epoch(a) => model.register_epoch(a.epoch),
+        TrainingCommand::End(_) => model.register_training_end(true),
+        TrainingCommand::Fail(_) => model.register_training_end(false),
+    };
+    if let Err(e) = outcome {
+        let status = before.status();
+        let hint = match (command, status) {
+            (_, Status::Finished) => {
+                "a finished training cannot change: create a new model with `pmf new` for a new training".to_owned()
+            }
+            (TrainingCommand::Epoch(_) | TrainingCommand::End(_), Status::Pending) => {
+                format!("start it first: pmf training start {}", show_path(dest))
+            }
+            (_, Status::Failed) => {
+                "a failed training stays failed: create a new model with `pmf new` for a new training".to_owned()
+            }
+            _ => String::new(),
+        };
+        let mut f = Failure::from_library(e, dest);
+        if !hint.is_empty() {
+            f = f.hint(hint);
+        }
+        return Err(f);
+    }
+    save(&mut model, dest)?;
+    let t = &model.training;
+    let latest = t.latest_epoch().map(|e| e.to_string()).unwrap_or_else(|| "none".into());
+    let message = match command {
+        TrainingCommand::Start(a) => format!("training {} at epoch {}", paint(BOLD, "running"), a.epoch),
+        TrainingCommand::Epoch(a) => match (a.epoch, before.latest_epoch()) {
+            (Some(n), Some(old)) if n < old => {
+                format!("latest epoch stays {latest} (epoch {n} is before it); time updated")
+            }
+            _ => format!("latest epoch {latest}"),
+        },
+        TrainingCommand::End(_) => format!("training {} at epoch {latest}", paint(BOLD, "finished")),
+        TrainingCommand::Fail(_) => format!("training {} at epoch {latest}", paint(BOLD, "failed")),
+    };
+    done(message, dest);
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `pmf validate PATH...`: check models with the library (`plums_model::check`) and report
+//! every offence, for people (one line per model, offences indented) or as one JSON document.
+
+use std::path::Path;
+
+use plums_model::{check, ValidateOptions};
+use serde::Serialize;
+
+use crate::cli::ValidateArgs;
+use crate::failure::{Failure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::output::outln;
+use crate::output::{offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
+use crate::progress;
+
+/// The verdict on one path.
+#[derive(Debug, Serialize)]
+pub struct JsonModel {
+    /// The path as given.
+    pub path: String,
+    /// Whether the model is valid.
+    pub valid: bool,
+    /// Whether checksums were verified.
+    pub strict: bool,
+    /// Whether checkpoint files were required.
+    pub checkpoints: bool,
+    /// Every offence (empty when valid, or when the path could not be examined).
+    pub offences: Vec<JsonOffence>,
+    /// Why the path could not be examined (missing, unreadable); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `pmf validate --json` output.
+#[derive(Debug, Serialize)]
+pub struct JsonReport {
+    /// One entry per path, in the order given.
+    pub models: Vec<JsonModel>,
+}
+
+/// Run `pmf validate`; returns the exit code.
+pub fn run(args: &ValidateArgs) -> u8 {
+    let options =
+        ValidateOptions { strict: !args.quick, checkpoints: !args.no_checkpoints, ..ValidateOptions::default() };
+    let mut code = EXIT_OK;
+    let mut report = JsonReport { models: Vec::new() };
+    let (mut n_valid, mut n_invalid, mut n_error) = (0usize, 0usize, 0usize);
+    for path in &args.paths {
+        let what = if options.strict { "validating (verifying checksums)" } else { "validating" };
+        let outcome = progress::during(format!("{what} {}", show_path(path)), || check(path, &options));
+        let mut entry = JsonModel {
+            path: show_path(path),
+            valid: false,
+            strict: options.strict,
+            checkpoints: options.checkpoints,
+            offences: Vec::new(),
+            error: None,
+        };
+        match outcome {
+            Ok(checked) => {
+                entry.valid = checked.is_valid();
+                entry.offences = checked.offences.iter().map(JsonOffence::from).collect();
+                if entry.valid {
+                    n_valid += 1;
+                } else {
+                    n_invalid += 1;
+                    code = code.max(EXIT_INVALID);
+                }
+                if !args.json {
+                    print_human(path, &checked.offences, &options);
+                }
+            }
+            Err(e) => {
+                n_error += 1;
+                code = EXIT_USAGE;
+                let failure = Failure::from_library(e, path);
+                entry.error = Some(failure.message.clone());
+                if !args.json {
+                    failure.report();
+                }
+            }
+        }
+        report.models.push(entry);
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => outln!("{text}"),
+            Err(e) => {
+                Failure::usage(format!("cannot write JSON: {e}")).report();
+                return EXIT_USAGE;
+            }
+        }
+    } else if args.paths.len() > 1 {
+        let mut parts = vec![format!("{n_valid} valid"), format!("{n_invalid} invalid")];
+        if n_error > 0 {
+            parts.push(format!("{n_error} not examined"));
+        }
+        outln!("{}", paint(DIM, parts.join(", ")));
+    }
+    code
+}
+
+fn print_human(path: &Path, offences: &[plums_model::Offence], options: &ValidateOptions) {
+    let mut notes = Vec::new();
+    if !options.strict {
+        notes.push("checksums not verified");
+    }
+    if !options.checkpoints {
+        notes.push("checkpoint files not checked");
+    }
+    let notes =
+        if notes.is_empty() { String::new() } else { format!(" {}", paint(DIM, format!("({})", notes.join(", ")))) };
+    if offences.is_empty() {
+        outln!("{} {}{notes}", paint(GOOD, "valid  "), show_path(path));
+    } else {
+        let n = offences.len();
+        outln!(
+            "{} {}{notes} {}",
+            paint(BAD, "invalid"),
+            show_path(path),
+            paint(DIM, format!("({n} offence{})", if n == 1 { "" } else { "s" }))
+        );
+        for offence in offences {
+            outln!("{}", offence_line(offence, "    "));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Helpers shared by the `pmf` integration tests: running the binary, building models with it,
+//! and reading its JSON output.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The `pmf` binary, with colour-forcing variables removed from its environment.
+pub fn pmf() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pmf"));
+    cmd.env_remove("CLICOLOR_FORCE").env_remove("FORCE_COLOR").env_remove("NO_COLOR");
+    cmd
+}
+
+/// Run `pmf args...`, expect exit code `code`, return (stdout, stderr).
+pub fn run(args: &[&str], code: i32) -> (String, String) {
+    let out = pmf().args(args).output().expect("pmf runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "pmf {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    (stdout, stderr)
+}
+
+/// Run `pmf args...` expecting exit code `code` and parse stdout as one JSON document.
+pub fn run_json(args: &[&str], code: i32) -> Value {
+    let (stdout, stderr) = run(args, code);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("pmf {args:?}: stdout is not one JSON document ({e}):\n{stdout}\n--- stderr\n{stderr}")
+    })
+}
+
+/// A path as a `&str` (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// A scratch folder with input files: `config.yaml`, `e1.pt`, `e2.pt`, `e3.pt`, `init.bin`.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files: [(&str, &str); 5] = [
+            ("config.yaml", "lr: 0.1\n"),
+            ("e1.pt", "weights 1"),
+            ("e2.pt", "weights 2"),
+            ("e3.pt", "weights 3"),
+            ("init.bin", "initial weights"),
+        ];
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write input");
+        }
+        Scratch { dir }
+    }
+
+    /// A path inside the scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `pmf new <name> --producer trainer --version 1.0.0 --config config.yaml --id <name>-id extra...`.
+    pub fn new_model(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let dest = self.path(name);
+        let config = self.path("config.yaml");
+        let id = format!("{name}-id");
+        let mut args =
+            vec!["new", s(&dest), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", &id];
+        args.extend_from_slice(extra);
+        run(&args, 0);
+        dest
+    }
+
+    /// A finished model with checkpoints 1 (e1.pt), 2 (e2.pt), 3 (e3.pt) at epochs 1..3.
+    pub fn trained_model(&self, name: &str) -> PathBuf {
+        let dest = self.new_model(name, &["--name", "detector", "--param", "lr=0.1"]);
+        run(&["training", "start", s(&dest)], 0);
+        for i in 1..=3 {
+            let file = self.path(&format!("e{i}.pt"));
+            run(&["checkpoint", "add", s(&dest), s(&file), "--epoch", &i.to_string()], 0);
+        }
+        run(&["training", "end", s(&dest)], 0);
+        dest
+    }
+}
+
+/// `pmf show --json` of a valid model: its `model` object.
+pub fn show(dest: &Path) -> Value {
+    let doc = run_json(&["show", "--json", s(dest)], 0);
+    assert_eq!(doc["valid"], true, "{doc}");
+    doc["model"].clone()
+}
+
+/// The checkpoint references of a `show --json` model, in order.
+pub fn references(model: &Value) -> Vec<Value> {
+    model["checkpoints"].as_array().expect("checkpoints array").iter().map(|c| c["reference"].clone()).collect()
+}
+
+/// Replace `from` by `to` in the model's metadata.yaml (which must contain it).
+pub fn edit_metadata(dest: &Path, from: &str, to: &str) {
+    let path = dest.join("metadata.yaml");
+    let text = std::fs::read_to_string(&path).expect("read metadata");
+    assert!(text.contains(from), "metadata.yaml has no {from:?}:\n{text}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write metadata");
+}
