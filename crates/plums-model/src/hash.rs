@@ -112,6 +112,18 @@ pub fn md5_file(path: impl AsRef<Path>) -> Result<Md5> {
 
 /// The MD5 checksum of a file and the number of bytes hashed.
 pub(crate) fn md5_file_sized(path: &Path) -> Result<(Md5, u64)> {
+    hash_file(path, None)
+}
+
+/// Copy `src` into the already-open `dst`, hashing the bytes in the same pass.
+///
+/// Returns the checksum and the number of bytes copied. `dst` is not synced.
+pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Result<(Md5, u64)> {
+    hash_file(src, Some((dst, dst_path)))
+}
+
+/// Read `path` once in [`CHUNK`]-sized reads, hashing every byte and writing it to `copy`.
+fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, u64)> {
     let mut file = open_regular(path)?;
     let mut hasher = Md5Hasher::new();
     let mut buf = vec![0u8; CHUNK];
@@ -124,28 +136,9 @@ pub(crate) fn md5_file_sized(path: &Path) -> Result<(Md5, u64)> {
             Err(e) => return Err(Error::io(path, "cannot read file", e)),
         };
         hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((Md5(hasher.finalize().into()), total))
-}
-
-/// Copy `src` into the already-open `dst`, hashing the bytes in the same pass.
-///
-/// Returns the checksum and the number of bytes copied. `dst` is not synced.
-pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Result<(Md5, u64)> {
-    let mut file = open_regular(src)?;
-    let mut hasher = Md5Hasher::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(src, "cannot read file", e)),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(|e| Error::io(dst_path, "cannot write file", e))?;
+        if let Some((dst, dst_path)) = copy.as_mut() {
+            dst.write_all(&buf[..n]).map_err(|e| Error::io(dst_path, "cannot write file", e))?;
+        }
         total += n as u64;
     }
     Ok((Md5(hasher.finalize().into()), total))
