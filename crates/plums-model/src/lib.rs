@@ -56,7 +56,7 @@ pub use collection::CheckpointCollection;
 pub use error::{Error, Offence, OffenceKind, Report, Result};
 pub use hash::{md5_file, Md5};
 pub use metadata::{Metadata, FORMAT_VERSION};
-pub use model::{initialisation, Initialisation, Model};
+pub use model::{initialisation, Initialisation, Model, SavedState};
 pub use producer::Producer;
 pub use reference::Reference;
 pub use save::SaveOptions;

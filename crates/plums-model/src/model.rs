@@ -34,6 +34,11 @@ pub(crate) struct SyncState {
     pub known: Arc<KnownFiles>,
 }
 
+/// What a model knows of the folder it was loaded from or last saved to, detached from the
+/// model (language bindings keep it next to their own model objects).
+#[derive(Debug, Clone)]
+pub struct SavedState(pub(crate) SyncState);
+
 /// A PMF model.
 ///
 /// ```
@@ -113,6 +118,22 @@ impl Model {
     /// For a model used as an initialisation: the reference of the checkpoint that was used.
     pub fn checkpoint(&self) -> Option<&Reference> {
         self.checkpoint.as_ref()
+    }
+
+    /// Make this model the initialisation model whose checkpoint `reference` was used.
+    pub fn set_checkpoint(&mut self, reference: Option<Reference>) {
+        self.checkpoint = reference;
+    }
+
+    /// What the model knows of the folder it was loaded from or last saved to (see [`SaveOptions`]).
+    pub fn saved_state(&self) -> Option<SavedState> {
+        self.sync.clone().map(SavedState)
+    }
+
+    /// Restore what [`Model::saved_state`] gave, so that a later save detects concurrent changes
+    /// and reuses unchanged files.
+    pub fn set_saved_state(&mut self, state: Option<SavedState>) {
+        self.sync = state.map(|s| s.0);
     }
 
     /// Add checkpoints to the collection (see [`CheckpointCollection::add`]).
