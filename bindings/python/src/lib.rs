@@ -1,6 +1,172 @@
-use pyo3::prelude::*;
+//! `plums_model._native`: the Rust core of the Python package `plums_model`.
+//!
+//! The Python classes (`Model`, `Training`, `Checkpoint`, ...) live in the package's Python
+//! modules and keep the reference API's object semantics; everything that reads, checks or
+//! writes a model runs here, in Rust, with the GIL released: hashing, validation, loading and
+//! saving. Models cross the boundary as plain descriptions (dicts and tuples, see `convert.rs`).
 
+mod convert;
+mod errors;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use plums_model::version::{VersionFormat, VersionValue};
+use plums_model::{Model, SaveOptions, Status, Training, ValidateOptions};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert::{describe_model, metadata_to_py, model_from_description, record_from_py, Token};
+use crate::errors::{to_py_err, ValidationFailure};
+
+/// The MD5 checksum of a file, as 32 lowercase hexadecimal digits (GIL released).
+#[pyfunction]
+fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| plums_model::md5_file(&path)).map(|d| d.to_string()).map_err(to_py_err)
+}
+
+/// Every training cross-check offence of a record, as `(field, message)` pairs.
+#[pyfunction]
+fn check_training(record: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
+    let record = record_from_py(record)?;
+    Ok(plums_model::training::check_training(&record, false, &[]).into_iter().map(|(f, m)| (f.to_owned(), m)).collect())
+}
+
+/// Whether a training in status `current` may move to `next`.
+#[pyfunction]
+fn status_can_become(current: &str, next: &str) -> PyResult<bool> {
+    let a: Status = current.parse().map_err(to_py_err)?;
+    let b: Status = next.parse().map_err(to_py_err)?;
+    Ok(a.can_become(b))
+}
+
+/// The normalised form of a PEP 440 version (ValueError when invalid).
+#[pyfunction]
+fn pep440_normalize(value: &str) -> PyResult<String> {
+    plums_model::version(plums_model::version::PY_PA, value).map(|v| v.value()).map_err(to_py_err)
+}
+
+/// -1, 0 or 1: the PEP 440 order of two versions.
+#[pyfunction]
+fn pep440_compare(a: &str, b: &str) -> PyResult<i32> {
+    let a = plums_model::version(plums_model::version::PY_PA, a).map_err(to_py_err)?;
+    let b = plums_model::version(plums_model::version::PY_PA, b).map_err(to_py_err)?;
+    Ok(match a.partial_cmp(&b) {
+        Some(std::cmp::Ordering::Less) => -1,
+        Some(std::cmp::Ordering::Greater) => 1,
+        _ => 0,
+    })
+}
+
+/// A version format registered from Python: `normalize(value)` gives the string to write.
+struct PyFormat {
+    name: String,
+    normalize: Py<PyAny>,
+}
+
+#[derive(Debug)]
+struct PyVersion(String);
+
+impl VersionValue for PyVersion {
+    fn to_version_string(&self) -> String {
+        self.0.clone()
+    }
+    fn compare(&self, other: &dyn VersionValue) -> Option<std::cmp::Ordering> {
+        other.as_any().downcast_ref::<PyVersion>().map(|o| self.0.cmp(&o.0))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl VersionFormat for PyFormat {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn parse(&self, value: &str) -> Result<Arc<dyn VersionValue>, String> {
+        Python::attach(|py| {
+            self.normalize
+                .call1(py, (value,))
+                .and_then(|r| r.extract::<String>(py))
+                .map(|s| Arc::new(PyVersion(s)) as Arc<dyn VersionValue>)
+                .map_err(|e| format!("invalid {} version {value:?}: {e}", self.name))
+        })
+    }
+}
+
+/// Register a version format implemented in Python, so that models using it can be saved.
+#[pyfunction]
+fn register_format(name: String, normalize: Py<PyAny>) {
+    plums_model::register(Arc::new(PyFormat { name, normalize }));
+}
+
+/// Validate a model folder and return its metadata as a dict (GIL released while checking).
+#[pyfunction]
+fn validate(py: Python<'_>, path: PathBuf, strict: bool, checkpoints: bool) -> PyResult<Py<PyAny>> {
+    let options = ValidateOptions::new(strict, checkpoints);
+    let validated = py.detach(|| plums_model::validate_model(&path, &options)).map_err(to_py_err)?;
+    metadata_to_py(py, &validated.metadata)
+}
+
+/// Load a model: `(description, token)` (GIL released while reading and checking).
+#[pyfunction]
+fn load<'py>(py: Python<'py>, path: PathBuf, strict: bool, checkpoints: bool) -> PyResult<Bound<'py, PyTuple>> {
+    let options = ValidateOptions::new(strict, checkpoints);
+    let model = py.detach(|| Model::load_with(&path, &options)).map_err(to_py_err)?;
+    let token = Token(model.saved_state());
+    let description = describe_model(py, &model)?;
+    PyTuple::new(py, [description, Py::new(py, token)?.into_any()])
+}
+
+/// Save a model description to `path`; returns the new token (GIL released while writing).
+#[pyfunction]
+#[pyo3(signature = (description, path, force, checkpoints, lock_timeout, overwrite_concurrent_changes, token))]
+fn save(
+    py: Python<'_>,
+    description: &Bound<'_, PyAny>,
+    path: PathBuf,
+    force: bool,
+    checkpoints: bool,
+    lock_timeout: f64,
+    overwrite_concurrent_changes: bool,
+    token: Option<PyRef<'_, Token>>,
+) -> PyResult<Token> {
+    let mut model = model_from_description(py, description)?;
+    model.set_saved_state(token.and_then(|t| t.0.clone()));
+    if !lock_timeout.is_finite() || lock_timeout < 0.0 {
+        return Err(pyo3::exceptions::PyValueError::new_err("lock_timeout must be a non-negative number of seconds"));
+    }
+    let options = SaveOptions {
+        force,
+        checkpoints,
+        lock_timeout: std::time::Duration::from_secs_f64(lock_timeout),
+        overwrite_concurrent_changes,
+        ..SaveOptions::default()
+    };
+    py.detach(|| model.save_with(&path, &options)).map_err(to_py_err)?;
+    Ok(Token(model.saved_state()))
+}
+
+/// Check a training record the way the core does (defaults applied), raising ValueError.
+#[pyfunction]
+fn new_training(record: &Bound<'_, PyDict>) -> PyResult<()> {
+    Training::new(record_from_py(record)?).map(|_| ()).map_err(to_py_err)
+}
+
+/// The native module.
 #[pymodule]
-fn _native(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ValidationFailure", m.py().get_type::<ValidationFailure>())?;
+    m.add_class::<Token>()?;
+    m.add_function(wrap_pyfunction!(md5_file, m)?)?;
+    m.add_function(wrap_pyfunction!(check_training, m)?)?;
+    m.add_function(wrap_pyfunction!(status_can_become, m)?)?;
+    m.add_function(wrap_pyfunction!(pep440_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(pep440_compare, m)?)?;
+    m.add_function(wrap_pyfunction!(register_format, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(save, m)?)?;
+    m.add_function(wrap_pyfunction!(new_training, m)?)?;
     Ok(())
 }

@@ -1,0 +1,67 @@
+"""Exceptions of plums_model, with the hierarchy of ``plums.model.exception``."""
+
+from typing import List, NamedTuple
+
+from schema import SchemaError
+
+
+class Offence(NamedTuple):
+    """One thing wrong with a model: its kind, where it is, and what is wrong."""
+
+    kind: str
+    """``"tree"`` or ``"metadata"``."""
+    location: str
+    """A file path relative to the model root, or a dotted metadata key path."""
+    message: str
+    """What is wrong, and what would be right."""
+
+    def __str__(self) -> str:
+        return "[{}] {}: {}".format(self.kind, self.location, self.message)
+
+
+class PlumsError(Exception):
+    """Base exception for all Plums specific errors."""
+
+
+class PlumsValidationError(SchemaError, PlumsError):
+    """Base exception for all Plums schema validation errors; also a ``schema.SchemaError``.
+
+    ``offences`` lists every offence found (:class:`Offence` tuples).
+    """
+
+    def __init__(self, message, offences=()):
+        super().__init__(message)
+        self.offences: List[Offence] = [Offence(*o) for o in offences]
+
+
+class PlumsModelError(PlumsError):
+    """Base exception for all Plums Model specific errors."""
+
+
+class PlumsModelTreeValidationError(PlumsValidationError, PlumsModelError):
+    """A model's folder tree is invalid (missing, misplaced or unsafe files, checksum mismatches)."""
+
+
+class PlumsModelMetadataValidationError(PlumsValidationError, PlumsModelError):
+    """A model's metadata is invalid."""
+
+
+class _MetadataOffencesError(PlumsModelMetadataValidationError, PlumsModelTreeValidationError):
+    """Raised for metadata offences found while validating a model folder.
+
+    The reference raises ``PlumsModelTreeValidationError`` for every invalid folder (its
+    metadata errors are wrapped into tree errors); this class is both, so code written for the
+    reference keeps catching it while new code can tell metadata offences apart.
+    """
+
+
+def _from_failure(failure, verbose=False):
+    """The Plums exception for a native ``ValidationFailure(kind, message, offences)``."""
+    kind, message, offences = failure.args
+    cls = _MetadataOffencesError if kind == "metadata" else PlumsModelTreeValidationError
+    if not verbose:
+        lines = message.splitlines()
+        message = lines[0] if len(offences) <= 1 or len(lines) == 1 else lines[0] + "; first: " + lines[1].strip()
+        if len(offences) > 1:
+            message += " (verbose=True lists them all; see .offences)"
+    return cls(message, offences)
