@@ -21,12 +21,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyyaml_roundtri
 fn python() -> Option<PathBuf> {
     let candidate = std::env::var_os("PMF_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../.venv/bin/python"
-            ))
-        });
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python")));
     let ok = Command::new(&candidate)
         .arg(SCRIPT)
         .arg("check")
@@ -43,10 +38,7 @@ fn python() -> Option<PathBuf> {
             candidate.display()
         );
     }
-    eprintln!(
-        "skipped: no Python with PyYAML (run scripts/test); looked for {}",
-        candidate.display()
-    );
+    eprintln!("skipped: no Python with PyYAML (run scripts/test); looked for {}", candidate.display());
     None
 }
 
@@ -61,18 +53,9 @@ fn run(py: &PathBuf, mode: &str, request: &Json) -> Vec<Json> {
         .spawn()
         .expect("start python");
     let body = serde_json::to_vec(request).expect("encode request");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&body)
-        .expect("write request");
+    child.stdin.take().expect("stdin").write_all(&body).expect("write request");
     let out = child.wait_with_output().expect("run python");
-    assert!(
-        out.status.success(),
-        "pyyaml_roundtrip.py {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pyyaml_roundtrip.py {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
     match serde_json::from_slice(&out.stdout).expect("decode answer") {
         Json::Array(items) => items,
         other => panic!("unexpected answer {other}"),
@@ -105,9 +88,7 @@ fn contains_timestamp(v: &Value) -> bool {
     match v {
         Value::Timestamp(_) => true,
         Value::Seq(items) => items.iter().any(contains_timestamp),
-        Value::Map(m) => m
-            .iter()
-            .any(|(k, v)| contains_timestamp(k) || contains_timestamp(v)),
+        Value::Map(m) => m.iter().any(|(k, v)| contains_timestamp(k) || contains_timestamp(v)),
         _ => false,
     }
 }
@@ -252,8 +233,7 @@ fn corpus_strings() -> Vec<String> {
     .map(|s| (*s).to_owned())
     .collect();
     v.push(
-        "The quick brown fox jumps over the lazy dog, again and again: then it rests # not a comment, "
-            .repeat(2)
+        "The quick brown fox jumps over the lazy dog, again and again: then it rests # not a comment, ".repeat(2)
             + "and ends here.",
     );
     v.push("x".repeat(200));
@@ -298,12 +278,9 @@ fn corpus_scalars() -> Vec<Value> {
     ] {
         v.push(Value::Float(f));
     }
-    for t in [
-        "2001-12-14",
-        "2001-12-14 21:59:43.100000-05:00",
-        "2002-12-14 21:59:43",
-        "2001-12-14 21:59:43.100000+00:00",
-    ] {
+    for t in
+        ["2001-12-14", "2001-12-14 21:59:43.100000-05:00", "2002-12-14 21:59:43", "2001-12-14 21:59:43.100000+00:00"]
+    {
         v.push(Value::Timestamp(t.to_owned()));
     }
     v.push(Value::Binary(Vec::new()));
@@ -327,11 +304,7 @@ fn corpus_documents() -> Vec<Value> {
         docs.push(map(vec![(x.clone(), Value::from("key"))]));
         docs.push(map(vec![(
             Value::from("nested"),
-            Value::Seq(vec![
-                x.clone(),
-                map(vec![(x.clone(), x.clone())]),
-                Value::Seq(vec![x.clone()]),
-            ]),
+            Value::Seq(vec![x.clone(), map(vec![(x.clone(), x.clone())]), Value::Seq(vec![x.clone()])]),
         )]));
     }
     docs
@@ -364,22 +337,8 @@ fn random_documents() -> Vec<Value> {
             Value::Float(if f.is_nan() { f64::NAN } else { f })
         })
         .collect();
-    let alphabet: Vec<char> = "0123456789eE.:-+_ #'\"\\\n\t~<=!&*[]{},?|>%@`xyonaéé日😀\u{85}"
-        .chars()
-        .collect();
-    let words = [
-        "yes",
-        "no",
-        "on",
-        "null",
-        "1e10",
-        "0x",
-        "1:2",
-        ".inf",
-        "2001-12-14",
-        "<<",
-        "=",
-    ];
+    let alphabet: Vec<char> = "0123456789eE.:-+_ #'\"\\\n\t~<=!&*[]{},?|>%@`xyonaéé日😀\u{85}".chars().collect();
+    let words = ["yes", "no", "on", "null", "1e10", "0x", "1:2", ".inf", "2001-12-14", "<<", "="];
     let strings: Vec<Value> = (0..600)
         .map(|_| {
             let n = (rng.next() % 9) as usize;
@@ -413,11 +372,7 @@ fn pyyaml_writes_we_read() {
     for (doc, answer) in docs.iter().zip(&answers) {
         let expected = &answer["expected"];
         if !contains_timestamp(doc) {
-            assert_eq!(
-                expected,
-                &tagged(doc),
-                "Python holds a different value than sent"
-            );
+            assert_eq!(expected, &tagged(doc), "Python holds a different value than sent");
         }
         let texts = answer["texts"].as_array().expect("texts");
         let reads = answer["reads"].as_array().expect("reads");
@@ -448,12 +403,8 @@ fn we_write_pyyaml_reads() {
     let mut docs = corpus_documents();
     docs.extend(random_documents());
     let texts: Vec<String> = docs.iter().map(to_string).collect();
-    let request = Json::Array(
-        docs.iter()
-            .zip(&texts)
-            .map(|(d, t)| json!({ "yaml": t, "expected": tagged(d) }))
-            .collect(),
-    );
+    let request =
+        Json::Array(docs.iter().zip(&texts).map(|(d, t)| json!({ "yaml": t, "expected": tagged(d) })).collect());
     let answers = run(&py, "load", &request);
     assert_eq!(answers.len(), docs.len());
     for ((doc, text), answer) in docs.iter().zip(&texts).zip(&answers) {
@@ -490,10 +441,8 @@ fn unordered(j: &Json) -> Json {
     match j {
         Json::Array(items) => Json::Array(items.iter().map(unordered).collect()),
         Json::Object(o) if o.contains_key("map") => {
-            let mut pairs: Vec<Json> = o["map"]
-                .as_array()
-                .map(|ps| ps.iter().map(unordered).collect())
-                .unwrap_or_default();
+            let mut pairs: Vec<Json> =
+                o["map"].as_array().map(|ps| ps.iter().map(unordered).collect()).unwrap_or_default();
             pairs.sort_by_key(|p| p.to_string());
             json!({ "map": pairs })
         }
@@ -587,12 +536,7 @@ const WE_REJECT: &[&str] = &[
 #[test]
 fn both_readers_agree_on_hand_written_documents() {
     let Some(py) = python() else { return };
-    let all: Vec<&str> = SAME_VALUE
-        .iter()
-        .chain(BOTH_REJECT)
-        .chain(WE_REJECT)
-        .copied()
-        .collect();
+    let all: Vec<&str> = SAME_VALUE.iter().chain(BOTH_REJECT).chain(WE_REJECT).copied().collect();
     let ours: Vec<_> = all.iter().map(|t| parse(t)).collect();
     // Our value goes along as "expected", for Python to normalise timestamps the way it holds them.
     let request = Json::Array(
@@ -609,11 +553,7 @@ fn both_readers_agree_on_hand_written_documents() {
             assert!(ours.is_ok(), "{text:?}: {ours:?}");
             // Merged keys come in a different order in PyYAML 6.0 and 6.0.4; dicts compare
             // without order, so do the same here.
-            assert_eq!(
-                unordered(&answer["expected"]),
-                unordered(theirs),
-                "{text:?}"
-            );
+            assert_eq!(unordered(&answer["expected"]), unordered(theirs), "{text:?}");
         } else if i < SAME_VALUE.len() + BOTH_REJECT.len() {
             assert!(python_failed, "PyYAML accepts {text:?}: {theirs}");
             assert!(ours.is_err(), "we accept {text:?}: {ours:?}");
@@ -635,14 +575,8 @@ fn resolver_agrees_on_random_plain_scalars() {
     let mut docs = Vec::new();
     for i in 0..4000 {
         let n = 1 + (rng.next() % 9) as usize;
-        let s: String = (0..n)
-            .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
-            .collect();
-        docs.push(if i % 2 == 0 {
-            format!("k: {s}\n")
-        } else {
-            format!("{s}: k\n")
-        });
+        let s: String = (0..n).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect();
+        docs.push(if i % 2 == 0 { format!("k: {s}\n") } else { format!("{s}: k\n") });
     }
     // Timestamps, valid and not (month 13, 30 February, hour 24, offsets of a day ...).
     for i in 0..1500u64 {
@@ -712,10 +646,7 @@ fn resolver_agrees_on_random_plain_scalars() {
                 let _ = e;
                 agreed += 1;
             }
-            Err(e) => assert!(
-                e.message.contains("64-bit"),
-                "PyYAML reads {text:?} as {theirs}, we fail: {e}"
-            ),
+            Err(e) => assert!(e.message.contains("64-bit"), "PyYAML reads {text:?} as {theirs}, we fail: {e}"),
         }
     }
     assert!(agreed > 5000, "{agreed}");
