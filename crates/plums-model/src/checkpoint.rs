@@ -80,7 +80,8 @@ impl Checkpoint {
             (Some(h), _) => {
                 // A given checksum was not computed from the file: a save verifies it while copying.
                 stamp = None;
-                h.parse::<Md5>().map_err(|e| Error::InvalidArgument(format!("invalid checkpoint {}: {e}", name.quoted())))?
+                h.parse::<Md5>()
+                    .map_err(|e| Error::InvalidArgument(format!("invalid checkpoint {}: {e}", name.quoted())))?
             }
             (None, Some(p)) => {
                 let (digest, size) = md5_file_sized(p)?;

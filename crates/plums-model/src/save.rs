@@ -8,8 +8,10 @@
 //!   hard-linked from the old tree, new files are written and synced, then the two folders are
 //!   exchanged atomically (`renameat2(RENAME_EXCHANGE)`) and the old tree is removed. A save
 //!   interrupted before the exchange leaves the old model untouched; leftovers are removed by
-//!   the next save. Where the file system cannot exchange folders, files are renamed into
-//!   place one by one with `metadata.yaml` last (weaker; documented in docs/RELIABILITY.md).
+//!   the next save. Where the file system cannot exchange folders, the complete new tree is
+//!   renamed into place right after the old one is moved aside; a process killed between the
+//!   two renames leaves the complete new tree, which the next validate, load or save puts in
+//!   place (see [`recover_interrupted_commit`]).
 //! - Nothing but PMF-owned files changes: extra files and folders are carried over as they are.
 //!   Files the previous save registered and the new model no longer uses are removed (unless
 //!   [`SaveOptions::keep_unregistered_files`]), so an incremental save leaves what a full one would.
@@ -319,6 +321,7 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
             problems.join("\n  - ")
         )));
     }
+    recover_interrupted_commit(dest);
     // Refuse early, before creating anything.
     refuse(dest, &inspect(dest)?, model, options)?;
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, "cannot create the save destination", e))?;
@@ -381,45 +384,110 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
             return Err(e);
         }
     };
-    if !swapped {
-        if let Err(e) = commit_in_place(&staging, &real, owned, options.durable) {
-            fsutil::remove_tree_quietly(&staging);
-            return Err(e);
+    // What to remove once the new model is in place: the old tree.
+    let old_tree = if swapped {
+        staging
+    } else {
+        match commit_by_renames(&staging, &real, &parent, &name) {
+            Ok(old) => old,
+            Err(e) => {
+                fsutil::remove_tree_quietly(&staging);
+                return Err(e);
+            }
         }
-    }
-    if options.durable {
-        fsutil::sync_dir(&parent)?;
-    }
-    fsutil::remove_tree_quietly(&staging);
+    };
+    // The new model is in place: remember it before anything else can fail.
     model.sync = Some(SyncState { root: real, metadata_digest: digest, known: Arc::new(new_known) });
-    Ok(())
+    let synced = if options.durable { fsutil::sync_dir(&parent) } else { Ok(()) };
+    fsutil::remove_tree_quietly(&old_tree);
+    synced
 }
 
-/// The name of a staging folder of the model folder `name`: `.<name>.pmf-save-<suffix>`.
-fn staging_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+/// The name of a folder PMF keeps next to the model folder `name` during a save:
+/// `.<name>.pmf-<kind>-<suffix>`, where kind is `save` (being built), `new` (complete, about to
+/// replace the model, only without an atomic exchange) or `old` (the replaced model).
+fn sibling_name(name: &std::ffi::OsStr, kind: &str, suffix: &str) -> std::ffi::OsString {
     let mut n = std::ffi::OsString::from(".");
     n.push(name);
-    n.push(".pmf-save-");
+    n.push(format!(".pmf-{kind}-"));
     n.push(suffix);
     n
 }
 
-/// Whether `entry` is a staging folder name of the model folder `name`: the exact prefix,
-/// then a suffix of the form [`fsutil::unique_suffix`] makes (so that a model named
+/// Whether `entry` is a sibling folder of kind `kind` of the model folder `name`: the exact
+/// prefix, then a suffix of the form [`fsutil::unique_suffix`] makes (so that a model named
 /// `a.pmf-save-1` is never mistaken for a staging folder of `a`).
-fn is_staging_of(entry: &std::ffi::OsStr, name: &std::ffi::OsStr) -> bool {
+fn is_sibling_of(entry: &std::ffi::OsStr, name: &std::ffi::OsStr, kind: &str) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let prefix = staging_name(name, "");
+    let prefix = sibling_name(name, kind, "");
     let Some(rest) = entry.as_bytes().strip_prefix(prefix.as_bytes()) else { return false };
     fsutil::is_unique_suffix(rest)
 }
 
-/// Remove staging folders left by interrupted saves of this model (the lock is held).
+fn staging_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    sibling_name(name, "save", suffix)
+}
+
+/// The sibling folders of kind `kind` of the model folder at `path`.
+fn siblings(path: &Path, kind: &str) -> Vec<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name() else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(parent) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false) && is_sibling_of(&e.file_name(), name, kind))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Replace the model folder by the complete staging tree with plain renames, for file systems
+/// without an atomic folder exchange: staging -> `.pmf-new-`, model -> `.pmf-old-`, new -> model.
+/// Between the last two renames the model name is missing for an instant; a process killed
+/// there leaves the complete new tree, which [`recover_interrupted_commit`] puts in place.
+/// Returns the old tree, to be removed.
+fn commit_by_renames(staging: &Path, real: &Path, parent: &Path, name: &std::ffi::OsStr) -> Result<PathBuf> {
+    let suffix = fsutil::unique_suffix();
+    let new = parent.join(sibling_name(name, "new", &suffix));
+    let old = parent.join(sibling_name(name, "old", &suffix));
+    fs::rename(staging, &new).map_err(|e| Error::io(&new, "cannot mark the new model complete", e))?;
+    fsutil::sync_dir(parent)?;
+    if let Err(e) = fs::rename(real, &old) {
+        let _ = fs::rename(&new, staging);
+        return Err(Error::io(real, "cannot move the old model aside", e));
+    }
+    if let Err(e) = fs::rename(&new, real) {
+        let _ = fs::rename(&old, real);
+        return Err(Error::io(real, "cannot move the new model into place", e));
+    }
+    Ok(old)
+}
+
+/// Finish a save that was interrupted between its last two renames (see [`commit_by_renames`]):
+/// when the model folder is missing, the complete new tree is put in place, or else the old one
+/// back. Does nothing when the model folder exists.
+pub(crate) fn recover_interrupted_commit(path: &Path) {
+    if fs::symlink_metadata(path).is_ok() {
+        return;
+    }
+    let candidate = siblings(path, "new").pop().or_else(|| siblings(path, "old").pop());
+    if let Some(tree) = candidate {
+        let _ = fs::rename(&tree, path);
+    }
+}
+
+/// Remove the folders left next to the model by interrupted saves (the lock is held, the model
+/// folder exists, so none of them is needed any more).
 fn clean_stale(parent: &Path, name: &std::ffi::OsStr) {
     let Ok(entries) = fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir && is_staging_of(&entry.file_name(), name) {
+        let leftover = ["save", "new", "old"].iter().any(|k| is_sibling_of(&entry.file_name(), name, k));
+        if is_dir && leftover {
             fsutil::remove_tree_quietly(&entry.path());
         }
     }
@@ -450,60 +518,6 @@ fn build_staging(
         Error::InvalidArgument(format!("cannot save: the written model does not validate, nothing was changed: {e}"))
     })?;
     Ok((digest, writer.new))
-}
-
-/// Move the staging tree's new files into place one by one, metadata.yaml last (for file
-/// systems without an atomic folder exchange).
-fn commit_in_place(staging: &Path, real: &Path, owned: bool, durable: bool) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mut files = Vec::new();
-    for item in walkdir::WalkDir::new(staging).follow_links(false).min_depth(1) {
-        let item = item.map_err(|e| {
-            Error::io(
-                staging,
-                "cannot read staging folder",
-                e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
-            )
-        })?;
-        let Ok(rel) = item.path().strip_prefix(staging) else { continue };
-        let target = real.join(rel);
-        if item.file_type().is_dir() {
-            make_dir(&target, None)?;
-            continue;
-        }
-        let same = match (fs::symlink_metadata(item.path()), fs::symlink_metadata(&target)) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
-        };
-        if !same {
-            files.push(rel.to_path_buf());
-        }
-    }
-    files.sort_by_key(|r| r == Path::new("metadata.yaml"));
-    if owned {
-        // Old initialisation files that the new model does not have.
-        let init = real.join("data/initialisation");
-        for item in walkdir::WalkDir::new(&init).contents_first(true).min_depth(1).into_iter().flatten() {
-            let Ok(rel) = item.path().strip_prefix(real) else { continue };
-            if fs::symlink_metadata(staging.join(rel)).is_err() {
-                if item.file_type().is_dir() {
-                    let _ = fs::remove_dir(item.path());
-                } else {
-                    let _ = fs::remove_file(item.path());
-                }
-            }
-        }
-    }
-    for rel in files {
-        let target = real.join(&rel);
-        fs::rename(staging.join(&rel), &target).map_err(|e| Error::io(&target, "cannot move file into place", e))?;
-        if durable {
-            if let Some(p) = target.parent() {
-                fsutil::sync_dir(p)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 struct Writer<'a> {

@@ -113,6 +113,26 @@ pub fn validate_model(path: impl AsRef<Path>, options: &ValidateOptions) -> Resu
 /// cannot be examined: missing, unreadable).
 pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check> {
     let path = path.as_ref();
+    crate::save::recover_interrupted_commit(path);
+    // A save replaces the whole folder at once: if that happened while we read it, read again,
+    // so that a reader sees the old model or the new one, never a mix.
+    let mut attempts = 0;
+    loop {
+        let before = folder_identity(path);
+        let result = check_once(path, options)?;
+        attempts += 1;
+        if before == folder_identity(path) || attempts == 5 {
+            return Ok(result);
+        }
+    }
+}
+
+fn folder_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot validate model", e))?;
     if !meta.is_dir() {
         return Ok(Check {

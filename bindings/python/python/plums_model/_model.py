@@ -5,7 +5,7 @@ from pathlib import Path
 
 from . import _native
 from ._components import Checkpoint, CheckpointCollection, Producer, Training, _path
-from .exception import _from_failure
+from .exception import _from_failure, _missing_model
 
 FORMAT_VERSION = "1.0.0"
 
@@ -17,6 +17,16 @@ def _native_call(verbose, function, *args):
         raise _from_failure(failure, verbose) from None
 
 
+def _read_model(verbose, function, path, *args):
+    """``_native_call`` for validate/load: a model folder that does not exist is a tree error too."""
+    try:
+        return _native_call(verbose, function, path, *args)
+    except FileNotFoundError as error:
+        if os.path.lexists(path):
+            raise
+        raise _missing_model(path, error) from None
+
+
 def validate(path, strict=False, verbose=False, checkpoints=True, **kwargs):
     """Validate the PMF model at ``path`` and return its parsed metadata.
 
@@ -24,13 +34,13 @@ def validate(path, strict=False, verbose=False, checkpoints=True, **kwargs):
     and the exception's ``offences`` attribute always lists them.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        PlumsModelTreeValidationError: If the tree is invalid.
+        PlumsModelTreeValidationError: If the tree is invalid, or ``path`` does not exist (then
+            also a ``FileNotFoundError``).
         PlumsModelMetadataValidationError: If the metadata is invalid (also a tree error, for
             compatibility with the reference).
     """
     _reject_unknown(kwargs)
-    return _native_call(verbose, _native.validate, _path(path), bool(strict), bool(checkpoints))
+    return _read_model(verbose, _native.validate, _path(path), bool(strict), bool(checkpoints))
 
 
 def _reject_unknown(kwargs, allowed=()):
@@ -163,12 +173,12 @@ class Model:
         """Load and validate the model at ``path`` (strict: also compare checksums).
 
         Raises:
-            FileNotFoundError: If ``path`` does not exist.
-            PlumsModelTreeValidationError: If the model is invalid.
+            PlumsModelTreeValidationError: If the model is invalid, or ``path`` does not exist
+                (then also a ``FileNotFoundError``).
             PlumsModelMetadataValidationError: If its metadata is invalid.
         """
         _reject_unknown(kwargs)
-        description, token = _native_call(verbose, _native.load, _path(path), bool(strict), bool(checkpoints))
+        description, token = _read_model(verbose, _native.load, _path(path), bool(strict), bool(checkpoints))
         model = cls._from_description(description)
         model._token = token
         return model

@@ -61,7 +61,22 @@ def _from_failure(failure, verbose=False):
     cls = _MetadataOffencesError if kind == "metadata" else PlumsModelTreeValidationError
     if not verbose:
         lines = message.splitlines()
-        message = lines[0] if len(offences) <= 1 or len(lines) == 1 else lines[0] + "; first: " + lines[1].strip()
+        if len(lines) > 1:
+            # One offence: say what it is; several: say the first and where to find the others.
+            message = lines[0] + (": " if len(offences) <= 1 else "; first: ") + lines[1].strip()
         if len(offences) > 1:
             message += " (verbose=True lists them all; see .offences)"
     return cls(message, offences)
+
+
+class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
+    """Raised when the model folder given to ``validate`` or ``Model.load`` does not exist.
+
+    The reference raises ``PlumsModelTreeValidationError`` for it; this class is also a
+    ``FileNotFoundError``, so both ways of catching it work.
+    """
+
+
+def _missing_model(path, error):
+    """The exception for a model folder ``path`` that does not exist (``error``: the native one)."""
+    return _MissingModelError(str(error), [("tree", ".", "{} does not exist".format(path))])
