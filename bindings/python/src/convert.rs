@@ -294,7 +294,7 @@ fn opt_path(obj: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
 }
 
 /// A core model from a description dict.
-pub fn model_from_description(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Model> {
+pub fn model_from_description(obj: &Bound<'_, PyAny>) -> PyResult<Model> {
     let d = obj.cast::<PyDict>()?;
     let producer = item(d, "producer")?;
     let producer = producer.cast::<PyDict>()?;
@@ -341,7 +341,7 @@ pub fn model_from_description(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResul
                 Initialisation::File(Checkpoint::new(name, path, None, Some(&hash)).map_err(to_py_err)?)
             }
             _ => {
-                let mut nested = model_from_description(py, &init.get_item(1)?)?;
+                let mut nested = model_from_description(&init.get_item(1)?)?;
                 let r = init.get_item(2)?;
                 nested.set_checkpoint(if r.is_none() { None } else { Some(reference_from_py(&r)?) });
                 Initialisation::Model(Box::new(nested))

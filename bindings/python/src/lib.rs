@@ -121,6 +121,7 @@ fn load<'py>(py: Python<'py>, path: PathBuf, strict: bool, checkpoints: bool) ->
 /// Save a model description to `path`; returns the new token (GIL released while writing).
 #[pyfunction]
 #[pyo3(signature = (description, path, force, checkpoints, lock_timeout, overwrite_concurrent_changes, token))]
+#[allow(clippy::too_many_arguments)] // one argument per keyword of `Model.save`
 fn save(
     py: Python<'_>,
     description: &Bound<'_, PyAny>,
@@ -131,7 +132,7 @@ fn save(
     overwrite_concurrent_changes: bool,
     token: Option<PyRef<'_, Token>>,
 ) -> PyResult<Token> {
-    let mut model = model_from_description(py, description)?;
+    let mut model = model_from_description(description)?;
     model.set_saved_state(token.and_then(|t| t.0.clone()));
     if !lock_timeout.is_finite() || lock_timeout < 0.0 {
         return Err(pyo3::exceptions::PyValueError::new_err("lock_timeout must be a non-negative number of seconds"));
