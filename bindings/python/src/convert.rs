@@ -3,8 +3,8 @@
 //!
 //! A model description is a dict:
 //! `{"producer": {"name", "version_format", "version", "configuration"}, "name", "id",
-//!   "build_parameters", "training": {<record>}, "checkpoints": [(ref, path|None, epoch, hash)],
-//!   "latest": ref|None, "initialisation": None | ("file", name, path, hash) |
+//!   "build_parameters", "training": {<record>}, "checkpoints": [(ref, path|None, epoch, hash, handle|None)],
+//!   "latest": ref|None, "initialisation": None | ("file", name, path, hash, handle|None) |
 //!   ("model", <description>, checkpoint_ref), "path": str|None, "checkpoint": ref|None}`.
 
 use std::path::PathBuf;
@@ -23,6 +23,31 @@ use crate::errors::to_py_err;
 /// What a model knows of the folder it was loaded from or saved to (opaque to Python).
 #[pyclass(module = "plums_model._native", frozen)]
 pub struct Token(pub Option<SavedState>);
+
+/// A checkpoint hashed by the core, kept by a Python `Checkpoint` (see `hash_checkpoint`).
+#[pyclass(module = "plums_model._native", frozen)]
+pub struct NativeCheckpoint(pub Checkpoint);
+
+/// The core checkpoint for a description entry: the hashed one when it still matches the
+/// entry's path and checksum (no second read of the file), else one built from the entry.
+fn checkpoint_from_entry(
+    name: Reference,
+    path: Option<PathBuf>,
+    epoch: Option<i64>,
+    hash: &str,
+    handle: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Checkpoint> {
+    if let Some(native) = handle.and_then(|h| h.cast::<NativeCheckpoint>().ok()) {
+        let c = &native.get().0;
+        if c.path == path && c.hash.to_string() == hash {
+            let mut c = c.clone();
+            c.name = name;
+            c.epoch = epoch;
+            return Ok(c);
+        }
+    }
+    Checkpoint::new(name, path, epoch, Some(hash)).map_err(to_py_err)
+}
 
 /// A Python value as a YAML value (build parameters).
 pub fn value_from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
@@ -219,7 +244,7 @@ fn record_to_py<'py>(py: Python<'py>, r: &TrainingRecord) -> PyResult<Bound<'py,
 fn path_to_py(py: Python<'_>, p: Option<&std::path::Path>) -> PyResult<Py<PyAny>> {
     match p {
         None => Ok(py.None()),
-        Some(p) => Ok(p.into_pyobject(py)?.into_any().unbind()),
+        Some(p) => Ok(p.as_os_str().into_pyobject(py)?.into_any().unbind()),
     }
 }
 
@@ -313,9 +338,14 @@ pub fn model_from_description(obj: &Bound<'_, PyAny>) -> PyResult<Model> {
     model.training = Training::new(record).map_err(to_py_err)?;
     for entry in item(d, "checkpoints")?.try_iter()? {
         let entry = entry?;
-        let (r, path, epoch, hash): (Bound<'_, PyAny>, Bound<'_, PyAny>, Option<i64>, String) = entry.extract()?;
-        let checkpoint =
-            Checkpoint::new(reference_from_py(&r)?, opt_path(&path)?, epoch, Some(&hash)).map_err(to_py_err)?;
+        let (r, path, epoch, hash, handle): (
+            Bound<'_, PyAny>,
+            Bound<'_, PyAny>,
+            Option<i64>,
+            String,
+            Bound<'_, PyAny>,
+        ) = entry.extract()?;
+        let checkpoint = checkpoint_from_entry(reference_from_py(&r)?, opt_path(&path)?, epoch, &hash, Some(&handle))?;
         model.add_checkpoint(checkpoint).map_err(to_py_err)?;
     }
     let latest = item(d, "latest")?;
@@ -338,7 +368,8 @@ pub fn model_from_description(obj: &Bound<'_, PyAny>) -> PyResult<Model> {
                 };
                 let path = opt_path(&init.get_item(2)?)?;
                 let hash: String = init.get_item(3)?.extract()?;
-                Initialisation::File(Checkpoint::new(name, path, None, Some(&hash)).map_err(to_py_err)?)
+                let handle = init.get_item(4).ok();
+                Initialisation::File(checkpoint_from_entry(name, path, None, &hash, handle.as_ref())?)
             }
             _ => {
                 let mut nested = model_from_description(&init.get_item(1)?)?;

@@ -25,6 +25,16 @@ fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     py.detach(|| plums_model::md5_file(&path)).map(|d| d.to_string()).map_err(to_py_err)
 }
 
+/// A checkpoint file hashed by the core: its checksum, and a handle that remembers what the file
+/// looked like when hashed, so that a save can copy it without reading it again.
+#[pyfunction]
+fn hash_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<(String, convert::NativeCheckpoint)> {
+    let checkpoint = py
+        .detach(|| plums_model::Checkpoint::new(plums_model::Reference::Int(0), Some(&path), None, None))
+        .map_err(to_py_err)?;
+    Ok((checkpoint.hash.to_string(), convert::NativeCheckpoint(checkpoint)))
+}
+
 /// Every training cross-check offence of a record, as `(field, message)` pairs.
 #[pyfunction]
 fn check_training(record: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
@@ -159,6 +169,8 @@ fn new_training(record: &Bound<'_, PyDict>) -> PyResult<()> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ValidationFailure", m.py().get_type::<ValidationFailure>())?;
     m.add_class::<Token>()?;
+    m.add_class::<convert::NativeCheckpoint>()?;
+    m.add_function(wrap_pyfunction!(hash_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(md5_file, m)?)?;
     m.add_function(wrap_pyfunction!(check_training, m)?)?;
     m.add_function(wrap_pyfunction!(status_can_become, m)?)?;

@@ -173,6 +173,7 @@ class Checkpoint:
     """
 
     def __init__(self, name, path=None, epoch=None, hash=None):
+        self._core = None
         self.path = _path(path) if path is not None else None
         if self.path is not None and not self.path.is_file():
             if not self.path.exists():
@@ -185,10 +186,32 @@ class Checkpoint:
                 raise ValueError("Invalid checkpoint hash {!r}: expected 32 lowercase hexadecimal digits.".format(hash))
             self.hash = hash
         elif self.path is not None:
-            self.hash = _native.md5_file(self.path)
+            # The core remembers what the file looked like when hashed: a save copies it
+            # without reading it again if it has not changed since.
+            self.hash, self._core = _native.hash_checkpoint(self.path)
         else:
             raise ValueError("Invalid checkpoint {!r}: give a path to its file or its MD5 hash "
                              "(neither was given).".format(name))
+
+    @property
+    def path(self):
+        """Path: The checkpoint data file, or None."""
+        path = self._path
+        if path is not None and not isinstance(path, Path):
+            path = self._path = Path(path)
+        return path
+
+    @path.setter
+    def path(self, value):
+        self._path = None if value is None else _path(value)
+
+    @classmethod
+    def _loaded(cls, name, path, epoch, digest):
+        """A checkpoint from validated metadata (no checks; the path becomes a Path on first use)."""
+        checkpoint = cls.__new__(cls)
+        checkpoint.name, checkpoint._path, checkpoint.epoch, checkpoint.hash = name, path, epoch, digest
+        checkpoint._core = None
+        return checkpoint
 
     def __repr__(self):
         return "{}(name={}, path={}, epoch={}, hash={})".format(
@@ -290,6 +313,7 @@ class CheckpointCollection:
         _check_reference(reference)
         copy = Checkpoint(reference, hash=checkpoint.hash, epoch=checkpoint.epoch)
         copy.path = checkpoint.path
+        copy._core = getattr(checkpoint, "_core", None)
         if reference in self._checkpoints:
             if copy.epoch is None:
                 raise ValueError("Checkpoint epoch is None in a CheckpointCollection.")

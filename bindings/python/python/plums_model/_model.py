@@ -126,7 +126,8 @@ class Model:
         elif isinstance(init, Model):
             init_desc = ("model", init._describe(), init._checkpoint)
         elif isinstance(init, Checkpoint):
-            init_desc = ("file", init.name, None if init.path is None else os.fspath(init.path), init.hash)
+            init_desc = ("file", init.name, None if init.path is None else os.fspath(init.path), init.hash,
+                         getattr(init, "_core", None))
         else:
             raise TypeError("the initialisation must be a Model, a Checkpoint or None")
         training = self.training
@@ -141,7 +142,7 @@ class Model:
             "id": self.id,
             "build_parameters": self.build_parameters,
             "training": training._record(),
-            "checkpoints": [(ref, None if c.path is None else os.fspath(c.path), c.epoch, c.hash)
+            "checkpoints": [(ref, None if c.path is None else os.fspath(c.path), c.epoch, c.hash, getattr(c, "_core", None))
                             for ref, c in self.checkpoint_collection.items()],
             "latest": self.checkpoint_collection.latest,
             "initialisation": init_desc,
@@ -203,19 +204,16 @@ class Model:
         training._end_epoch, training._end_timestamp = record["end_epoch"], record["end_time"]
         model.training = training
         collection = CheckpointCollection()
+        checkpoints = collection._checkpoints
         for ref, path, epoch, digest in d["checkpoints"]:
-            checkpoint = Checkpoint(ref, epoch=epoch, hash=digest)
-            checkpoint.path = None if path is None else Path(path)
-            collection.add(checkpoint)
+            checkpoints[ref] = Checkpoint._loaded(ref, path, epoch, digest)
         collection._latest = d["latest"]
         model.checkpoint_collection = collection
         init = d["initialisation"]
         if init is None:
             model._initialisation = None
         elif init[0] == "file":
-            checkpoint = Checkpoint(init[1], hash=init[3])
-            checkpoint.path = None if init[2] is None else Path(init[2])
-            model._initialisation = checkpoint
+            model._initialisation = Checkpoint._loaded(init[1], init[2], None, init[3])
         else:
             nested = cls._from_description(init[1])
             nested._checkpoint = init[2]
