@@ -108,21 +108,28 @@ impl Stamp {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KnownFiles {
     files: HashMap<PathBuf, (Md5, Option<Stamp>)>,
+    /// For a loaded model: when it was loaded. A file not modified (nor its inode changed)
+    /// since then still has the checksum the loaded metadata records; this spares a `stat` of
+    /// every file at load time.
+    trusted_before: Option<std::time::SystemTime>,
 }
 
 impl KnownFiles {
-    /// The files recorded in a validated model; stamped (trusted as they are now) when `trust`.
+    /// The files recorded in a validated model; trusted as they are now when `trust`.
     pub(crate) fn from_validated(v: &ValidatedModel, trust: bool) -> Self {
-        let mut k = KnownFiles { files: HashMap::new() };
-        k.add_validated(v, Path::new(""), trust.then_some(v.root.as_path()));
+        // File times come from a coarse kernel clock: only trust files last changed well before the
+        // load, so that a change right after it is never taken for an older one.
+        let margin = std::time::Duration::from_secs(1);
+        let trusted_before = trust.then(|| std::time::SystemTime::now() - margin);
+        let mut k = KnownFiles { files: HashMap::new(), trusted_before };
+        k.add_validated(v, Path::new(""));
         k
     }
 
-    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path, stamp_root: Option<&Path>) {
+    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path) {
         let m = &v.metadata.model;
         let mut add = |rel: PathBuf, hash: Md5| {
-            let stamp = stamp_root.and_then(|r| Stamp::of(&r.join(&rel)));
-            self.files.insert(rel, (hash, stamp));
+            self.files.insert(rel, (hash, None));
         };
         add(prefix.join(&m.configuration.path), m.configuration.hash);
         if v.checkpoints_checked {
@@ -133,7 +140,7 @@ impl KnownFiles {
         match (&m.initialisation, &v.initialisation) {
             (Some(InitialisationMetadata::File { path, hash, .. }), _) => add(prefix.join(path), *hash),
             (Some(InitialisationMetadata::Pmf { .. }), Some(nested)) => {
-                self.add_validated(nested, &prefix.join("data/initialisation"), stamp_root)
+                self.add_validated(nested, &prefix.join("data/initialisation"))
             }
             _ => {}
         }
@@ -154,6 +161,9 @@ impl KnownFiles {
             Some((h, stamp)) if *h == hash => {
                 let now = Stamp::of(path);
                 if now.is_some() && *stamp == now {
+                    return true;
+                }
+                if stamp.is_none() && self.trusted_before.is_some_and(|t| unchanged_since(path, t)) {
                     return true;
                 }
                 now.is_some() && md5_file_sized(path).map(|(d, _)| d == hash).unwrap_or(false)
@@ -691,6 +701,21 @@ impl Writer<'_> {
             path: format!("data/initialisation/{file}"),
             hash: ck.hash,
         })
+    }
+}
+
+/// Whether neither the content (mtime) nor the inode (ctime) of `path` changed at or after `t`.
+fn unchanged_since(path: &Path, t: std::time::SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(path) else { return false };
+    let as_time = |secs: i64, nanos: i64| {
+        u64::try_from(secs)
+            .ok()
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos.clamp(0, 999_999_999) as u32))
+    };
+    match (as_time(m.mtime(), m.mtime_nsec()), as_time(m.ctime(), m.ctime_nsec())) {
+        (Some(mtime), Some(ctime)) => m.is_file() && mtime < t && ctime < t,
+        _ => false,
     }
 }
 

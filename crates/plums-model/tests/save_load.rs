@@ -305,6 +305,28 @@ fn a_corrupted_file_in_the_destination_is_not_reused() {
 }
 
 #[test]
+fn a_file_damaged_after_load_is_not_reused_by_the_loaded_model() {
+    // A loaded model trusts the folder as it was when loaded, not changes made after: a file
+    // damaged in place after the load (same size) is hashed again, and since the damaged file
+    // is the checkpoint's own source, the save refuses instead of recording a wrong checksum.
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    // Files changed within a second before a load are not trusted either (coarse file clocks).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut loaded = plums_model::Model::load(&dest, false, true).unwrap();
+    let ck1 = dest.join("data/checkpoints/1.h5");
+    let mut bytes = fs::read(&ck1).unwrap();
+    bytes[0] ^= 0x20;
+    fs::write(&ck1, &bytes).unwrap();
+    loaded.build_parameters = plums_model::yaml::Value::from("changed");
+    let err = loaded.save(&dest, false).unwrap_err();
+    assert!(err.to_string().contains("changed since it was registered"), "{err}");
+    assert!(offences(&dest, false, true).is_empty(), "the refused save left the model intact");
+}
+
+#[test]
 fn a_source_file_changed_after_registration_is_refused() {
     let fx = Fx::new();
     let dest = fx.path("dest");
