@@ -56,34 +56,61 @@ fn pep440_normalize(value: &str) -> PyResult<String> {
     plums_model::version(plums_model::version::PY_PA, value).map(|v| v.value()).map_err(to_py_err)
 }
 
-/// -1, 0 or 1: the PEP 440 order of two versions.
+/// The order of two versions of the registered format `format`: -1, 0 or 1, or `None` when
+/// the format says they cannot be compared (ValueError for an unknown format or invalid value).
+///
+/// This is the core's comparison: for `py_pa` the PEP 440 order, for a format registered from
+/// Python the class's own `__eq__` and `__lt__`, called back from Rust.
 #[pyfunction]
-fn pep440_compare(a: &str, b: &str) -> PyResult<i32> {
-    let a = plums_model::version(plums_model::version::PY_PA, a).map_err(to_py_err)?;
-    let b = plums_model::version(plums_model::version::PY_PA, b).map_err(to_py_err)?;
-    Ok(match a.partial_cmp(&b) {
-        Some(std::cmp::Ordering::Less) => -1,
-        Some(std::cmp::Ordering::Greater) => 1,
-        _ => 0,
-    })
+fn compare_versions(format: &str, a: &str, b: &str) -> PyResult<Option<i32>> {
+    let a = plums_model::version(format, a).map_err(to_py_err)?;
+    let b = plums_model::version(format, b).map_err(to_py_err)?;
+    Ok(a.partial_cmp(&b).map(|o| o as i32))
 }
 
-/// A version format registered from Python: `normalize(value)` gives the string to write.
+/// A version format registered from Python: `factory(value)` builds an instance of the
+/// registered class (through its hook), whose `__str__` is the string written to the metadata
+/// and whose `__eq__` and `__lt__` order versions.
 struct PyFormat {
     name: String,
-    normalize: Py<PyAny>,
+    factory: Py<PyAny>,
 }
 
-#[derive(Debug)]
-struct PyVersion(String);
+/// A version of a Python-registered format: the Python instance and its string form.
+struct PyVersion {
+    text: String,
+    object: Py<PyAny>,
+}
+
+impl std::fmt::Debug for PyVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PyVersion({:?})", self.text)
+    }
+}
 
 impl VersionValue for PyVersion {
     fn to_version_string(&self) -> String {
-        self.0.clone()
+        self.text.clone()
     }
+
+    /// Equal when `a == b`, less when `a < b`, greater when `b < a`, else not comparable; an
+    /// exception raised by the Python methods also means not comparable.
     fn compare(&self, other: &dyn VersionValue) -> Option<std::cmp::Ordering> {
-        other.as_any().downcast_ref::<PyVersion>().map(|o| self.0.cmp(&o.0))
+        let other = other.as_any().downcast_ref::<PyVersion>()?;
+        Python::attach(|py| {
+            let (a, b) = (self.object.bind(py), other.object.bind(py));
+            if a.eq(b).ok()? {
+                Some(std::cmp::Ordering::Equal)
+            } else if a.lt(b).ok()? {
+                Some(std::cmp::Ordering::Less)
+            } else if b.lt(a).ok()? {
+                Some(std::cmp::Ordering::Greater)
+            } else {
+                None
+            }
+        })
     }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -93,21 +120,22 @@ impl VersionFormat for PyFormat {
     fn name(&self) -> &str {
         &self.name
     }
+
     fn parse(&self, value: &str) -> Result<Arc<dyn VersionValue>, String> {
         Python::attach(|py| {
-            self.normalize
-                .call1(py, (value,))
-                .and_then(|r| r.extract::<String>(py))
-                .map(|s| Arc::new(PyVersion(s)) as Arc<dyn VersionValue>)
-                .map_err(|e| format!("invalid {} version {value:?}: {e}", self.name))
+            let object = self.factory.call1(py, (value,))?;
+            let text = object.bind(py).str()?.to_str()?.to_owned();
+            Ok::<_, PyErr>(Arc::new(PyVersion { text, object }) as Arc<dyn VersionValue>)
         })
+        .map_err(|e| format!("invalid {} version {value:?}: {e}", self.name))
     }
 }
 
-/// Register a version format implemented in Python, so that models using it can be saved.
+/// Register, in the core's format registry, a version format implemented in Python:
+/// `factory(value)` returns a version instance (see `PyFormat`).
 #[pyfunction]
-fn register_format(name: String, normalize: Py<PyAny>) {
-    plums_model::register(Arc::new(PyFormat { name, normalize }));
+fn register_format(name: String, factory: Py<PyAny>) {
+    plums_model::register(Arc::new(PyFormat { name, factory }));
 }
 
 /// Validate a model folder and return its metadata as a dict (GIL released while checking).
@@ -175,7 +203,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_training, m)?)?;
     m.add_function(wrap_pyfunction!(status_can_become, m)?)?;
     m.add_function(wrap_pyfunction!(pep440_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(pep440_compare, m)?)?;
+    m.add_function(wrap_pyfunction!(compare_versions, m)?)?;
     m.add_function(wrap_pyfunction!(register_format, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;

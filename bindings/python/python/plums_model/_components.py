@@ -22,6 +22,19 @@ def _path(value):
     return Path(os.fspath(value))
 
 
+def _require_file(path, what):
+    """OSError unless ``path`` is a file: FileNotFoundError when nothing is there,
+    IsADirectoryError for a folder (the reference raises a plain OSError for both)."""
+    if path.is_file():
+        return
+    message = "Invalid {}: {} is not a file.".format(what, path)
+    if path.is_dir():
+        raise IsADirectoryError(message)
+    if not os.path.lexists(path):
+        raise FileNotFoundError("Invalid {}: {} does not exist.".format(what, path))
+    raise OSError(message)
+
+
 def _check_reference(name):
     if isinstance(name, bool) or not isinstance(name, (int, str)):
         raise ValueError("Invalid checkpoint reference {!r}: a reference is an int or a str.".format(name))
@@ -38,8 +51,7 @@ class Producer:
 
     def __init__(self, name, version_format, version_string, configuration):
         configuration = _path(configuration)
-        if not configuration.is_file():
-            raise FileNotFoundError("Invalid configuration: {} is not a file.".format(configuration))
+        _require_file(configuration, "configuration")
         self.name = name
         self.version = _version(version_format, version_string)
         self.configuration = configuration
@@ -126,13 +138,6 @@ class Training:
     def __repr__(self):
         return "{}({})".format(type(self).__name__, self._status)
 
-    def __eq__(self, other):
-        if not isinstance(other, Training):
-            return NotImplemented
-        return self._record() == other._record()
-
-    __hash__ = None
-
     def start(self, epoch):
         """Start the training at ``epoch``, now."""
         self.status = "running"
@@ -175,10 +180,8 @@ class Checkpoint:
     def __init__(self, name, path=None, epoch=None, hash=None):
         self._core = None
         self.path = _path(path) if path is not None else None
-        if self.path is not None and not self.path.is_file():
-            if not self.path.exists():
-                raise FileNotFoundError("Invalid checkpoint: {} does not exist.".format(path))
-            raise OSError("Invalid checkpoint: {} is not a file.".format(path))
+        if self.path is not None:
+            _require_file(self.path, "checkpoint")
         self.name = name
         self.epoch = epoch
         if hash is not None:

@@ -64,7 +64,7 @@ class Version(metaclass=_MetaVersion):
 
 
 class PyPA(Version):
-    """A PEP 440 version (format ``py_pa``), parsed and ordered by the Rust core."""
+    """A PEP 440 version (format ``py_pa``), normalised, parsed and ordered by the Rust core."""
 
     def __init__(self, version):
         self._version = _native.pep440_normalize(str(version))
@@ -74,27 +74,39 @@ class PyPA(Version):
 
     def __eq__(self, other):
         if isinstance(other, PyPA):
-            return _native.pep440_compare(self._version, other._version) == 0
+            return _native.compare_versions("py_pa", self._version, other._version) == 0
         return NotImplemented
 
     def __lt__(self, other):
         if isinstance(other, PyPA):
-            return _native.pep440_compare(self._version, other._version) < 0
+            return _native.compare_versions("py_pa", self._version, other._version) == -1
         return NotImplemented
 
-    __hash__ = Version.__hash__
+    def __hash__(self):
+        # Equal versions must hash alike: "1.0" == "1.0.0", so trailing zeros of the release
+        # segment do not count (the string is normalised, so nothing else differs).
+        epoch, release, rest = _PEP440_PARTS.match(self._version).groups()
+        return hash((self.format, int(epoch or 0), re.sub(r"(?:\.0+)+$", "", release), rest))
+
+
+_PEP440_PARTS = re.compile(r"^(?:(\d+)!)?(\d+(?:\.\d+)*)(.*)$", re.S)
 
 
 def register(cls, hook=None):
-    """Register a version class (``cls.format`` names it) with an optional construction hook."""
+    """Register a version class (``cls.format`` names it) with an optional construction hook.
+
+    The class is registered in the Rust core too: models using the format can be saved and
+    loaded, the core writes ``str(instance)`` as the version value, and orders versions with the
+    class's ``__eq__`` and ``__lt__``, called back from Rust.
+    """
     fmt = cls.format
     _registry[fmt] = cls
     if hook is not None:
         _hooks[fmt] = hook
     else:
         _hooks.pop(fmt, None)
-    if fmt != PyPA.format:
-        _native.register_format(fmt, lambda value, _fmt=fmt: str(version(_fmt, value)))
+    if cls is not PyPA:  # the core's own PEP 440 format is the built-in py_pa
+        _native.register_format(fmt, lambda value, _fmt=fmt: version(_fmt, value))
 
 
 def version(format, value):

@@ -26,12 +26,18 @@ class PlumsError(Exception):
 class PlumsValidationError(SchemaError, PlumsError):
     """Base exception for all Plums schema validation errors; also a ``schema.SchemaError``.
 
-    ``offences`` lists every offence found (:class:`Offence` tuples).
+    The constructor is ``schema.SchemaError``'s, ``(autos, errors=None)``, as in the reference,
+    plus ``offences``: every offence found, kept as a list of :class:`Offence` named tuples
+    ``(kind, location, message)`` in the ``offences`` attribute (``[]`` when not given).
     """
 
-    def __init__(self, message, offences=()):
-        super().__init__(message)
-        self.offences: List[Offence] = [Offence(*o) for o in offences]
+    def __init__(self, autos, errors=None, offences=()):
+        super().__init__(autos, errors)
+        self.offences: List[Offence] = [o if isinstance(o, Offence) else Offence(*o) for o in offences]
+
+    def __reduce__(self):
+        # Pickle (multiprocessing) with the offences, which ``Exception``'s default would drop.
+        return type(self), (self.autos, self.errors, self.offences)
 
 
 class PlumsModelError(PlumsError):
@@ -66,7 +72,7 @@ def _from_failure(failure, verbose=False):
             message = lines[0] + (": " if len(offences) <= 1 else "; first: ") + lines[1].strip()
         if len(offences) > 1:
             message += " (verbose=True lists them all; see .offences)"
-    return cls(message, offences)
+    return cls(message, offences=offences)
 
 
 class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
@@ -79,4 +85,4 @@ class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
 
 def _missing_model(path, error):
     """The exception for a model folder ``path`` that does not exist (``error``: the native one)."""
-    return _MissingModelError(str(error), [("tree", ".", "{} does not exist".format(path))])
+    return _MissingModelError(str(error), offences=[("tree", ".", "{} does not exist".format(path))])

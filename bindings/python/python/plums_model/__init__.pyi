@@ -1,0 +1,289 @@
+"""Type stubs of plums_model: the Plums Model Format (PMF) 1.0.0 with the API of ``plums.model``."""
+
+import abc
+import os
+from pathlib import Path
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    ValuesView,
+    overload,
+)
+
+from schema import SchemaError
+
+__all__ = [
+    "Checkpoint", "CheckpointCollection", "FORMAT_VERSION", "Model", "Offence", "PlumsError", "PlumsModelError",
+    "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError", "PlumsValidationError", "Producer",
+    "PyPA", "Training", "Version", "initialisation", "register", "validate", "version",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+#: A checkpoint reference: an int or a str (``1`` and ``"1"`` are different references; not a bool).
+Reference = Union[int, str]
+#: A training time: seconds since the Unix epoch.
+Timestamp = Union[int, float]
+_V = TypeVar("_V", bound="Version")
+
+#: The PMF version this package reads and writes.
+FORMAT_VERSION: str
+
+# ------------------------------------------------------------------------------------------------
+# Exceptions
+# ------------------------------------------------------------------------------------------------
+class Offence(NamedTuple):
+    """One thing wrong with a model."""
+
+    kind: str
+    """``"tree"`` or ``"metadata"``."""
+    location: str
+    """A file path relative to the model root, or a dotted metadata key path."""
+    message: str
+    """What is wrong, and what would be right."""
+
+class PlumsError(Exception):
+    """Base exception for all Plums specific errors."""
+
+class PlumsValidationError(SchemaError, PlumsError):
+    """Base exception for all Plums schema validation errors; also a ``schema.SchemaError``."""
+
+    offences: List[Offence]
+    def __init__(
+        self, autos: Any, errors: Any = ..., offences: Iterable[Union[Offence, Tuple[str, str, str]]] = ...
+    ) -> None: ...
+
+class PlumsModelError(PlumsError):
+    """Base exception for all Plums Model specific errors."""
+
+class PlumsModelTreeValidationError(PlumsValidationError, PlumsModelError):
+    """A model's folder tree is invalid; also raised for metadata offences found in a folder."""
+
+class PlumsModelMetadataValidationError(PlumsValidationError, PlumsModelError):
+    """A model's metadata is invalid."""
+
+# ------------------------------------------------------------------------------------------------
+# Versions
+# ------------------------------------------------------------------------------------------------
+class Version(metaclass=abc.ABCMeta):
+    """Abstract base class of producer versions.
+
+    Subclasses define ``__init__(value)``, ``__str__``, ``__eq__`` and ``__lt__``; their format
+    is the class name in snake case (``CalVer`` -> ``cal_ver``), readable on the class too.
+    """
+
+    #: The version format: the class name in snake case, on the class and on its instances.
+    format: ClassVar[str]
+    @property
+    def version(self) -> str: ...
+    @abc.abstractmethod
+    def __str__(self) -> str: ...
+    @abc.abstractmethod
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    @abc.abstractmethod
+    def __lt__(self, other: Any) -> bool: ...
+    def __le__(self, other: Any) -> bool: ...
+    def __gt__(self, other: Any) -> bool: ...
+    def __ge__(self, other: Any) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class PyPA(Version):
+    """A PEP 440 version (format ``py_pa``), normalised (``1.0.0-RC1`` -> ``1.0.0rc1``)."""
+
+    def __init__(self, version: str) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __lt__(self, other: Any) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def register(cls: Type[_V], hook: Optional[Callable[[_V], Version]] = ...) -> None:
+    """Register a version class under its ``format``, with an optional construction hook."""
+
+def version(format: str, value: str) -> Version:
+    """A version of the registered ``format``; ValueError for an unknown format or invalid value."""
+
+# ------------------------------------------------------------------------------------------------
+# Components
+# ------------------------------------------------------------------------------------------------
+class Producer:
+    """The package that produced a model; OSError if ``configuration`` is not a file."""
+
+    name: str
+    version: Version
+    configuration: Path
+    def __init__(self, name: str, version_format: str, version_string: str, configuration: StrPath) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __lt__(self, other: "Producer") -> bool: ...
+    def __le__(self, other: "Producer") -> bool: ...
+    def __gt__(self, other: "Producer") -> bool: ...
+    def __ge__(self, other: "Producer") -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+    def strict_equals(self, other: "Producer") -> bool:
+        """Equal, and the configuration files have the same content."""
+
+class Training:
+    """A model's training state: status, epochs and times (ValueError on an invalid combination)."""
+
+    def __init__(
+        self,
+        start_time: Optional[Timestamp] = ...,
+        start_epoch: Optional[int] = ...,
+        latest_time: Optional[Timestamp] = ...,
+        latest_epoch: Optional[int] = ...,
+        end_time: Optional[Timestamp] = ...,
+        end_epoch: Optional[int] = ...,
+        status: str = ...,
+    ) -> None: ...
+    @property
+    def status(self) -> str: ...
+    @status.setter
+    def status(self, value: str) -> None: ...
+    @property
+    def start_epoch(self) -> Optional[int]: ...
+    @property
+    def start_timestamp(self) -> Optional[Timestamp]: ...
+    @property
+    def latest_epoch(self) -> Optional[int]: ...
+    @property
+    def latest_timestamp(self) -> Optional[Timestamp]: ...
+    @property
+    def end_epoch(self) -> Optional[int]: ...
+    @property
+    def end_timestamp(self) -> Optional[Timestamp]: ...
+    @property
+    def is_running(self) -> bool: ...
+    @property
+    def is_pending(self) -> bool: ...
+    @property
+    def is_finished(self) -> bool: ...
+    @property
+    def is_failed(self) -> bool: ...
+    def start(self, epoch: int) -> None: ...
+    def register_epoch(self, epoch: Optional[int] = ...) -> None:
+        """ValueError unless the training is running."""
+    def interrupt(self) -> None: ...
+    def end(self) -> None: ...
+
+class Checkpoint:
+    """A checkpoint: reference (``name``), data file, epoch and MD5 (computed from ``path`` when not given)."""
+
+    name: Reference
+    path: Optional[Path]
+    epoch: Optional[int]
+    hash: str
+    def __init__(
+        self,
+        name: Reference,
+        path: Optional[StrPath] = ...,
+        epoch: Optional[int] = ...,
+        hash: Optional[str] = ...,
+    ) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class _EpochIndexer:
+    def __getitem__(self, epoch: int) -> "CheckpointCollection": ...
+
+class _IndexIndexer:
+    @overload
+    def __getitem__(self, key: int) -> Checkpoint: ...
+    @overload
+    def __getitem__(self, key: slice) -> Tuple[Checkpoint, ...]: ...
+
+class CheckpointCollection:
+    """An insertion-ordered mapping reference -> Checkpoint, with a ``latest`` reference."""
+
+    def __init__(self, *checkpoints: Checkpoint) -> None: ...
+    @property
+    def latest(self) -> Optional[Reference]: ...
+    @property
+    def eloc(self) -> _EpochIndexer: ...
+    @property
+    def iloc(self) -> _IndexIndexer: ...
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+    def add(self, checkpoint: Checkpoint) -> None:
+        """KeyError on a duplicate reference, ValueError on a checkpoint without epoch."""
+    def __getitem__(self, reference: Reference) -> Checkpoint: ...
+    def __setitem__(self, reference: Reference, checkpoint: Checkpoint) -> None: ...
+    def __delitem__(self, reference: Reference) -> None: ...
+    def __contains__(self, reference: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Reference]: ...
+    @overload
+    def get(self, reference: Reference) -> Optional[Checkpoint]: ...
+    @overload
+    def get(self, reference: Reference, default: Any) -> Any: ...
+    def keys(self) -> KeysView[Reference]: ...
+    def values(self) -> ValuesView[Checkpoint]: ...
+    def items(self) -> ItemsView[Reference, Checkpoint]: ...
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+class Model:
+    """A PMF model."""
+
+    __version__: str
+    name: Optional[str]
+    id: str
+    build_parameters: Any
+    producer: Producer
+    training: Training
+    checkpoint_collection: CheckpointCollection
+    def __init__(
+        self,
+        producer_name: str,
+        producer_version_format: str,
+        producer_version_string: str,
+        model_name: Optional[str],
+        model_id: str,
+        configuration: StrPath,
+        build_parameters: Any,
+    ) -> None: ...
+    @property
+    def initialisation(self) -> Union["Model", Checkpoint, None]: ...
+    @property
+    def path(self) -> Optional[Path]: ...
+    @property
+    def checkpoint(self) -> Optional[Reference]: ...
+    def add_checkpoint(self, *checkpoints: Checkpoint) -> None: ...
+    def register_training_start(self, epoch: int) -> None: ...
+    def register_epoch(self, epoch: Optional[int] = ...) -> None: ...
+    def register_training_end(self, success: bool) -> None: ...
+    def register_initialisation(
+        self, path: StrPath, checkpoint_reference: Optional[Reference] = ..., name: Optional[str] = ...
+    ) -> None: ...
+    def save(
+        self,
+        path: StrPath,
+        force: bool = ...,
+        *,
+        checkpoints: bool = ...,
+        lock_timeout: float = ...,
+        overwrite_concurrent_changes: bool = ...,
+    ) -> None:
+        """ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise."""
+    @classmethod
+    def load(cls, path: StrPath, strict: bool = ..., verbose: bool = ..., checkpoints: bool = ...) -> "Model": ...
+
+def initialisation(
+    path: StrPath, checkpoint_reference: Optional[Reference] = ..., name: Optional[str] = ...
+) -> Union[Model, Checkpoint]:
+    """A Checkpoint for a weight file (needs ``name``), a Model for a PMF folder (needs ``checkpoint_reference``)."""
+
+def validate(path: StrPath, strict: bool = ..., verbose: bool = ..., checkpoints: bool = ...) -> Dict[str, Any]:
+    """The parsed metadata of the model at ``path``, or a PlumsModel*ValidationError listing every offence."""

@@ -1,0 +1,322 @@
+"""How the Python objects map onto the Rust core.
+
+A ``Model`` and its parts (``producer``, ``training``, ``checkpoint_collection``, the checkpoints,
+``build_parameters``) are Python objects shared by reference, as in the reference: mutating a
+sub-object mutates the model, whoever holds it. They become a core ``plums_model::Model`` when
+the model is saved (and are rebuilt from one when it is loaded), so what is saved is always the
+state of the objects at the time of the ``save`` call. These tests run against both
+implementations where the behaviour is the reference's, and against ``plums_model`` alone for
+the conversions (paths, build parameters, errors, versions) that the reference does not define.
+"""
+
+import datetime
+import math
+import os
+import pathlib
+
+import pytest
+
+from helpers import HASH, md5, simple_model, write
+
+
+class FsPath:
+    """An ``os.PathLike`` that is neither a str nor a pathlib path."""
+
+    def __init__(self, path):
+        self._path = str(path)
+
+    def __fspath__(self):
+        return self._path
+
+
+# ------------------------------------------------------------------------------------------------
+# Sub-objects are shared by reference (both implementations)
+# ------------------------------------------------------------------------------------------------
+def test_training_held_elsewhere_is_the_models_training(api, files, tmp_path):
+    model = simple_model(api, files, checkpoints=False)
+    model.training = api.Training()
+    training = model.training
+    training.start(3)  # through the sub-object ...
+    assert model.training is training and model.training.is_running and model.training.start_epoch == 3
+    model.register_epoch(5)  # ... and through the model
+    assert training.latest_epoch == 5
+    model.training.register_epoch()
+    assert training.latest_epoch == 6
+    model.save(str(tmp_path / "model"))
+    loaded = api.Model.load(str(tmp_path / "model"))
+    assert (loaded.training.status, loaded.training.start_epoch, loaded.training.latest_epoch) == ("running", 3, 6)
+    assert loaded.training.start_timestamp == training.start_timestamp
+    assert loaded.training.latest_timestamp == training.latest_timestamp
+
+
+def test_collection_held_elsewhere_is_the_models_collection(api, files, tmp_path):
+    model = simple_model(api, files, checkpoints=False)
+    collection = model.checkpoint_collection
+    collection.add(api.Checkpoint(1, str(files.w1), 1))
+    model.checkpoint_collection[2] = api.Checkpoint("ignored", str(files.w2), 2)
+    collection["three"] = api.Checkpoint(3, str(files.w3), 2)
+    del model.checkpoint_collection[1]
+    assert list(collection.keys()) == [2, "three"] and collection.latest == "three"
+    model.save(str(tmp_path / "model"))
+    loaded = api.Model.load(str(tmp_path / "model"))
+    assert list(loaded.checkpoint_collection.keys()) == [2, "three"]
+    assert loaded.checkpoint_collection.latest == "three"
+    assert loaded.checkpoint_collection[2].hash == md5(files.w2)
+    assert sorted(os.listdir(str(tmp_path / "model" / "data" / "checkpoints"))) == ["w2.h5", "w3.h5"]
+
+
+def test_replaced_sub_objects_are_what_is_saved(api, files, tmp_path):
+    model = simple_model(api, files)
+    old_collection = model.checkpoint_collection
+    model.checkpoint_collection = api.CheckpointCollection(api.Checkpoint("only", str(files.w3), 2))
+    old_collection.add(api.Checkpoint(9, str(files.w1), 1))  # no longer the model's
+    model.training = api.Training(start_time=1, start_epoch=0, end_time=2, end_epoch=2, status="finished")
+    model.build_parameters = {"replaced": True}
+    model.name, model.id = "renamed", "new-id"
+    model.save(str(tmp_path / "model"))
+    loaded = api.Model.load(str(tmp_path / "model"))
+    assert list(loaded.checkpoint_collection.keys()) == ["only"]
+    assert (loaded.training.status, loaded.training.end_epoch, loaded.training.latest_epoch) == ("finished", 2, 2)
+    assert (loaded.name, loaded.id, loaded.build_parameters) == ("renamed", "new-id", {"replaced": True})
+
+
+def test_mutations_after_a_save_are_saved_by_the_next_save(api, files, tmp_path):
+    model = simple_model(api, files)
+    model.save(str(tmp_path / "model"))
+    model.build_parameters["layers"] = [64, 128]  # the dict itself is shared
+    model.checkpoint_collection["best"].epoch = 1  # checkpoints are mutable too
+    model.register_epoch(4)
+    model.save(str(tmp_path / "model"))
+    loaded = api.Model.load(str(tmp_path / "model"))
+    assert loaded.build_parameters == {"backbone": "resnet50", "layers": [64, 128]}
+    assert loaded.checkpoint_collection["best"].epoch == 1
+    assert loaded.training.latest_epoch == 4
+
+
+def test_loaded_sub_objects_are_plain_mutable_objects(api, files, tmp_path):
+    simple_model(api, files).save(str(tmp_path / "model"))
+    loaded = api.Model.load(str(tmp_path / "model"))
+    assert type(loaded.training) is api.Training
+    assert type(loaded.checkpoint_collection) is api.CheckpointCollection
+    assert all(type(c) is api.Checkpoint for c in loaded.checkpoint_collection.values())
+    assert type(loaded.producer) is api.Producer
+    loaded.checkpoint_collection["best"].name = "renamed"  # a checkpoint's name is settable
+    assert loaded.checkpoint_collection["best"].name == "renamed"
+    loaded.training.status = "finished"
+    assert loaded.training.is_finished
+
+
+def test_initialisation_model_is_kept_by_reference(api, files, tmp_path):
+    base = simple_model(api, files, model_id="base")
+    base.save(str(tmp_path / "base"))
+    model = simple_model(api, files, model_id="child")
+    model.register_initialisation(str(tmp_path / "base"), checkpoint_reference="best")
+    init = model.initialisation
+    assert model.initialisation is init and init.checkpoint == "best"
+    init.name = "renamed base"  # saved with the model, as the reference does
+    model.save(str(tmp_path / "child"))
+    loaded = api.Model.load(str(tmp_path / "child"))
+    assert loaded.initialisation.name == "renamed base" and loaded.initialisation.checkpoint == "best"
+
+
+# ------------------------------------------------------------------------------------------------
+# Paths (ours): str or os.PathLike in, pathlib.Path out
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", [str, pathlib.Path, FsPath])
+def test_paths_in_any_form_and_pathlib_out(ours, files, tmp_path, kind):
+    model = ours.Model("prod", "py_pa", "1.0", "n", "i", kind(files.config), {})
+    assert type(model.producer.configuration) is pathlib.PosixPath
+    checkpoint = ours.Checkpoint(1, kind(files.w1), 1)
+    assert isinstance(checkpoint.path, pathlib.Path) and checkpoint.path == pathlib.Path(str(files.w1))
+    model.add_checkpoint(checkpoint)
+    model.register_initialisation(kind(files.init), name="imagenet")
+    assert isinstance(model.initialisation.path, pathlib.Path)
+    model.save(kind(tmp_path / "model"))
+    assert ours.validate(kind(tmp_path / "model"), strict=True)["model"]["id"] == "i"
+    loaded = ours.Model.load(kind(tmp_path / "model"))
+    assert isinstance(loaded.path, pathlib.Path) and loaded.path == tmp_path / "model"
+    assert isinstance(loaded.producer.configuration, pathlib.Path)
+    assert loaded.checkpoint_collection[1].path == tmp_path / "model" / "data" / "checkpoints" / "w1.h5"
+    assert loaded.initialisation.path == tmp_path / "model" / "data" / "initialisation" / "imagenet.h5"
+    assert ours.initialisation(kind(tmp_path / "model"), checkpoint_reference=1).path == tmp_path / "model"
+
+
+def test_checkpoint_path_is_settable_and_may_be_none(ours, files):
+    checkpoint = ours.Checkpoint(1, hash=HASH, epoch=1)
+    assert checkpoint.path is None
+    checkpoint.path = str(files.w1)
+    assert checkpoint.path == pathlib.Path(str(files.w1))
+    checkpoint.path = FsPath(files.w2)
+    assert checkpoint.path == pathlib.Path(str(files.w2))
+    checkpoint.path = None
+    assert checkpoint.path is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Build parameters (ours): plain Python values <-> the core's YAML values
+# ------------------------------------------------------------------------------------------------
+BUILD_PARAMETERS = {
+    "str": "text", "yes": "yes", "null_text": "null", "octal_text": "012", "exp_text": "1e10",
+    "int": 3, "max": 2 ** 63 - 1, "min": -2 ** 63, "float": 0.1, "big_float": 1e300, "bool": False, "none": None,
+    "list": [1, "two", [3.0]], "nested": {"a": {"b": {"c": []}}}, 7: "int key", 1.5: "float key", None: "null key",
+    "bytes": b"\x00\xff", "date": datetime.date(2020, 1, 2),
+    "datetime": datetime.datetime(2020, 1, 2, 3, 4, 5, 678000),
+}
+
+
+@pytest.mark.parametrize("parameters", [BUILD_PARAMETERS, {}, [], None, "a string", 5])
+def test_build_parameters_round_trip(api, files, tmp_path, parameters):
+    model = api.Model("prod", "py_pa", "1.0", "n", "i", str(files.config), parameters)
+    model.save(str(tmp_path / "model"))
+    assert api.Model.load(str(tmp_path / "model")).build_parameters == parameters
+
+
+def test_build_parameters_special_floats_and_tuples(ours, files, tmp_path):
+    parameters = {"inf": float("inf"), "ninf": float("-inf"), "nan": float("nan"), "tuple": (1, 2)}
+    model = ours.Model("prod", "py_pa", "1.0", "n", "i", str(files.config), parameters)
+    model.save(str(tmp_path / "model"))
+    loaded = ours.Model.load(str(tmp_path / "model")).build_parameters
+    assert loaded["inf"] == math.inf and loaded["ninf"] == -math.inf and math.isnan(loaded["nan"])
+    assert loaded["tuple"] == [1, 2]  # a YAML sequence, as yaml.safe_dump writes a list
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors (ours): the core's errors as the built-in exceptions the seed documents
+# ------------------------------------------------------------------------------------------------
+def test_missing_files_are_filenotfounderrors(ours, files):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ours.Producer("prod", "py_pa", "1.0", str(files.root / "missing.py"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ours.Checkpoint(1, str(files.root / "missing.h5"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ours.initialisation(str(files.root / "missing"), name="x")
+
+
+def test_folders_given_as_files_are_isadirectoryerrors(ours, files):
+    with pytest.raises(IsADirectoryError, match="not a file"):
+        ours.Producer("prod", "py_pa", "1.0", str(files.root))
+    with pytest.raises(IsADirectoryError, match="not a file"):
+        ours.Checkpoint(1, str(files.root))
+
+
+def test_save_destination_errors_are_the_seeds_exceptions(ours, files, tmp_path):
+    model = simple_model(ours, files)
+    with pytest.raises(ValueError, match="is a file"):
+        model.save(str(files.w1))
+    write(tmp_path / "foreign" / "notes.txt", "mine")
+    with pytest.raises(FileExistsError, match="not a PMF model"):
+        model.save(str(tmp_path / "foreign"))
+    simple_model(ours, files, model_id="other").save(str(tmp_path / "other"))
+    with pytest.raises(FileExistsError, match="different PMF model"):
+        model.save(str(tmp_path / "other"), force=True)
+
+
+def test_duplicate_and_missing_references_are_keyerrors(ours):
+    collection = ours.CheckpointCollection(ours.Checkpoint(1, hash=HASH, epoch=1))
+    with pytest.raises(KeyError):
+        collection.add(ours.Checkpoint(1, hash=HASH, epoch=2))
+    with pytest.raises(KeyError):
+        collection["missing"]
+    with pytest.raises(KeyError):
+        del collection["missing"]
+    with pytest.raises(IndexError):
+        collection.eloc[42]
+    with pytest.raises(IndexError):
+        collection.iloc[5]
+
+
+def test_validation_errors_are_classified_and_list_their_offences(ours, files, tmp_path):
+    simple_model(ours, files).save(str(tmp_path / "model"))
+    os.remove(str(tmp_path / "model" / "config.py"))
+    with pytest.raises(ours.PlumsModelTreeValidationError) as error:
+        ours.validate(str(tmp_path / "model"))
+    assert type(error.value) is ours.PlumsModelTreeValidationError
+    [offence] = error.value.offences
+    assert (offence.kind, offence.location) == ("tree", "config.py") and "missing" in offence.message
+    assert tuple(offence) == (offence.kind, offence.location, offence.message)
+
+
+# ------------------------------------------------------------------------------------------------
+# Versions (ours): the core's registry holds the Python classes
+# ------------------------------------------------------------------------------------------------
+def test_producer_version_object(api, files):
+    producer = api.Producer("prod", "py_pa", "1.0.0-RC1", str(files.config))
+    assert producer.version.format == "py_pa" and producer.version.version == "1.0.0rc1"
+    assert str(producer.version) == "1.0.0rc1" and repr(producer.version) == "PyPA(1.0.0rc1)"
+    assert api.version("py_pa", "1.0") == api.version("py_pa", "1.0.0") < api.version("py_pa", "1.0.1")
+
+
+def test_equal_pypa_versions_hash_alike(ours):
+    equal = [ours.version("py_pa", v) for v in ("1", "1.0", "1.0.0", "1.0.0.0")]
+    assert len({hash(v) for v in equal}) == 1 and len(set(equal)) == 1
+    assert len({ours.version("py_pa", v) for v in ("1.0", "1.0.1", "1.0rc1", "1!1.0", "1.0+local")}) == 5
+
+
+def test_the_core_orders_registered_versions_with_the_python_methods(ours, files, tmp_path):
+    """A registered class is a format of the Rust core: the core parses a value by building an
+    instance (hook included), writes ``str(instance)`` and orders versions with ``__eq__`` and
+    ``__lt__``. Here ``1.10 > 1.9`` and ``01.2 == 1.2``, which a string order would get wrong."""
+    from plums_model import _native
+
+    class DottedCore(ours.Version):
+        def __init__(self, value):
+            self.parts = tuple(int(part) for part in str(value).split("."))
+
+        def __str__(self):
+            return ".".join(map(str, self.parts))
+
+        def __eq__(self, other):
+            return isinstance(other, DottedCore) and self.parts == other.parts
+
+        def __lt__(self, other):
+            if not isinstance(other, DottedCore):
+                return NotImplemented
+            return self.parts < other.parts
+
+    ours.register(DottedCore)
+    assert _native.compare_versions("dotted_core", "1.10", "1.9") == 1
+    assert _native.compare_versions("dotted_core", "1.9", "1.10") == -1
+    assert _native.compare_versions("dotted_core", "01.2", "1.2") == 0
+    with pytest.raises(ValueError, match="dotted_core"):
+        _native.compare_versions("dotted_core", "1.x", "1")
+    model = ours.Model("prod", "dotted_core", "01.002", "n", "i", str(files.config), {})
+    model.save(str(tmp_path / "model"))
+    metadata = ours.validate(str(tmp_path / "model"))
+    assert metadata["format"]["producer"]["version"] == {"format": "dotted_core", "value": "1.2"}
+    loaded = ours.Model.load(str(tmp_path / "model"))
+    assert type(loaded.producer.version) is DottedCore and loaded.producer == model.producer
+
+
+def test_the_core_uses_the_registration_hook(ours):
+    from plums_model import _native
+
+    class Tagged(ours.Version):
+        def __init__(self, value):
+            self.value = str(value)
+
+        def __str__(self):
+            return self.value
+
+        def __eq__(self, other):
+            return isinstance(other, Tagged) and self.value == other.value
+
+        def __lt__(self, other):
+            return self.value < other.value
+
+    def hook(instance):
+        instance.value = instance.value.lower()
+        return instance
+
+    ours.register(Tagged, hook)
+    assert _native.compare_versions("tagged", "ABC", "abc") == 0
+    ours.register(Tagged)
+    assert _native.compare_versions("tagged", "ABC", "abc") == -1
+
+
+def test_pep440_is_the_cores(ours):
+    from plums_model import _native
+
+    assert _native.compare_versions("py_pa", "1.0.dev1", "1.0a1") == -1
+    assert _native.compare_versions("py_pa", "1.0", "1.0.0") == 0
+    with pytest.raises(ValueError, match="unknown"):
+        _native.compare_versions("nope", "1", "1")
