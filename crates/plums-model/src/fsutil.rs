@@ -133,12 +133,22 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Create `dir` (not its parents) with the permissions of `like`, if given.
 ///
-/// `dir` must be in a tree PMF is building: where a symbolic link or a file stands at `dir`,
-/// it is replaced by a real folder (writing through a link could reach outside the model).
+/// A symbolic link or a file already standing at `dir` is an error: it is never written
+/// through (a link could lead outside the model) nor replaced (it may be someone's data).
 pub(crate) fn make_dir(dir: &Path, like: Option<&fs::Metadata>) -> Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => fs::remove_file(dir).map_err(|e| Error::io(dir, "cannot replace a link or file by a folder", e))?,
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() { "a symbolic link" } else { "a file" };
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Err(Error::os(
+                dir,
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{name} is {what}, but PMF needs a folder there: move it away and save again (nothing was changed)"
+                ),
+            ));
+        }
         Err(_) => {}
     }
     if let Err(e) = fs::create_dir(dir) {

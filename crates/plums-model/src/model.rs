@@ -211,7 +211,11 @@ impl Model {
         let mut collection = CheckpointCollection::new();
         for (reference, entry) in &m.training.checkpoints {
             let file = v.root.join(&entry.path);
-            let path = if v.checkpoints_checked || (entry.path != "." && file.is_file()) { Some(file) } else { None };
+            let path = if v.checkpoints_checked || (entry.path != "." && is_file_inside(&v.root, &entry.path)) {
+                Some(file)
+            } else {
+                None
+            };
             collection.add(Checkpoint::from_parts(reference.clone(), path, Some(entry.epoch), entry.hash))?;
         }
         if let Some(latest) = &m.training.latest {
@@ -258,6 +262,16 @@ impl Model {
     /// Build parameters default: an empty mapping.
     pub fn empty_build_parameters() -> Value {
         Value::Map(Mapping::new())
+    }
+}
+
+/// Whether the metadata path `rel` names a regular file that really lies inside `root`
+/// (no absolute path, no `..`, no link leading out).
+fn is_file_inside(root: &Path, rel: &str) -> bool {
+    let Ok(rel) = crate::paths::relative_inside(rel) else { return false };
+    match (root.join(rel).canonicalize(), root.canonicalize()) {
+        (Ok(file), Ok(root)) => file.starts_with(root) && file.is_file(),
+        _ => false,
     }
 }
 

@@ -158,6 +158,21 @@ fn saving_to_a_file_path_is_an_invalid_argument() {
 }
 
 #[test]
+fn a_foreign_file_where_pmf_needs_a_folder_is_never_replaced() {
+    // Saving with force into a folder holding a regular file named `data`: the reference fails,
+    // and so do we, with the file intact (replacing it would lose someone's data).
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("data"), b"precious").unwrap();
+    let mut m = fx.trained("m1", 1);
+    let err = m.save(&dest, true).unwrap_err();
+    assert_io(&err, ErrorKind::AlreadyExists, &["data is a file", "PMF needs a folder there"]);
+    assert_eq!(fs::read(dest.join("data")).unwrap(), b"precious");
+    assert!(staging_leftovers(&dest).is_empty());
+}
+
+#[test]
 fn saving_into_a_foreign_folder_needs_force_and_keeps_its_files() {
     let fx = Fx::new();
     let dest = fx.path("dest");
