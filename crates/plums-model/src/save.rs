@@ -156,19 +156,16 @@ impl KnownFiles {
 
     /// Whether the file at `path` (known as `rel`) still has the recorded checksum `hash`,
     /// without reading it when its stamp says it is unchanged.
-    fn still_has(&self, rel: &Path, path: &Path, hash: Md5) -> bool {
+    fn still_has(&self, rel: &Path, path: &Path, hash: Md5) -> Option<Stamp> {
         match self.files.get(rel) {
             Some((h, stamp)) if *h == hash => {
-                let now = Stamp::of(path);
-                if now.is_some() && *stamp == now {
-                    return true;
-                }
-                if stamp.is_none() && self.trusted_before.is_some_and(|t| unchanged_since(path, t)) {
-                    return true;
-                }
-                now.is_some() && md5_file_sized(path).map(|(d, _)| d == hash).unwrap_or(false)
+                let now = Stamp::of(path)?;
+                let unchanged = *stamp == Some(now)
+                    || (stamp.is_none() && self.trusted_before.is_some_and(|t| unchanged_since(path, t)))
+                    || md5_file_sized(path).map(|(d, _)| d == hash).unwrap_or(false);
+                unchanged.then_some(now)
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -550,25 +547,30 @@ impl Writer<'_> {
     /// copy when it is identical, otherwise copy `src`.
     fn place(&mut self, rel: &Path, src: Option<&Path>, hash: Md5, stamp: Option<FileStamp>, what: &str) -> Result<()> {
         let dst = self.staging.join(rel);
+        if self.old.hash_of(rel) == Some(hash) {
+            // Reused without reading it when its checksum is known to be right: written by this
+            // model, or in the folder when it was loaded, and unchanged since (else it is hashed).
+            let old_file = self.old_root.join(rel);
+            // Or the very file being saved, hashed from these bytes when it was registered.
+            let registered_here = || {
+                let (Some(src), Some(stamp)) = (src, stamp) else { return None };
+                let meta = fs::metadata(src).ok()?;
+                (stamp == FileStamp::of(&meta) && same_file(src, &old_file)).then(|| Stamp::of(&old_file)).flatten()
+            };
+            if let Some(now) = registered_here().or_else(|| self.old.still_has(rel, &old_file, hash)) {
+                match fs::hard_link(&old_file, &dst) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&old_file, &dst) => {}
+                    Err(_) => link_or_copy(&old_file, &dst, self.durable)?,
+                }
+                self.new.files.insert(rel.to_path_buf(), (hash, Some(now)));
+                return Ok(());
+            }
+        }
         let src_size = match src {
             Some(s) => Some(fs::metadata(s).map_err(|e| Error::io(s, format!("cannot read {what}"), e))?),
             None => None,
         };
-        if self.old.hash_of(rel) == Some(hash) {
-            let old_file = self.old_root.join(rel);
-            let size_ok = src_size.as_ref().is_none_or(|m| Stamp::of(&old_file).is_some_and(|o| o.size == m.len()));
-            // Reused without reading it when its checksum is known to be right: written by this
-            // model or verified by a strict load (and unchanged since), or the very file being saved.
-            let trusted_same = src.is_some_and(|s| same_file(s, &old_file))
-                && stamp.is_some_and(|st| src_size.as_ref().is_some_and(|m| st == FileStamp::of(m)));
-            if size_ok && (trusted_same || self.old.still_has(rel, &old_file, hash)) {
-                if fs::symlink_metadata(&dst).is_err() {
-                    link_or_copy(&old_file, &dst, self.durable)?;
-                }
-                self.new.record(rel, hash, &dst);
-                return Ok(());
-            }
-        }
         let src = src.ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "cannot save {what}: it has no file (path is None) and the destination holds no identical copy"
