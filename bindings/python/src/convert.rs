@@ -16,7 +16,7 @@ use plums_model::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::errors::to_py_err;
 
@@ -27,6 +27,35 @@ pub struct Token(pub Option<SavedState>);
 /// A checkpoint hashed by the core, kept by a Python `Checkpoint` (see `hash_checkpoint`).
 #[pyclass(module = "plums_model._native", frozen)]
 pub struct NativeCheckpoint(pub Checkpoint);
+
+/// `copy`, `deepcopy` and `pickle` support for the opaque handles that Python objects keep.
+///
+/// The handles are immutable, so a copy shares them. Pickled, a handle becomes `None`: it
+/// describes files of this machine as this process last saw them, which means nothing elsewhere;
+/// the unpickled object just loses the shortcut (a save hashes the file again, and checks
+/// for concurrent changes as for a model that was never loaded).
+macro_rules! opaque_handle_copy_support {
+    ($ty:ty) => {
+        #[pymethods]
+        impl $ty {
+            fn __copy__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+                slf
+            }
+
+            fn __deepcopy__<'py>(slf: PyRef<'py, Self>, _memo: &Bound<'py, PyAny>) -> PyRef<'py, Self> {
+                slf
+            }
+
+            /// Unpickles as `None` (`type(None)()`).
+            fn __reduce__<'py>(&self, py: Python<'py>) -> (Bound<'py, PyType>, Bound<'py, PyTuple>) {
+                (py.None().into_bound(py).get_type(), PyTuple::empty(py))
+            }
+        }
+    };
+}
+
+opaque_handle_copy_support!(Token);
+opaque_handle_copy_support!(NativeCheckpoint);
 
 /// The core checkpoint for a description entry: the hashed one when it still matches the
 /// entry's path and checksum (no second read of the file), else one built from the entry.

@@ -158,7 +158,10 @@ fn load<'py>(py: Python<'py>, path: PathBuf, strict: bool, checkpoints: bool) ->
 
 /// Save a model description to `path`; returns the new token (GIL released while writing).
 #[pyfunction]
-#[pyo3(signature = (description, path, force, checkpoints, lock_timeout, overwrite_concurrent_changes, token))]
+#[pyo3(signature = (
+    description, path, force, checkpoints, lock_timeout, overwrite_concurrent_changes, token,
+    durable = true, keep_unregistered_files = false,
+))]
 #[allow(clippy::too_many_arguments)] // one argument per keyword of `Model.save`
 fn save(
     py: Python<'_>,
@@ -169,17 +172,22 @@ fn save(
     lock_timeout: f64,
     overwrite_concurrent_changes: bool,
     token: Option<PyRef<'_, Token>>,
+    durable: bool,
+    keep_unregistered_files: bool,
 ) -> PyResult<Token> {
     let mut model = model_from_description(description)?;
     model.set_saved_state(token.and_then(|t| t.0.clone()));
     if !lock_timeout.is_finite() || lock_timeout < 0.0 {
         return Err(pyo3::exceptions::PyValueError::new_err("lock_timeout must be a non-negative number of seconds"));
     }
+    #[allow(clippy::needless_update)] // options the core may add later keep their defaults
     let options = SaveOptions {
         force,
         checkpoints,
         lock_timeout: std::time::Duration::from_secs_f64(lock_timeout),
         overwrite_concurrent_changes,
+        durable,
+        keep_unregistered_files,
         ..SaveOptions::default()
     };
     py.detach(|| model.save_with(&path, &options)).map_err(to_py_err)?;

@@ -35,9 +35,13 @@ def run_in_thread(call):
     def work():
         inside.set()
         result["started"] = time.perf_counter()
-        result["value"] = call()
-        result["ended"] = time.perf_counter()
-        done.set()
+        try:
+            result["value"] = call()
+        except BaseException as error:  # reported by the main thread (which would loop forever)
+            result["error"] = error
+        finally:
+            result["ended"] = time.perf_counter()
+            done.set()
 
     worker = threading.Thread(target=work)
     worker.start()
@@ -52,6 +56,8 @@ def run_in_thread(call):
         previous = now
         iterations += 1
     worker.join()
+    if "error" in result:
+        raise result["error"]
     started, ended = result["started"], result["ended"]
     pauses += [(float("-inf"), first), (previous, float("inf"))]
     longest = max(max(0.0, min(b, ended) - max(a, started)) for a, b in pauses)
@@ -98,3 +104,29 @@ def test_strict_validation_releases_the_gil(tmp_path):
         assert metadata["model"]["id"] == "big-1"
 
     assert_main_thread_kept_running(lambda: plums_model.validate(str(tmp_path / "model"), strict=True), check)
+
+
+def test_save_and_load_release_the_gil(tmp_path):
+    """Saving copies (and checks) the checkpoint file, loading strictly hashes it: both in Rust,
+    with the GIL released."""
+    config = tmp_path / "config.py"
+    config.write_text("c")
+    path = big_file(tmp_path)
+    digest = hashlib.md5(b"\0" * SIZE).hexdigest()
+    model = plums_model.Model("prod", "py_pa", "1.0", "big", "big-2", str(config), {})
+    # A given hash: the checkpoint was not hashed when created, so the save reads the whole file.
+    model.add_checkpoint(plums_model.Checkpoint(1, str(path), 0, hash=digest))
+    saves = iter(range(3))
+
+    def save():
+        destination = tmp_path / "model_{}".format(next(saves))
+        model.save(str(destination))
+        return destination
+
+    destinations = []
+    assert_main_thread_kept_running(save, destinations.append)
+
+    def check(loaded):
+        assert loaded.checkpoint_collection[1].hash == digest
+
+    assert_main_thread_kept_running(lambda: plums_model.Model.load(str(destinations[-1]), strict=True), check)

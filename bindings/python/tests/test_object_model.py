@@ -320,3 +320,108 @@ def test_pep440_is_the_cores(ours):
     assert _native.compare_versions("py_pa", "1.0", "1.0.0") == 0
     with pytest.raises(ValueError, match="unknown"):
         _native.compare_versions("nope", "1", "1")
+
+
+# ------------------------------------------------------------------------------------------------
+# Copies and pickles (both implementations: the reference's objects are plain Python objects)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_models_copy_and_pickle(api, files, tmp_path, how):
+    import copy
+    import pickle
+
+    def clone(obj):
+        return copy.deepcopy(obj) if how == "deepcopy" else pickle.loads(pickle.dumps(obj))
+
+    model = simple_model(api, files)
+    model.register_initialisation(str(files.init), name="imagenet")
+    copied = clone(model)
+    assert copied.checkpoint_collection == model.checkpoint_collection
+    assert copied.checkpoint_collection is not model.checkpoint_collection
+    assert copied.producer == model.producer and copied.initialisation == model.initialisation
+    copied.save(str(tmp_path / "copied"))
+    loaded = api.Model.load(str(tmp_path / "copied"))
+    again = clone(loaded)
+    assert str(again.path) == str(loaded.path)
+    assert again.checkpoint_collection == loaded.checkpoint_collection
+    again.name = "saved from a copy"
+    again.save(str(tmp_path / "copied"))
+    assert api.Model.load(str(tmp_path / "copied")).name == "saved from a copy"
+    for component in (model.training, model.checkpoint_collection, model.checkpoint_collection[1],
+                      model.producer.version):
+        assert type(clone(component)) is type(component)
+
+
+def test_a_deep_copy_shares_the_native_handles(ours, files, tmp_path):
+    """A deep copy of a loaded model keeps what it knows of its folder: a save of the copy after
+    another writer changed the folder is refused, as for the original. A pickled model (for
+    another process) forgets it, like a model built from scratch."""
+    import copy
+    import pickle
+
+    simple_model(ours, files).save(str(tmp_path / "model"))
+    loaded = ours.Model.load(str(tmp_path / "model"))
+    twin, stranger = copy.deepcopy(loaded), pickle.loads(pickle.dumps(loaded))
+    assert twin.checkpoint_collection[1].hash == loaded.checkpoint_collection[1].hash
+    other = ours.Model.load(str(tmp_path / "model"))
+    other.name = "changed by another writer"
+    other.save(str(tmp_path / "model"))
+    with pytest.raises(FileExistsError, match="changed since"):
+        twin.save(str(tmp_path / "model"))
+    stranger.save(str(tmp_path / "model"))  # same id, valid model: saved over it
+    assert ours.Model.load(str(tmp_path / "model")).name == "a model"
+
+
+def test_core_oserrors_carry_errno(ours, tmp_path):
+    import errno
+
+    with pytest.raises(FileNotFoundError) as error:
+        ours.validate(str(tmp_path / "missing"))
+    assert error.value.errno == errno.ENOENT and str(tmp_path / "missing") in str(error.value)
+    write(tmp_path / "a_file", "not a folder")
+    with pytest.raises(NotADirectoryError) as error:
+        ours.Model.load(str(tmp_path / "a_file" / "model"))
+    assert error.value.errno == errno.ENOTDIR and str(tmp_path / "a_file") in str(error.value)
+
+
+def test_a_writer_lock_held_elsewhere_is_a_blockingioerror(ours, files, tmp_path):
+    """One writer at a time: a save waits ``lock_timeout`` seconds for the folder's lock, then
+    raises BlockingIOError (an OSError) naming the holder."""
+    import fcntl
+
+    folder = tmp_path / "model"
+    model = simple_model(ours, files)
+    model.save(str(folder))
+    with open(str(folder / ".pmf.lock"), "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another process saving the model would
+        with pytest.raises(BlockingIOError, match="being written"):
+            model.save(str(folder), lock_timeout=0.2)
+    model.save(str(folder), lock_timeout=0.2)
+    with pytest.raises(ValueError, match="lock_timeout"):
+        model.save(str(folder), lock_timeout=-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# save's extra keyword arguments (ours)
+# ------------------------------------------------------------------------------------------------
+def test_save_without_syncing_still_writes_a_valid_model(ours, files, tmp_path):
+    model = simple_model(ours, files)
+    model.save(str(tmp_path / "model"), durable=False)
+    ours.validate(str(tmp_path / "model"), strict=True)
+    model.register_epoch(5)
+    model.save(str(tmp_path / "model"), durable=False)
+    assert ours.Model.load(str(tmp_path / "model")).training.latest_epoch == 5
+
+
+def test_save_can_keep_the_files_of_deleted_checkpoints(ours, files, tmp_path):
+    folder = tmp_path / "model"
+    model = simple_model(ours, files)
+    model.save(str(folder))
+    del model.checkpoint_collection[1]
+    model.save(str(folder), keep_unregistered_files=True)
+    assert sorted(os.listdir(str(folder / "data" / "checkpoints"))) == ["w1.h5", "w2.h5"]
+    ours.validate(str(folder), strict=True)
+    # From then on the file is no PMF file of the model, and later saves leave it alone.
+    model.save(str(folder))
+    assert sorted(os.listdir(str(folder / "data" / "checkpoints"))) == ["w1.h5", "w2.h5"]
+    assert list(ours.Model.load(str(folder)).checkpoint_collection.keys()) == ["best"]

@@ -114,22 +114,42 @@ pub fn validate_model(path: impl AsRef<Path>, options: &ValidateOptions) -> Resu
 pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check> {
     let path = path.as_ref();
     crate::save::recover_interrupted_commit(path);
-    // A save replaces the whole folder at once: if that happened while we read it, read again,
-    // so that a reader sees the old model or the new one, never a mix.
+    // A save replaces the whole folder at once (a directory exchange): if that happened while we
+    // read it, read again, so that a reader sees the old model or the new one, never a mix. The
+    // folder we start from stays open during the read: an open directory keeps its inode, so
+    // its number cannot be reused by the next save's new folder, and an unchanged (device,
+    // inode) pair at the end proves that every path we read resolved inside that one folder.
     let mut attempts = 0;
     loop {
-        let before = folder_identity(path);
-        let result = check_once(path, options)?;
+        let pinned = open_folder(path);
+        let before = pinned.as_ref().and_then(|f| f.metadata().ok()).map(|m| identity(&m));
+        let result = check_once(path, options);
         attempts += 1;
-        if before == folder_identity(path) || attempts == 5 {
-            return Ok(result);
+        let after = std::fs::metadata(path).ok().map(|m| identity(&m));
+        if (before.is_some() && before == after) || pinned.is_none() || attempts == MAX_READ_ATTEMPTS {
+            return result;
         }
     }
 }
 
-fn folder_identity(path: &Path) -> Option<(u64, u64)> {
+/// How many times [`check`] reads a folder that keeps being replaced by saves before it reports
+/// what it saw last.
+const MAX_READ_ATTEMPTS: u32 = 20;
+
+/// Open `path` if it is a folder (never blocks: a FIFO given as the model path is not opened).
+fn open_folder(path: &Path) -> Option<std::fs::File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32)
+        .open(path)
+        .ok()
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    (meta.dev(), meta.ino())
 }
 
 fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {

@@ -275,6 +275,8 @@ class Model:
         checkpoints: bool = ...,
         lock_timeout: float = ...,
         overwrite_concurrent_changes: bool = ...,
+        durable: bool = ...,
+        keep_unregistered_files: bool = ...,
     ) -> None:
         """ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise."""
     @classmethod

@@ -10,9 +10,9 @@ from .exception import _from_failure, _missing_model
 FORMAT_VERSION = "1.0.0"
 
 
-def _native_call(verbose, function, *args):
+def _native_call(verbose, function, *args, **kwargs):
     try:
-        return function(*args)
+        return function(*args, **kwargs)
     except _native.ValidationFailure as failure:
         raise _from_failure(failure, verbose) from None
 
@@ -156,6 +156,12 @@ class Model:
             lock_timeout (float): Seconds to wait for another writer (default 30).
             overwrite_concurrent_changes (bool): Save even if the folder changed since this model
                 was loaded from or saved to it (default False: refused with an OSError).
+            durable (bool): Sync the written files and folders to disk before returning (default
+                True). ``False`` is faster; the save stays atomic, but a power loss right after it
+                may lose it.
+            keep_unregistered_files (bool): Keep the files of the previous save that the model no
+                longer registers, such as a deleted checkpoint's file (default False: removed, so
+                that the folder holds what a save into a new folder would write, plus foreign files).
 
         Raises:
             ValueError: If ``path`` is a file, or the model would not be valid.
@@ -163,11 +169,14 @@ class Model:
                 a PMF model with another id or invalid metadata, an invalid PMF model with the same
                 id (unless ``force``), or was changed by another writer since this model read it.
         """
-        _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes"))
+        _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes", "durable",
+                                 "keep_unregistered_files"))
         self._token = _native_call(
             True, _native.save, self._describe(), _path(path), bool(force),
             bool(kwargs.get("checkpoints", True)), float(kwargs.get("lock_timeout", 30.0)),
-            bool(kwargs.get("overwrite_concurrent_changes", False)), self._token)
+            bool(kwargs.get("overwrite_concurrent_changes", False)), self._token,
+            durable=bool(kwargs.get("durable", True)),
+            keep_unregistered_files=bool(kwargs.get("keep_unregistered_files", False)))
 
     @classmethod
     def load(cls, path, strict=True, verbose=False, checkpoints=True, **kwargs):

@@ -85,4 +85,6 @@ class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
 
 def _missing_model(path, error):
     """The exception for a model folder ``path`` that does not exist (``error``: the native one)."""
-    return _MissingModelError(str(error), offences=[("tree", ".", "{} does not exist".format(path))])
+    missing = _MissingModelError(str(error), offences=[("tree", ".", "{} does not exist".format(path))])
+    missing.errno = getattr(error, "errno", None)
+    return missing
