@@ -9,8 +9,8 @@
 //! Fixtures are made once per process, in a temporary folder on the same disk as `TMPDIR`, and
 //! only for the benches selected by the filter:
 //! - `md5/file_64MiB`: [`plums_model::md5_file`] of a 64 MiB file (page cache warm), in MB/s;
-//!   `md5/candidate_64MiB`: the same with the faster MD5 suggested for the library
-//!   (`support/md5_candidate.rs`, checked against the library's digests first);
+//!   `md5/md-5_fallback_64MiB`: the same with the `md-5` crate (the back end without the
+//!   `openssl` feature), checked against the library's digest first;
 //! - `yaml/parse_10k`, `yaml/emit_10k`: PyYAML-rules parse and emit of a `metadata.yaml` with
 //!   10,000 checkpoints; `metadata/from_value_10k`: its schema check and typing;
 //! - `load/10k_checkpoints_non_strict`: [`plums_model::Model::load`] of that model (files exist,
@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion, Throughput};
 use plums_model::{md5_file, validate, yaml, Checkpoint, Metadata, Model, Reference, SaveOptions};
 
-#[path = "support/md5_candidate.rs"]
-mod md5_candidate;
 mod support;
 use support::{make_model, write_random, Rng};
 
@@ -77,19 +75,24 @@ fn bench_md5(c: &mut Criterion) {
         let f = big_file();
         b.iter(|| black_box(md5_file(f).unwrap()))
     });
-    // The suggested replacement (benches/support/md5_candidate.rs), same file, same reads.
-    g.bench_function("candidate_64MiB", |b| {
+    // The fallback back end (`md-5` with asm, used without the `openssl` feature), same reads.
+    g.bench_function("md-5_fallback_64MiB", |b| {
+        use md5::Digest;
+        use std::io::Read;
         let f = big_file();
-        for len in [0usize, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100_003] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
-            let mut h = md5_candidate::Md5::new();
-            let (a, rest) = bytes.split_at(len / 3);
-            h.update(a);
-            h.update(rest);
-            assert_eq!(h.finalize(), plums_model::Md5::of_bytes(&bytes).0, "candidate MD5 differs at length {len}");
-        }
-        assert_eq!(md5_candidate::md5_file(f).unwrap(), md5_file(f).unwrap().0, "candidate MD5 differs on the file");
-        b.iter(|| black_box(md5_candidate::md5_file(f).unwrap()))
+        let digest = || {
+            let mut file = std::fs::File::open(f).unwrap();
+            let (mut h, mut buf) = (md5::Md5::new(), vec![0u8; 1 << 20]);
+            loop {
+                match file.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => h.update(&buf[..n]),
+                }
+            }
+            plums_model::Md5(h.finalize().into())
+        };
+        assert_eq!(digest(), md5_file(f).unwrap(), "the two back ends differ on the file");
+        b.iter(|| black_box(digest()))
     });
     g.finish();
 }

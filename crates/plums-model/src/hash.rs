@@ -1,7 +1,10 @@
 //! MD5 checksums: the [`Md5`] digest type, and hashing files (alone or while copying them).
 //!
-//! Every checksum in the crate goes through this module, so the implementation can be swapped
-//! in one place. It uses the `md-5` crate with its assembly back end and 1 MiB reads.
+//! Every checksum in the crate goes through this module's one [`Hasher`], so the implementation
+//! can be swapped in one place. With the default `openssl` feature it is OpenSSL's MD5 (the
+//! fastest measured here: docs/PERFORMANCE.md); without that feature, or when OpenSSL refuses
+//! MD5 (a FIPS-mode system), the `md-5` crate with its assembly back end. Files are read in
+//! 1 MiB chunks.
 
 use std::fmt;
 use std::fs::File;
@@ -9,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 
-use md5::{Digest, Md5 as Md5Hasher};
+use md5::Digest;
 
 use crate::error::{Error, Result};
 
@@ -30,7 +33,12 @@ pub struct Md5(pub [u8; 16]);
 impl Md5 {
     /// The digest of a byte string.
     pub fn of_bytes(bytes: &[u8]) -> Self {
-        Md5(Md5Hasher::digest(bytes).into())
+        let mut hasher = Hasher::new();
+        match hasher.update(bytes).and_then(|()| hasher.finish()) {
+            Ok(digest) => digest,
+            // OpenSSL failed on an in-memory buffer: compute the same digest with `md-5`.
+            Err(_) => Md5(md5::Md5::digest(bytes).into()),
+        }
     }
 
     /// Whether `text` is a valid PMF checksum: exactly 32 lowercase hexadecimal digits.
@@ -125,7 +133,7 @@ pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Resul
 /// Read `path` once in [`CHUNK`]-sized reads, hashing every byte and writing it to `copy`.
 fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, u64)> {
     let mut file = open_regular(path)?;
-    let mut hasher = Md5Hasher::new();
+    let mut hasher = Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -135,18 +143,101 @@ fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io(path, "cannot read file", e)),
         };
-        hasher.update(&buf[..n]);
+        hasher.update(&buf[..n]).map_err(|e| Error::io(path, "cannot compute MD5", e))?;
         if let Some((dst, dst_path)) = copy.as_mut() {
             dst.write_all(&buf[..n]).map_err(|e| Error::io(dst_path, "cannot write file", e))?;
         }
         total += n as u64;
     }
-    Ok((Md5(hasher.finalize().into()), total))
+    Ok((hasher.finish().map_err(|e| Error::io(path, "cannot compute MD5", e))?, total))
+}
+
+/// An MD5 computation in progress: OpenSSL's when the `openssl` feature is on and OpenSSL
+/// offers MD5, else the `md-5` crate's. Both give the same digests (tested below).
+enum Hasher {
+    #[cfg(feature = "openssl")]
+    OpenSsl(openssl::hash::Hasher),
+    Rust(md5::Md5),
+}
+
+impl Hasher {
+    fn new() -> Hasher {
+        #[cfg(feature = "openssl")]
+        if let Ok(h) = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5()) {
+            return Hasher::OpenSsl(h);
+        }
+        Hasher::Rust(md5::Md5::new())
+    }
+
+    /// The `md-5` implementation, whatever the features (to compare the two in tests).
+    #[cfg(test)]
+    fn rust() -> Hasher {
+        Hasher::Rust(md5::Md5::new())
+    }
+
+    fn update(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            #[cfg(feature = "openssl")]
+            Hasher::OpenSsl(h) => h.update(data).map_err(io::Error::other),
+            Hasher::Rust(h) => {
+                h.update(data);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<Md5> {
+        match self {
+            #[cfg(feature = "openssl")]
+            Hasher::OpenSsl(mut h) => {
+                let digest = h.finish().map_err(io::Error::other)?;
+                let bytes = <[u8; 16]>::try_from(&digest[..])
+                    .map_err(|_| io::Error::other(format!("OpenSSL gave a {}-byte MD5 digest", digest.len())))?;
+                Ok(Md5(bytes))
+            }
+            Hasher::Rust(h) => Ok(Md5(h.finalize().into())),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_back_end_gives_the_reference_digests() {
+        // RFC 1321, appendix A.5, plus lengths around the 64-byte block and the 1 MiB chunk.
+        let rfc = [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            ("abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (text, hex) in rfc {
+            assert_eq!(Md5::of_bytes(text.as_bytes()).to_string(), hex, "{text:?}");
+        }
+        let data: Vec<u8> = (0..(CHUNK + 1000) as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 4095, CHUNK - 1, CHUNK, CHUNK + 1000] {
+            let (mut a, mut b) = (Hasher::new(), Hasher::rust());
+            // Several updates of uneven sizes, as a file read gives them.
+            for part in data[..len].chunks(1 + len / 3) {
+                a.update(part).unwrap();
+                b.update(part).unwrap();
+            }
+            assert_eq!(a.finish().unwrap(), b.finish().unwrap(), "length {len}");
+        }
+    }
+
+    #[cfg(feature = "openssl")]
+    #[test]
+    fn openssl_is_used_when_it_offers_md5() {
+        assert!(matches!(Hasher::new(), Hasher::OpenSsl(_)));
+    }
 
     #[test]
     fn parses_and_prints_lowercase_hex() {
