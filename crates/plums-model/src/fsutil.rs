@@ -49,15 +49,66 @@ fn create_new(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, "cannot create file", e))
 }
 
-fn finish(file: File, tmp: &Path, dst: &Path, durable: bool) -> Result<()> {
+/// Whether `name` is a temporary file of [`write_atomic`] or [`copy_verified`]
+/// (`.<name>.pmf-tmp-<suffix>`): a leftover when no save is running.
+pub(crate) fn is_temp_leftover(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    const MARK: &[u8] = b".pmf-tmp-";
+    bytes.starts_with(b".")
+        && bytes
+            .windows(MARK.len())
+            .rposition(|w| w == MARK)
+            .is_some_and(|i| i > 1 && is_unique_suffix(&bytes[i + MARK.len()..]))
+}
+
+/// Remove the temporary-file leftovers of interrupted writes directly in `dir` (the caller
+/// holds the model lock, so no write of ours is running there).
+pub(crate) fn remove_temp_leftovers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if is_temp_leftover(&entry.file_name()) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// How a finished temporary file takes its final name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Atomically replace whatever file has the name.
+    Replace,
+    /// Take a name that nothing has: an existing entry is an error and stays as it is.
+    New,
+}
+
+fn finish(file: File, tmp: &Path, dst: &Path, durable: bool, placement: Placement) -> Result<()> {
     if durable {
         file.sync_all().map_err(|e| Error::io(tmp, "cannot sync file to disk", e))?;
     }
     drop(file);
-    fs::rename(tmp, dst).map_err(|e| {
+    let moved = match placement {
+        Placement::Replace => fs::rename(tmp, dst),
+        Placement::New => rename_no_replace(tmp, dst),
+    };
+    moved.map_err(|e| {
         let _ = fs::remove_file(tmp);
         Error::io(dst, "cannot move file into place", e)
     })
+}
+
+/// Rename `from` to `to` unless `to` exists (`renameat2(RENAME_NOREPLACE)`, or a hard link
+/// where the file system lacks it: a link never replaces an entry either).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::NOTSUP => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Write `bytes` to `dst` atomically: temporary file in the same folder, sync, rename.
@@ -68,7 +119,7 @@ pub(crate) fn write_atomic(dst: &Path, bytes: &[u8], durable: bool) -> Result<()
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(&tmp, "cannot write file", e));
     }
-    finish(file, &tmp, dst, durable)
+    finish(file, &tmp, dst, durable, Placement::Replace)
 }
 
 /// Copy `src` to `dst` atomically and check the copy has checksum `expected`.
@@ -76,7 +127,15 @@ pub(crate) fn write_atomic(dst: &Path, bytes: &[u8], durable: bool) -> Result<()
 /// With `trust_source`, the file system's own copy is used (copy_file_range / reflink) and the
 /// bytes are not read here; otherwise the bytes are hashed while copied, and a checksum other
 /// than `expected` aborts the copy.
-pub(crate) fn copy_verified(src: &Path, dst: &Path, expected: Md5, trust_source: bool, durable: bool) -> Result<()> {
+/// `placement` says whether an existing `dst` is replaced or the copy fails.
+pub(crate) fn copy_verified(
+    src: &Path,
+    dst: &Path,
+    expected: Md5,
+    trust_source: bool,
+    durable: bool,
+    placement: Placement,
+) -> Result<()> {
     let tmp = temp_for(dst);
     if trust_source {
         // std::fs::copy uses copy_file_range (reflinks on file systems that support them).
@@ -86,7 +145,7 @@ pub(crate) fn copy_verified(src: &Path, dst: &Path, expected: Md5, trust_source:
         }
         let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
         let _ = file.set_permissions(fs::Permissions::from_mode(0o644));
-        return finish(file, &tmp, dst, durable);
+        return finish(file, &tmp, dst, durable, placement);
     }
     let mut file = create_new(&tmp)?;
     let found = match copy_hashing(src, &mut file, &tmp) {
@@ -103,7 +162,7 @@ pub(crate) fn copy_verified(src: &Path, dst: &Path, expected: Md5, trust_source:
             src.display()
         )));
     }
-    finish(file, &tmp, dst, durable)
+    finish(file, &tmp, dst, durable, placement)
 }
 
 /// Hard-link `src` as `dst` (replacing `dst`), or copy it where links are not possible.
@@ -120,7 +179,7 @@ pub(crate) fn link_or_copy(src: &Path, dst: &Path, durable: bool) -> Result<()> 
                 return Err(Error::io(src, "cannot copy file", e));
             }
             let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
-            finish(file, &tmp, dst, durable)
+            finish(file, &tmp, dst, durable, Placement::Replace)
         }
     }
 }
@@ -173,7 +232,7 @@ pub(crate) fn mirror_tree(src: &Path, dst: &Path, skip: &dyn Fn(&Path) -> bool, 
             Error::io(p, "cannot read folder", e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")))
         })?;
         let Ok(rel) = item.path().strip_prefix(src) else { continue };
-        if skip(rel) {
+        if skip(rel) || (item.file_type().is_file() && is_temp_leftover(item.file_name())) {
             if item.file_type().is_dir() {
                 walker.skip_current_dir();
             }
@@ -230,6 +289,16 @@ pub(crate) fn exchange(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
+/// Whether `rel` (relative to `root`) and every folder on the way to it are folders, not links:
+/// then nothing reached through `root.join(rel)` leads out of `root`. An empty `rel` is `root`.
+pub(crate) fn is_real_dir(root: &Path, rel: &Path) -> bool {
+    let mut path = root.to_path_buf();
+    rel.components().all(|c| {
+        path.push(c);
+        matches!(c, std::path::Component::Normal(_)) && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+    })
+}
+
 /// Remove a staging tree; failures are left for the next save to clean.
 pub(crate) fn remove_tree_quietly(path: &Path) {
     let _ = fs::remove_dir_all(path);
@@ -246,6 +315,69 @@ mod tests {
         for bad in ["", "1-2", "1-2-3", "a-2-0000000f", "1-2-0000000f.pmf-save-1-2-00000000", "1-2-0000000g"] {
             assert!(!is_unique_suffix(bad.as_bytes()), "{bad}");
         }
+    }
+
+    #[test]
+    fn temporary_leftovers_are_recognised_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = temp_for(&dir.path().join("3.pt"));
+        let tmp_name = tmp.file_name().unwrap().to_owned();
+        assert!(is_temp_leftover(&tmp_name), "{tmp_name:?}");
+        for keep in [
+            "3.pt",
+            ".3.pt",
+            ".3.pt.pmf-tmp-",
+            ".3.pt.pmf-tmp-1-2-3",
+            "x.pmf-tmp-1-2-0000000f",
+            ".pmf-tmp-1-2-0000000f",
+        ] {
+            assert!(!is_temp_leftover(std::ffi::OsStr::new(keep)), "{keep}");
+        }
+        fs::write(&tmp, b"half").unwrap();
+        fs::write(dir.path().join("3.pt"), b"kept").unwrap();
+        fs::create_dir(dir.path().join(format!(".d.pmf-tmp-{}", unique_suffix()))).unwrap();
+        remove_temp_leftovers(dir.path());
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left[1], "3.pt", "only the temporary file is removed, never a folder: {left:?}");
+    }
+
+    #[test]
+    fn real_dirs_are_told_from_links_at_every_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("data/checkpoints")).unwrap();
+        fs::create_dir_all(root.join("elsewhere/checkpoints")).unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("linked")).unwrap();
+        fs::write(root.join("file"), b"").unwrap();
+        assert!(is_real_dir(root, Path::new("")));
+        assert!(is_real_dir(root, Path::new("data/checkpoints")));
+        assert!(!is_real_dir(root, Path::new("linked")));
+        assert!(!is_real_dir(root, Path::new("linked/checkpoints")), "a link on the way");
+        assert!(!is_real_dir(root, Path::new("file")));
+        assert!(!is_real_dir(root, Path::new("missing")));
+        assert!(!is_real_dir(root, Path::new("data/../data")), "only plain names");
+    }
+
+    #[test]
+    fn a_new_placement_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::write(&src, b"content").unwrap();
+        let dst = dir.path().join("dst");
+        fs::write(&dst, b"someone else's").unwrap();
+        let hash = Md5::of_bytes(b"content");
+        for trust in [false, true] {
+            let err = copy_verified(&src, &dst, hash, trust, false, Placement::New).unwrap_err();
+            assert!(matches!(err, Error::Io { kind: io::ErrorKind::AlreadyExists, .. }), "{err:?}");
+            assert_eq!(fs::read(&dst).unwrap(), b"someone else's");
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
+        let new = dir.path().join("new");
+        copy_verified(&src, &new, hash, false, true, Placement::New).unwrap();
+        assert_eq!(fs::read(&new).unwrap(), b"content");
     }
 
     #[test]
@@ -267,12 +399,13 @@ mod tests {
         let src = dir.path().join("src");
         fs::write(&src, b"content").unwrap();
         let dst = dir.path().join("dst");
-        let err = copy_verified(&src, &dst, Md5::of_bytes(b"other"), false, false).unwrap_err();
+        let err = copy_verified(&src, &dst, Md5::of_bytes(b"other"), false, false, Placement::Replace).unwrap_err();
         assert!(err.to_string().contains("changed since it was registered"), "{err}");
         assert!(!dst.exists());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        copy_verified(&src, &dst, Md5::of_bytes(b"content"), false, false).unwrap();
-        copy_verified(&src, &dir.path().join("fast"), Md5::of_bytes(b"content"), true, false).unwrap();
+        copy_verified(&src, &dst, Md5::of_bytes(b"content"), false, false, Placement::Replace).unwrap();
+        copy_verified(&src, &dir.path().join("fast"), Md5::of_bytes(b"content"), true, false, Placement::Replace)
+            .unwrap();
         assert_eq!(md5_file(&dst).unwrap(), Md5::of_bytes(b"content"));
         assert_eq!(md5_file(dir.path().join("fast")).unwrap(), Md5::of_bytes(b"content"));
     }

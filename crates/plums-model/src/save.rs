@@ -21,6 +21,12 @@
 //! - Incremental: a file already in the folder with the recorded checksum and the same size is
 //!   not copied again; a file that must be copied is hashed during the copy, or copied by the
 //!   file system (`copy_file_range`) when it has not changed since its checksum was computed.
+//! - A save that only adds checkpoints (and changes metadata) to the state this model last saw,
+//!   the save of a training loop, is done in place at a cost independent of the checkpoints
+//!   already saved: new files first, `metadata.yaml` renamed over the old one last
+//!   ([`append`]). Every other save goes through the staging exchange.
+
+mod append;
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,7 +39,7 @@ use indexmap::IndexMap;
 
 use crate::checkpoint::{Checkpoint, FileStamp};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic};
+use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
 use crate::hash::{md5_file_sized, Md5};
 use crate::lock::{ModelLock, LOCK_FILE};
 use crate::metadata::{
@@ -366,6 +372,19 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let name = real.file_name().unwrap_or_default().to_owned();
     clean_stale(&parent, &name);
+
+    if let Destination::Pmf { metadata, .. } = &state {
+        append::recover_interrupted_appends(&real, metadata);
+    }
+    // Only checkpoints added to the state this model last saw: write them in place.
+    if let (Destination::Pmf { metadata, digest }, Some(sync)) = (&state, &model.sync) {
+        if sync.root == real && sync.metadata_digest == *digest {
+            if let Some(done) = append::try_append(model, &real, metadata, &known, options)? {
+                model.sync = Some(SyncState { root: real, metadata_digest: done.digest, known: Arc::new(done.known) });
+                return Ok(());
+            }
+        }
+    }
     let staging = parent.join(staging_name(&name, &fsutil::unique_suffix()));
     let dest_meta = fs::metadata(&real).ok();
     make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
@@ -547,7 +566,9 @@ impl Writer<'_> {
     /// copy when it is identical, otherwise copy `src`.
     fn place(&mut self, rel: &Path, src: Option<&Path>, hash: Md5, stamp: Option<FileStamp>, what: &str) -> Result<()> {
         let dst = self.staging.join(rel);
-        if self.old.hash_of(rel) == Some(hash) {
+        // Never reuse (read, hash or link) a file reached through a link: it may lie outside.
+        let inside = || fsutil::is_real_dir(self.old_root, rel.parent().unwrap_or(Path::new("")));
+        if self.old.hash_of(rel) == Some(hash) && inside() {
             // Reused without reading it when its checksum is known to be right: written by this
             // model, or in the folder when it was loaded, and unchanged since (else it is hashed).
             let old_file = self.old_root.join(rel);
@@ -590,7 +611,7 @@ impl Writer<'_> {
             self.new.record(rel, hash, &dst);
             return Ok(());
         }
-        copy_verified(src, &dst, hash, trust, self.durable)?;
+        copy_verified(src, &dst, hash, trust, self.durable, Placement::Replace)?;
         self.new.record(rel, hash, &dst);
         Ok(())
     }
@@ -656,33 +677,7 @@ impl Writer<'_> {
             }
         };
 
-        let metadata = Metadata {
-            producer: ProducerMetadata {
-                name: model.producer.name.clone(),
-                version_format: model.producer.version.format().to_owned(),
-                version: model.producer.version.value(),
-            },
-            model: ModelMetadata {
-                name: model.name.clone(),
-                id: model.id.clone(),
-                configuration: FileEntry { path: cfg_name, hash: cfg_hash },
-                initialisation,
-                training: TrainingMetadata {
-                    record: *model.training.record(),
-                    latest: model.checkpoint_collection.latest().cloned(),
-                    checkpoints: entries,
-                },
-            },
-        };
-        let value = metadata.to_value();
-        if let Err(offences) = Metadata::from_value(&value) {
-            let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
-            return Err(Error::InvalidArgument(format!(
-                "cannot save: the metadata would not be valid:\n  - {}",
-                lines.join("\n  - ")
-            )));
-        }
-        let text = yaml::to_string(&value);
+        let text = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
         write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
         Ok(Md5::of_bytes(text.as_bytes()))
     }
@@ -704,6 +699,44 @@ impl Writer<'_> {
             hash: ck.hash,
         })
     }
+}
+
+/// The `metadata.yaml` text of `model`, whose configuration file is `cfg_name` with checksum
+/// `cfg_hash`, with these checkpoint entries and initialisation; checked against the schema.
+fn metadata_text(
+    model: &Model,
+    cfg_name: String,
+    cfg_hash: Md5,
+    checkpoints: IndexMap<Reference, CheckpointEntry>,
+    initialisation: Option<InitialisationMetadata>,
+) -> Result<String> {
+    let metadata = Metadata {
+        producer: ProducerMetadata {
+            name: model.producer.name.clone(),
+            version_format: model.producer.version.format().to_owned(),
+            version: model.producer.version.value(),
+        },
+        model: ModelMetadata {
+            name: model.name.clone(),
+            id: model.id.clone(),
+            configuration: FileEntry { path: cfg_name, hash: cfg_hash },
+            initialisation,
+            training: TrainingMetadata {
+                record: *model.training.record(),
+                latest: model.checkpoint_collection.latest().cloned(),
+                checkpoints,
+            },
+        },
+    };
+    let value = metadata.to_value();
+    if let Err(offences) = Metadata::from_value(&value) {
+        let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
+        return Err(Error::InvalidArgument(format!(
+            "cannot save: the metadata would not be valid:\n  - {}",
+            lines.join("\n  - ")
+        )));
+    }
+    Ok(yaml::to_string(&value))
 }
 
 /// Whether neither the content (mtime) nor the inode (ctime) of `path` changed at or after `t`.

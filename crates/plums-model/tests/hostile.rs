@@ -551,6 +551,44 @@ fn save_with_force_over_links_out_of_the_root_touches_nothing_outside() {
     );
 }
 
+/// A model that saved the folder itself (so that adding a checkpoint is a save in place,
+/// `save/append.rs`) adds one after a link out of the root was planted in the folder: nothing
+/// outside is touched, and what the save leaves validates.
+#[test]
+fn adding_a_checkpoint_in_place_never_follows_links_planted_since_the_last_save() {
+    let mut failures = Vec::new();
+    // metadata.yaml: replacing it is a concurrent change, refused before anything is read.
+    for &(init, link, target, _) in LINKS_OUT.iter().filter(|c| c.1 != "metadata.yaml") {
+        let what = format!("{link} -> {target}");
+        let fx = Fx::new(init);
+        let mut model = fx.model(init);
+        model.save(&fx.root, false).unwrap();
+        fx.outside.events();
+        fx.link(link, link_target(&fx, target));
+        fs::write(fx.src.join("3.bin"), b"weights of epoch 3").unwrap();
+        model.register_epoch(Some(3)).unwrap();
+        model.add_checkpoint(Checkpoint::new(3, Some(fx.src.join("3.bin")), Some(3), None).unwrap()).unwrap();
+        let root = fx.root.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = guarded(&format!("{what}: save in place"), WATCHDOG, fx.fifos.clone(), move || {
+                model.save(&root, false)
+            });
+            fx.outside.assert_untouched(&format!("{what}: adding a checkpoint"));
+            match r {
+                Ok(()) => {
+                    validate(&fx.root, true, true)
+                        .unwrap_or_else(|e| panic!("{what}: the save wrote an invalid model: {e}"));
+                }
+                Err(e) => assert!(matches!(e, Error::Io { .. } | Error::InvalidArgument(_)), "{what}: {e:?}"),
+            }
+        }));
+        if let Err(panic) = outcome {
+            failures.push(panic.downcast_ref::<String>().cloned().unwrap_or_else(|| format!("{what}: panicked")));
+        }
+    }
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
 /// Save over each hostile folder of [`LINKS_OUT`], without and with force: what went wrong.
 fn save_over_links_out() -> Vec<String> {
     let mut failures = Vec::new();

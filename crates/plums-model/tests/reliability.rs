@@ -163,15 +163,28 @@ fn fingerprint_of_folder(root: &Path) -> Result<Fingerprint, String> {
 /// Sources of two states of one model that differ in metadata (name, training, latest),
 /// build parameters, configuration content and checkpoints (B replaces checkpoint 2's content
 /// under the same file name and adds a 1-4 MiB checkpoint 4).
+///
+/// In *append* mode, B is A plus checkpoint 4 and its metadata (name, training, latest) only:
+/// A -> B is a save that only adds a checkpoint (done in place, `save/append.rs`), B -> A
+/// removes one (done by a staging exchange).
 struct States {
     src: PathBuf,
+    append: bool,
 }
 
 impl States {
     fn create(dir: &Path, rng: &mut Rng) -> States {
+        Self::create_with(dir, rng, false)
+    }
+
+    /// `append`: B differs from A by an added checkpoint only (see [`States`]).
+    fn create_with(dir: &Path, rng: &mut Rng, append: bool) -> States {
         let src = dir.join("src");
         for sub in ["a", "b"] {
             fs::create_dir_all(src.join(sub)).unwrap();
+        }
+        if append {
+            fs::write(src.join("append-mode"), b"").unwrap();
         }
         fs::write(src.join("a/config.py"), b"state = 'A'\n").unwrap();
         fs::write(src.join("b/config.py"), b"state = 'B'\nlayers = [64, 128, 256]\n").unwrap();
@@ -181,11 +194,22 @@ impl States {
         fs::write(src.join("3.bin"), rng.bytes(128 << 10)).unwrap();
         let big = (1 << 20) + rng.below(3 << 20) as usize;
         fs::write(src.join("4.bin"), rng.bytes(big)).unwrap();
-        States { src }
+        States { src, append }
     }
 
     fn open(dir: &Path) -> States {
-        States { src: dir.join("src") }
+        let src = dir.join("src");
+        let append = src.join("append-mode").exists();
+        States { src, append }
+    }
+
+    /// Whether state `b` differs from A in more than metadata and an added checkpoint.
+    fn full(&self, b: bool) -> bool {
+        b && !self.append
+    }
+
+    fn config(&self, b: bool) -> PathBuf {
+        self.src.join(if self.full(b) { "b/config.py" } else { "a/config.py" })
     }
 
     fn params(b: bool) -> Value {
@@ -214,7 +238,7 @@ impl States {
 
     fn checkpoint(&self, n: i64, b: bool) -> Checkpoint {
         let file = match n {
-            2 if b => self.src.join("b/2.bin"),
+            2 if self.full(b) => self.src.join("b/2.bin"),
             2 => self.src.join("a/2.bin"),
             _ => self.src.join(format!("{n}.bin")),
         };
@@ -223,10 +247,9 @@ impl States {
 
     /// A new model object in state A or B.
     fn fresh(&self, b: bool) -> Model {
-        let cfg = self.src.join(if b { "b/config.py" } else { "a/config.py" });
         let name = if b { "state-b" } else { "state-a" };
-        let mut m =
-            Model::new("reliability", "py_pa", "1.0.0", Some(name.into()), "kill-model", cfg, Self::params(b)).unwrap();
+        let (cfg, params) = (self.config(b), Self::params(self.full(b)));
+        let mut m = Model::new("reliability", "py_pa", "1.0.0", Some(name.into()), "kill-model", cfg, params).unwrap();
         m.training = Self::training(b);
         for n in 1..=(if b { 4 } else { 3 }) {
             m.add_checkpoint(self.checkpoint(n, b)).unwrap();
@@ -237,8 +260,8 @@ impl States {
     /// Turn a model loaded in one state into the other state, in place.
     fn mutate(&self, m: &mut Model, b: bool) {
         m.name = Some((if b { "state-b" } else { "state-a" }).into());
-        m.build_parameters = Self::params(b);
-        m.producer.configuration = self.src.join(if b { "b/config.py" } else { "a/config.py" });
+        m.build_parameters = Self::params(self.full(b));
+        m.producer.configuration = self.config(b);
         m.training = Self::training(b);
         m.checkpoint_collection.insert(2, &self.checkpoint(2, b)).unwrap();
         if b {
@@ -249,17 +272,19 @@ impl States {
     }
 
     /// Load the model at `root` and save the other state over it: with a new model object on
-    /// even rounds, with the loaded object changed in place on odd rounds.
-    fn flip(&self, root: &Path, round: u64, before_save: impl FnOnce()) -> Result<bool, Error> {
+    /// even rounds, with the loaded object changed in place on odd rounds (always in append
+    /// mode: only a model that knows the folder saves in place).
+    /// `before_save` is told whether this save only adds a checkpoint (A -> B in append mode).
+    fn flip(&self, root: &Path, round: u64, before_save: impl FnOnce(bool)) -> Result<bool, Error> {
         let mut loaded = Model::load(root, false, true)?;
         let to_b = loaded.name.as_deref() == Some("state-a");
-        let mut model = if round % 2 == 0 {
+        let mut model = if round % 2 == 0 && !self.append {
             self.fresh(to_b)
         } else {
             self.mutate(&mut loaded, to_b);
             loaded
         };
-        before_save();
+        before_save(self.append && to_b);
         model.save(root, false)?;
         Ok(to_b)
     }
@@ -277,7 +302,17 @@ fn kill_during_save_leaves_the_old_or_the_new_model() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     println!("kill: {} (RENAME_EXCHANGE supported: {})", describe_fs(dir.path()), supports_exchange(dir.path()));
-    kill_trials("kill", dir.path(), false);
+    kill_trials("kill", dir.path(), false, false);
+}
+
+/// The same where every other save only adds a checkpoint, which save does in place (new file,
+/// then metadata.yaml renamed over the old one) instead of exchanging folders.
+#[test]
+#[ignore = "slow: run with --release -- --ignored"]
+fn kill_during_append_saves_leaves_the_old_or_the_new_model() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    kill_trials("kill (append)", dir.path(), false, true);
 }
 
 /// The same where `renameat2(RENAME_EXCHANGE)` fails with EINVAL, as on file systems without
@@ -305,7 +340,7 @@ fn kill_during_save_without_rename_exchange_leaves_the_old_or_the_new_model() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    kill_trials("kill (no exchange)", dir.path(), true);
+    kill_trials("kill (no exchange)", dir.path(), true, false);
 }
 
 /// The command that runs the kill child: directly, or under strace with RENAME_EXCHANGE failing.
@@ -357,10 +392,10 @@ fn supports_exchange(dir: &Path) -> bool {
 
 /// Kill a child that flips the model in `dir` between A and B at random instants, and check
 /// the folder after each kill.
-fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
+fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     let mut rng = Rng::from_env(label);
     let trials: usize = std::env::var("PMF_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(KILL_TRIALS);
-    let states = States::create(dir, &mut rng);
+    let states = States::create_with(dir, &mut rng, append);
     let a = fingerprint_of_model(&states.fresh(false));
     let b = fingerprint_of_model(&states.fresh(true));
     assert_ne!(a, b);
@@ -373,7 +408,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
     for round in 0..10 {
         let start = Instant::now();
         let mut save_start = start;
-        states.flip(&root, round, || save_start = Instant::now()).unwrap();
+        states.flip(&root, round, |_| save_start = Instant::now()).unwrap();
         rounds.push(start.elapsed());
         saves.push(save_start.elapsed());
     }
@@ -408,6 +443,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
     let mut failures = Vec::new();
     let mut in_save = 0;
     let mut in_save_with_staging = 0;
+    let mut in_append = 0;
     let mut completed_saves = 0u64;
     let mut seen = [0usize; 2];
     let mut pending_leftovers: Vec<PathBuf> = Vec::new();
@@ -446,6 +482,9 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
         let leftovers = staging_leftovers(&root);
         if killed_in_save {
             in_save += 1;
+            if rest.lines().rfind(|l| l.starts_with("PMF-SAVING")).is_some_and(|l| l.ends_with(" append")) {
+                in_append += 1;
+            }
             if !leftovers.is_empty() {
                 in_save_with_staging += 1;
             }
@@ -476,14 +515,29 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
         }
     }
     // The next successful save cleans every leftover.
-    states.flip(&root, 0, || {}).unwrap();
+    states.flip(&root, 0, |_| {}).unwrap();
     let left = staging_leftovers(&root);
     if !left.is_empty() {
         failures.push(format!("after a final save, staging folders remain: {left:?}"));
     }
+    // Nor any file an interrupted save wrote into data/checkpoints: only registered checkpoints.
+    let registered: Vec<String> = Model::load(&root, false, true)
+        .unwrap()
+        .checkpoint_collection
+        .values()
+        .map(|c| file_name(c.path.as_deref().unwrap()))
+        .collect();
+    let extra: Vec<String> = fs::read_dir(root.join("data/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !registered.contains(n))
+        .collect();
+    if !extra.is_empty() {
+        failures.push(format!("after a final save, data/checkpoints holds files no save registered: {extra:?}"));
+    }
     fingerprint_of_folder(&root).unwrap();
     println!(
-        "{label}: {trials} SIGKILLs in {:?}; {in_save} landed inside save() ({in_save_with_staging} of them with a staging folder on disk); \
+        "{label}: {trials} SIGKILLs in {:?}; {in_save} landed inside save() ({in_save_with_staging} of them with a staging folder on disk, {in_append} in a save that only adds a checkpoint); \
          {completed_saves} saves completed between kills; state after kill: A {} times, B {} times; at most {max_leftovers} staging folder(s) left at once; \
          trials failed: {failed_trials}",
         started.elapsed(),
@@ -493,6 +547,9 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool) {
     let shown: Vec<&String> = failures.iter().take(5).collect();
     assert!(failures.is_empty(), "{label}: {failed_trials} of {trials} trials failed; the first failures:\n{shown:#?}");
     assert!(in_save >= trials / 4, "only {in_save} of {trials} kills landed inside save: the test did not exercise it");
+    if append {
+        assert!(in_append >= trials / 10, "only {in_append} of {trials} kills landed inside an append save");
+    }
 }
 
 /// Read the child's output up to `PMF-READY pid=<pid>`: its process id (under strace, it is
@@ -537,7 +594,9 @@ fn kill_child() {
     println!("PMF-READY pid={}", std::process::id());
     let ready = Instant::now();
     for round in 0.. {
-        states.flip(&root, round, || println!("PMF-SAVING {round}")).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        states
+            .flip(&root, round, |append| println!("PMF-SAVING {round}{}", if append { " append" } else { "" }))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         println!("PMF-SAVED {round} after {} us", ready.elapsed().as_micros());
     }
 }
@@ -730,7 +789,7 @@ fn readers_during_saves_see_the_old_or_the_new_model() {
         std::thread::spawn(move || {
             let mut round = 0;
             while !stop.load(Ordering::Relaxed) {
-                states.flip(&root, round, || {}).unwrap();
+                states.flip(&root, round, |_| {}).unwrap();
                 saves.fetch_add(1, Ordering::Relaxed);
                 round += 1;
             }

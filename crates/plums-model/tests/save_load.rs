@@ -630,6 +630,191 @@ fn save_then_load_gives_the_same_model() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Saves that only add checkpoints (done in place: save/append.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// The model folder's inode: unchanged by a save done in place, new after a staging exchange.
+fn folder_ino(dest: &Path) -> u64 {
+    ino(dest)
+}
+
+/// A model initialised from a PMF model (itself initialised from a file), with int and string
+/// references: the richest case the in-place path must recognise as unchanged.
+fn model_with_pmf_init(fx: &Fx) -> Model {
+    let w = fx.file("inputs/imagenet.h5", b"imagenet weights\n");
+    let mut parent = fx.trained("parent-id", 2);
+    parent.register_initialisation(&w, None, Some("imagenet")).unwrap();
+    parent.save(fx.path("parent"), false).unwrap();
+    let mut m = fx.model("child-id");
+    m.register_initialisation(fx.path("parent"), Some(Reference::Int(2)), None).unwrap();
+    m.register_training_start(0).unwrap();
+    m
+}
+
+#[test]
+fn a_save_that_only_adds_checkpoints_is_done_in_place_and_writes_what_a_full_save_writes() {
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = model_with_pmf_init(&fx);
+    m.save(&dest, false).unwrap();
+    let root = folder_ino(&dest);
+    let nested_cfg = ino(&dest.join("data/initialisation/config.py"));
+    for epoch in 1..=6 {
+        m.register_epoch(None).unwrap();
+        let reference = if epoch % 2 == 0 { Reference::Int(epoch) } else { Reference::from(format!("e{epoch}")) };
+        m.add_checkpoint(fx.ckpt(reference, epoch)).unwrap();
+        m.save(&dest, false).unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
+        assert_eq!(folder_ino(&dest), root, "epoch {epoch}: the folder was replaced, not appended to");
+        let strict = offences(&dest, true, true);
+        assert!(strict.is_empty(), "epoch {epoch}: {strict:?}");
+    }
+    // Metadata-only changes (training status, name) are done in place too.
+    m.register_training_end(true).unwrap();
+    m.name = Some("renamed".into());
+    m.save(&dest, false).unwrap();
+    assert_eq!(folder_ino(&dest), root);
+    assert_eq!(ino(&dest.join("data/initialisation/config.py")), nested_cfg, "the initialisation was rewritten");
+    assert!(staging_leftovers(&dest).is_empty());
+
+    let full = fx.path("full");
+    m.save(&full, false).unwrap();
+    assert_eq!(snapshot(&dest, &not_lock), snapshot(&full, &not_lock), "in place and full saves differ");
+    // And it loads as the full save does.
+    let (a, b) = (Model::load(&dest, true, true).unwrap(), Model::load(&full, true, true).unwrap());
+    assert_eq!(common::describe(&a), common::describe(&b));
+    assert_eq!(a.checkpoint_collection.len(), 6);
+}
+
+#[test]
+fn a_save_that_changes_more_than_checkpoints_replaces_the_folder_whole() {
+    // Each of these changes a file the old metadata references (or removes one): a reader of
+    // the old metadata must still find the old files, so the save goes through a staging tree.
+    type Change = fn(&Fx, &mut Model);
+    let changes: [(&str, Change); 5] = [
+        ("build parameters", |_, m| m.build_parameters = Value::from("other")),
+        ("configuration content", |fx, m| {
+            let cfg = fx.file("inputs/config2/config.py", b"lr = 0.5\n");
+            m.producer = plums_model::Producer::new("trainer", "py_pa", "1.0.0", &cfg).unwrap();
+        }),
+        ("removed checkpoint", |_, m| {
+            m.checkpoint_collection.remove(&Reference::Int(1)).unwrap();
+        }),
+        ("replaced checkpoint content", |fx, m| {
+            let other = fx.file("other/2.h5", b"retrained\n");
+            m.checkpoint_collection.insert(2, &Checkpoint::new(2, Some(&other), Some(2), None).unwrap()).unwrap();
+        }),
+        ("new initialisation", |fx, m| {
+            let w = fx.file("inputs/w.h5", b"w\n");
+            m.register_initialisation(&w, None, Some("w")).unwrap();
+        }),
+    ];
+    for (what, change) in changes {
+        let fx = Fx::new();
+        let dest = fx.path("dest");
+        let mut m = fx.trained("m1", 2);
+        m.save(&dest, false).unwrap();
+        let root = folder_ino(&dest);
+        change(&fx, &mut m);
+        m.save(&dest, false).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_ne!(folder_ino(&dest), root, "{what}: saved in place");
+        let strict = offences(&dest, true, true);
+        assert!(strict.is_empty(), "{what}: {strict:?}");
+        let full = fx.path("full");
+        m.save(&full, false).unwrap();
+        assert_eq!(snapshot(&dest, &not_lock), snapshot(&full, &not_lock), "{what}: differs from a full save");
+    }
+}
+
+#[test]
+fn keeping_unregistered_files_lets_a_removal_be_done_in_place() {
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 3);
+    m.save(&dest, false).unwrap();
+    let root = folder_ino(&dest);
+    m.checkpoint_collection.remove(&Reference::Int(1)).unwrap();
+    m.save_with(&dest, &SaveOptions { keep_unregistered_files: true, ..SaveOptions::default() }).unwrap();
+    assert_eq!(folder_ino(&dest), root);
+    assert!(dest.join("data/checkpoints/1.h5").is_file(), "the unregistered file was kept");
+    let md = validate(&dest, true, true).unwrap();
+    assert_eq!(
+        md.model.training.checkpoints.keys().cloned().collect::<Vec<_>>(),
+        [Reference::Int(2), Reference::Int(3)]
+    );
+}
+
+#[test]
+fn a_new_checkpoint_never_replaces_a_file_of_the_same_name_in_place() {
+    // A file that the metadata does not register sits where the new checkpoint's file goes: the
+    // in-place path does not touch it (it would be a replacement), the staging path decides.
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    fs::write(dest.join("data/checkpoints/3.h5"), b"left by hand\n").unwrap();
+    let root = folder_ino(&dest);
+    m.register_epoch(Some(3)).unwrap();
+    m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
+    m.save(&dest, false).unwrap();
+    assert_ne!(folder_ino(&dest), root, "the in-place path wrote over a file it did not create");
+    assert_eq!(fs::read(dest.join("data/checkpoints/3.h5")).unwrap(), b"weights of epoch 3\n");
+    assert!(offences(&dest, true, true).is_empty());
+}
+
+#[test]
+fn a_checkpoint_file_deleted_behind_the_models_back_is_not_registered_in_place() {
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    fs::remove_file(dest.join("data/checkpoints/1.h5")).unwrap();
+    m.register_epoch(Some(3)).unwrap();
+    m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
+    // Its source still exists: the staging path copies it again; what save leaves validates.
+    m.save(&dest, false).unwrap();
+    assert!(offences(&dest, true, true).is_empty());
+    assert_eq!(fs::read(dest.join("data/checkpoints/1.h5")).unwrap(), b"weights of epoch 1\n");
+}
+
+#[test]
+fn leftovers_of_an_interrupted_append_are_removed_by_the_next_save() {
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    let ckpts = dest.join("data/checkpoints");
+    // What a save killed while adding checkpoint 9 leaves: its temporary copy, then (killed
+    // after the rename) the file and the journal naming it; a journal naming a registered file
+    // or a path must not remove anything else.
+    fs::write(ckpts.join(".9.h5.pmf-tmp-123-0-0000abcd"), b"half a copy").unwrap();
+    fs::write(ckpts.join("9.h5"), b"complete, never registered").unwrap();
+    fs::write(ckpts.join(".pmf-append-123-1-0000abce"), b"9.h5\x001.h5\x00../../config.py\x00").unwrap();
+    fs::write(ckpts.join("notes.txt"), b"the user's").unwrap();
+    assert!(offences(&dest, true, true).is_empty(), "leftovers are ignored by validation");
+    m.register_epoch(Some(3)).unwrap();
+    m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
+    m.save(&dest, false).unwrap();
+    let mut names: Vec<String> =
+        fs::read_dir(&ckpts).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["1.h5", "2.h5", "3.h5", "notes.txt"]);
+    assert!(dest.join("config.py").is_file());
+    assert!(offences(&dest, true, true).is_empty());
+}
+
+#[test]
+fn a_temporary_leftover_is_never_carried_into_a_new_tree() {
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    fs::write(dest.join(".metadata.yaml.pmf-tmp-77-0-0000abcd"), b"half").unwrap();
+    m.build_parameters = Value::from("changed"); // a staging save
+    m.save(&dest, false).unwrap();
+    assert!(!dest.join(".metadata.yaml.pmf-tmp-77-0-0000abcd").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Concurrent writers, repeated saves, leftovers
 // ---------------------------------------------------------------------------------------------
 
