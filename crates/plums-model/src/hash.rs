@@ -1,6 +1,6 @@
 //! MD5 checksums: the [`Md5`] digest type, and hashing files (alone or while copying them).
 //!
-//! Every checksum in the crate goes through this module's one [`Hasher`], so the implementation
+//! Every checksum in the crate goes through this module's one `Hasher`, so the implementation
 //! can be swapped in one place. With the default `openssl` feature it is OpenSSL's MD5 (the
 //! fastest measured here: docs/PERFORMANCE.md); without that feature, or when OpenSSL refuses
 //! MD5 (a FIPS-mode system), the `md-5` crate with its assembly back end. Files are read in

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Producers (training code) build a [`Model`] and [`Model::save`] it; consumers
-//! [`validate`] a folder or [`Model::load`] it. Validation reports every offence at once,
+//! [`validate()`] a folder or [`Model::load`] it. Validation reports every offence at once,
 //! with its kind (tree or metadata) and its location. The YAML layer follows PyYAML's rules, so
 //! models move both ways between this crate and the reference Python package `plums` 0.5.2.
 //!

@@ -11,7 +11,7 @@
 //!   the next save. Where the file system cannot exchange folders, the complete new tree is
 //!   renamed into place right after the old one is moved aside; a process killed between the
 //!   two renames leaves the complete new tree, which the next validate, load or save puts in
-//!   place (see [`recover_interrupted_commit`]).
+//!   place (see `recover_interrupted_commit`).
 //! - Nothing but PMF-owned files changes: extra files and folders are carried over as they are.
 //!   Files the previous save registered and the new model no longer uses are removed (unless
 //!   [`SaveOptions::keep_unregistered_files`]), so an incremental save leaves what a full one would.
@@ -24,7 +24,7 @@
 //! - A save that only adds checkpoints (and changes metadata) to the state this model last saw,
 //!   the save of a training loop, is done in place at a cost independent of the checkpoints
 //!   already saved: new files first, `metadata.yaml` renamed over the old one last
-//!   ([`append`]). Every other save goes through the staging exchange.
+//!   (`save/append.rs`). Every other save goes through the staging exchange.
 
 mod append;
 

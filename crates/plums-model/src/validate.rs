@@ -2,7 +2,7 @@
 //! checks of [`crate::metadata`], reporting every offence at once.
 //!
 //! The folder is walked once without following links (special files are offences and are never
-//! opened); every metadata path is confined to the model root ([`crate::paths`]); strict mode
+//! opened); every metadata path is confined to the model root (`paths.rs`); strict mode
 //! hashes all files that have a recorded checksum in parallel.
 
 use std::collections::HashMap;
