@@ -774,10 +774,21 @@ fn a_stale_model_is_refused_unless_the_caller_opts_out_and_the_lock_times_out_cl
 #[test]
 #[ignore = "slow: run with --release -- --ignored"]
 fn readers_during_saves_see_the_old_or_the_new_model() {
+    readers_during_saves("readers", false);
+}
+
+/// The same when every other save only adds a checkpoint (done in place).
+#[test]
+#[ignore = "slow: run with --release -- --ignored"]
+fn readers_during_append_saves_see_the_old_or_the_new_model() {
+    readers_during_saves("readers (append)", true);
+}
+
+fn readers_during_saves(label: &str, append: bool) {
     let _serial = serial();
-    let mut rng = Rng::from_env("readers");
+    let mut rng = Rng::from_env(label);
     let dir = tempfile::tempdir().unwrap();
-    let states = States::create(dir.path(), &mut rng);
+    let states = States::create_with(dir.path(), &mut rng, append);
     let (a, b) = (fingerprint_of_model(&states.fresh(false)), fingerprint_of_model(&states.fresh(true)));
     let root = dir.path().join("model");
     states.fresh(false).save(&root, false).unwrap();
@@ -821,7 +832,7 @@ fn readers_during_saves_see_the_old_or_the_new_model() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     println!(
-        "readers: {loads} strict loads during {} saves: {} failed, {mixed} gave a mixture{}",
+        "{label}: {loads} strict loads during {} saves: {} failed, {mixed} gave a mixture{}",
         saves.load(Ordering::Relaxed),
         errors.len(),
         errors.first().map(|e| format!("; first error: {e}")).unwrap_or_default()
