@@ -33,7 +33,7 @@ pub struct Md5(pub [u8; 16]);
 impl Md5 {
     /// The digest of a byte string.
     pub fn of_bytes(bytes: &[u8]) -> Self {
-        let mut hasher = Hasher::new();
+        let mut hasher = Hasher::for_size(bytes.len() as u64);
         match hasher.update(bytes).and_then(|()| hasher.finish()) {
             Ok(digest) => digest,
             // OpenSSL failed on an in-memory buffer: compute the same digest with `md-5`.
@@ -133,7 +133,8 @@ pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Resul
 /// Read `path` once in [`CHUNK`]-sized reads, hashing every byte and writing it to `copy`.
 fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, u64)> {
     let mut file = open_regular(path)?;
-    let mut hasher = Hasher::new();
+    let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let mut hasher = Hasher::for_size(size);
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -160,12 +161,21 @@ enum Hasher {
     Rust(md5::Md5),
 }
 
+/// Below this size `md-5` is as fast as OpenSSL, and a process that hashes nothing bigger
+/// (metadata digests, `pmf validate --quick`) never pays for OpenSSL's initialisation (it reads
+/// the system's `openssl.cnf`, about 2 ms).
+const OPENSSL_FROM: u64 = 1 << 20;
+
 impl Hasher {
-    fn new() -> Hasher {
+    /// The fastest hasher for about `size` bytes.
+    fn for_size(size: u64) -> Hasher {
         #[cfg(feature = "openssl")]
-        if let Ok(h) = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5()) {
-            return Hasher::OpenSsl(h);
+        if size >= OPENSSL_FROM {
+            if let Ok(h) = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5()) {
+                return Hasher::OpenSsl(h);
+            }
         }
+        let _ = size;
         Hasher::Rust(md5::Md5::new())
     }
 
@@ -223,7 +233,7 @@ mod tests {
         }
         let data: Vec<u8> = (0..(CHUNK + 1000) as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 4095, CHUNK - 1, CHUNK, CHUNK + 1000] {
-            let (mut a, mut b) = (Hasher::new(), Hasher::rust());
+            let (mut a, mut b) = (Hasher::for_size(u64::MAX), Hasher::rust());
             // Several updates of uneven sizes, as a file read gives them.
             for part in data[..len].chunks(1 + len / 3) {
                 a.update(part).unwrap();
@@ -236,7 +246,8 @@ mod tests {
     #[cfg(feature = "openssl")]
     #[test]
     fn openssl_is_used_when_it_offers_md5() {
-        assert!(matches!(Hasher::new(), Hasher::OpenSsl(_)));
+        assert!(matches!(Hasher::for_size(OPENSSL_FROM), Hasher::OpenSsl(_)));
+        assert!(matches!(Hasher::for_size(OPENSSL_FROM - 1), Hasher::Rust(_)));
     }
 
     #[test]
