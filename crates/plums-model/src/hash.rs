@@ -164,6 +164,7 @@ enum Hasher {
 /// Below this size `md-5` is as fast as OpenSSL, and a process that hashes nothing bigger
 /// (metadata digests, `pmf validate --quick`) never pays for OpenSSL's initialisation (it reads
 /// the system's `openssl.cnf`, about 2 ms).
+#[cfg(feature = "openssl")]
 const OPENSSL_FROM: u64 = 1 << 20;
 
 impl Hasher {
@@ -175,6 +176,7 @@ impl Hasher {
                 return Hasher::OpenSsl(h);
             }
         }
+        #[cfg(not(feature = "openssl"))]
         let _ = size;
         Hasher::Rust(md5::Md5::new())
     }
