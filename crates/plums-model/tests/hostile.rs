@@ -12,17 +12,17 @@
 //! test binary, re-invoked on one test with `PMF_HOSTILE_CHILD` set), which also measures the
 //! peak memory of the bombs.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{guarded, inotify_events, inotify_watch, mkfifo, strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
 use plums_model::yaml::{self, Mapping, Value};
 use plums_model::{validate, Checkpoint, Error, Md5, Model, OffenceKind, Reference, SaveOptions};
 use rustix::fs::inotify;
@@ -68,8 +68,7 @@ impl Outside {
             contents.push((p, bytes.to_vec()));
         }
         mkfifo(&path.join("fifo"));
-        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
-        for dir in [
+        let dirs = [
             "",
             "dir",
             "dir/checkpoints",
@@ -77,21 +76,14 @@ impl Outside {
             "dir/data",
             "dir/data/checkpoints",
             "dir/data/initialisation",
-        ] {
-            inotify::add_watch(&inotify, path.join(dir), inotify::WatchFlags::ALL_EVENTS).unwrap();
-        }
+        ];
+        let inotify = inotify_watch(dirs.map(|dir| path.join(dir)), inotify::WatchFlags::ALL_EVENTS);
         Outside { path, inotify, contents }
     }
 
+    /// What was done in the folder since the last call.
     fn events(&self) -> Vec<String> {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
-        let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
-        let mut out = Vec::new();
-        while let Ok(event) = reader.next() {
-            let name = event.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            out.push(format!("{name:?}: {:?}", event.events()));
-        }
-        out
+        inotify_events(&self.inotify)
     }
 
     /// Fail if anything opened, read, listed, wrote, created or deleted in the folder, or if a
@@ -106,45 +98,6 @@ impl Outside {
         let meta = fs::symlink_metadata(self.path.join("fifo")).unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
         self.events(); // our own reads above
-    }
-}
-
-fn mkfifo(path: &Path) {
-    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
-        .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
-}
-
-/// Open every FIFO for writing without blocking and close it: a reader blocked in `open` or
-/// `read` on one of them wakes up (and reads nothing).
-fn unblock_fifos(fifos: &[PathBuf]) {
-    for f in fifos {
-        if let Ok(mut w) =
-            fs::OpenOptions::new().write(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32).open(f)
-        {
-            let _ = w.write_all(b"");
-        }
-    }
-}
-
-/// Run `f` on another thread; if it takes longer than `limit`, wake anything blocked on the
-/// FIFOs and fail the test (instead of hanging).
-fn guarded<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    fifos: Vec<PathBuf>,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            unblock_fifos(&fifos);
-            panic!("{what} did not finish within {limit:?}: it blocked (opened a FIFO?) or looped");
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked (see above)"),
     }
 }
 
@@ -623,38 +576,11 @@ fn save_over_links_out() -> Vec<String> {
 /// removes old initialisation files itself. Skipped without strace.
 #[test]
 fn save_with_force_without_rename_exchange_touches_nothing_outside() {
-    let probe = std::process::Command::new("strace")
-        .args([
-            "-qq",
-            "-o",
-            "/dev/null",
-            "--seccomp-bpf",
-            "-e",
-            "trace=renameat2",
-            "-e",
-            "inject=renameat2:error=EINVAL",
-            "true",
-        ])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        println!("SKIPPED: strace with --seccomp-bpf and inject is not available");
+    if let Some(why) = strace_injection_unavailable() {
+        println!("SKIPPED: strace with --seccomp-bpf and inject is not available ({why})");
         return;
     }
-    run_child_with(
-        "no_exchange_child",
-        Some(&[
-            "strace",
-            "-f",
-            "-qq",
-            "-o",
-            "/dev/null",
-            "--seccomp-bpf",
-            "-e",
-            "trace=renameat2",
-            "-e",
-            "inject=renameat2:error=EINVAL",
-        ]),
-    );
+    run_child_with("no_exchange_child", Some(("strace", STRACE_RENAMEAT2_EINVAL)));
 }
 
 #[test]
@@ -803,23 +729,6 @@ fn fifos_in_the_tree_are_offences_and_never_opened() {
 // Size, nesting and YAML bombs
 // ---------------------------------------------------------------------------------------------
 
-/// Watch `file` for reads (IN_ACCESS, IN_OPEN).
-fn watch_reads(file: &Path) -> OwnedFd {
-    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
-    inotify::add_watch(&fd, file, inotify::WatchFlags::ACCESS | inotify::WatchFlags::OPEN).unwrap();
-    fd
-}
-
-fn read_events(fd: &OwnedFd) -> usize {
-    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-    let mut reader = inotify::Reader::new(fd, &mut buf);
-    let mut n = 0;
-    while reader.next().is_ok() {
-        n += 1;
-    }
-    n
-}
-
 #[test]
 fn a_100_mb_yaml_file_is_refused_without_being_read() {
     for rel in ["metadata.yaml", "data/build_parameters.yaml"] {
@@ -827,7 +736,8 @@ fn a_100_mb_yaml_file_is_refused_without_being_read() {
         let f = fs::OpenOptions::new().write(true).truncate(true).open(fx.root.join(rel)).unwrap();
         f.set_len(100_000_000).unwrap();
         drop(f);
-        let watch = watch_reads(&fx.root.join(rel));
+        // Reads of the file (IN_ACCESS, IN_OPEN).
+        let watch = inotify_watch([fx.root.join(rel)], inotify::WatchFlags::ACCESS | inotify::WatchFlags::OPEN);
         let start = Instant::now();
         for err in fx.refused(&format!("100 MB {rel}")) {
             assert_offence(&err, OffenceKind::Metadata, rel, &["100000000 bytes", "limit"]);
@@ -837,7 +747,7 @@ fn a_100_mb_yaml_file_is_refused_without_being_read() {
             assert_io(&err, &["not a valid PMF metadata file", "size"]);
         }
         assert!(start.elapsed() < FAST, "refusing a 100 MB {rel} took {:?}", start.elapsed());
-        assert_eq!(read_events(&watch), 0, "the 100 MB {rel} was opened or read");
+        assert_eq!(inotify_events(&watch).len(), 0, "the 100 MB {rel} was opened or read");
     }
 }
 
@@ -895,13 +805,14 @@ fn run_child(test: &str) -> String {
     run_child_with(test, None)
 }
 
-/// [`run_child`], optionally under a wrapper command (`strace ...`).
-fn run_child_with(test: &str, wrapper: Option<&[&str]>) -> String {
+/// [`run_child`], optionally under a wrapper command: its program and the arguments before ours
+/// (`strace ...`).
+fn run_child_with(test: &str, wrapper: Option<(&str, &[&str])>) -> String {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = match wrapper {
-        Some(w) => {
-            let mut c = std::process::Command::new(w[0]);
-            c.args(&w[1..]).arg(&exe);
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(&exe);
             c
         }
         None => std::process::Command::new(&exe),

@@ -12,6 +12,8 @@
 //! from a seed printed by each test; set `PMF_SEED` to replay one. The figures printed by these
 //! tests are the ones quoted in docs/RELIABILITY.md.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
 use plums_model::training::{Status, Timestamp, Training, TrainingRecord};
 use plums_model::validate::{validate_model, ValidateOptions};
 use plums_model::yaml::{self, Mapping, Value};
@@ -322,21 +325,8 @@ fn kill_during_append_saves_leaves_the_old_or_the_new_model() {
 #[ignore = "slow: run with --release -- --ignored"]
 fn kill_during_save_without_rename_exchange_leaves_the_old_or_the_new_model() {
     let _serial = serial();
-    let probe = Command::new("strace")
-        .args([
-            "-qq",
-            "-o",
-            "/dev/null",
-            "--seccomp-bpf",
-            "-e",
-            "trace=renameat2",
-            "-e",
-            "inject=renameat2:error=EINVAL",
-            "true",
-        ])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        println!("SKIPPED: strace with --seccomp-bpf and inject is not available ({probe:?})");
+    if let Some(why) = strace_injection_unavailable() {
+        println!("SKIPPED: strace with --seccomp-bpf and inject is not available ({why})");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -351,17 +341,7 @@ fn kill_child_command(dir: &Path, no_exchange: bool) -> Command {
         return direct;
     }
     let mut cmd = Command::new("strace");
-    cmd.args([
-        "-f",
-        "-qq",
-        "-o",
-        "/dev/null",
-        "--seccomp-bpf",
-        "-e",
-        "trace=renameat2",
-        "-e",
-        "inject=renameat2:error=EINVAL",
-    ]);
+    cmd.args(STRACE_RENAMEAT2_EINVAL);
     cmd.arg(direct.get_program()).args(direct.get_args());
     for (k, v) in envs {
         cmd.env(k, v);

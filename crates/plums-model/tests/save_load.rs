@@ -8,13 +8,12 @@ mod common;
 
 use std::fs;
 use std::io::ErrorKind;
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{guarded, mkfifo, snapshot};
+use common::{guarded, inotify_events, inotify_watch, mkfifo, snapshot};
 use plums_model::yaml::{Mapping, Value};
 use plums_model::{
     check, validate, Checkpoint, Error, Initialisation, Model, Offence, OffenceKind, Reference, SaveOptions, Status,
@@ -1075,12 +1074,10 @@ struct Outside {
 
 impl Outside {
     fn new(path: PathBuf) -> Outside {
-        use rustix::fs::inotify;
         fs::create_dir_all(&path).unwrap();
         fs::write(path.join("secret.h5"), b"secret").unwrap();
         mkfifo(&path.join("pipe"));
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
-        inotify::add_watch(&fd, &path, inotify::WatchFlags::ALL_EVENTS).unwrap();
+        let fd = inotify_watch([&path], rustix::fs::inotify::WatchFlags::ALL_EVENTS);
         Outside { path, inotify: fd }
     }
 
@@ -1088,16 +1085,9 @@ impl Outside {
         vec![self.path.join("pipe")]
     }
 
+    /// What was done in the folder since the last call.
     fn events(&self) -> Vec<String> {
-        use rustix::fs::inotify;
-        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
-        let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
-        let mut out = Vec::new();
-        while let Ok(event) = reader.next() {
-            let name = event.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            out.push(format!("{name:?}: {:?}", event.events()));
-        }
-        out
+        inotify_events(&self.inotify)
     }
 }
 

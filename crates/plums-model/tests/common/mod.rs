@@ -5,13 +5,17 @@
 //! - the JSON *description* of a model (the README's format), built from our [`Model`], and the
 //!   TAGGED VALUE encoding of YAML values, both ways;
 //! - comparing descriptions (every difference, with its JSON path);
-//! - file-tree snapshots, FIFOs and a watchdog for tests that must never block.
+//! - file-tree snapshots, FIFOs and a watchdog for tests that must never block;
+//! - inotify watches (what was done to files that nothing may touch);
+//! - `strace` making `renameat2` fail, as on file systems without `RENAME_EXCHANGE`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use plums_model::yaml::{Mapping, Value};
 use plums_model::{Initialisation, Model, Reference, Timestamp};
+use rustix::fs::inotify;
 use serde_json::{json, Value as Json};
 
 // ---------------------------------------------------------------------------------------------
@@ -521,8 +526,8 @@ pub fn mkfifo(path: &Path) {
         .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
 
-/// Open every FIFO for writing without blocking, and close it: a reader blocked in `open` on
-/// one of them wakes up.
+/// Open every FIFO for writing without blocking, and close it: a reader blocked in `open` or
+/// `read` on one of them wakes up (and reads nothing).
 pub fn unblock_fifos(fifos: &[PathBuf]) {
     for f in fifos {
         if let Ok(mut w) =
@@ -552,5 +557,52 @@ pub fn guarded<T: Send + 'static>(
             panic!("{what} did not finish within {limit:?}: it blocked (opened a FIFO?) or looped");
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked (see above)"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inotify
+// ---------------------------------------------------------------------------------------------
+
+/// A non-blocking inotify instance watching `paths` (files or folders) for `events`.
+pub fn inotify_watch<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>, events: inotify::WatchFlags) -> OwnedFd {
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
+    for p in paths {
+        inotify::add_watch(&fd, p.as_ref(), events)
+            .unwrap_or_else(|e| panic!("inotify watch {}: {e}", p.as_ref().display()));
+    }
+    fd
+}
+
+/// The events queued on `fd` since the last call, as `"name": EVENTS` lines (the name is empty
+/// for an event on a watched path itself); reading them empties the queue.
+pub fn inotify_events(fd: &OwnedFd) -> Vec<String> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
+    let mut out = Vec::new();
+    while let Ok(event) = reader.next() {
+        let name = event.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push(format!("{name:?}: {:?}", event.events()));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// strace
+// ---------------------------------------------------------------------------------------------
+
+/// The `strace` options (before the traced command) that make every `renameat2` of the command
+/// and its children fail with EINVAL, as on file systems without `RENAME_EXCHANGE` (NFS, some
+/// FUSE file systems), and print nothing.
+pub const STRACE_RENAMEAT2_EINVAL: &[&str] =
+    &["-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", "trace=renameat2", "-e", "inject=renameat2:error=EINVAL"];
+
+/// Why `strace` cannot run a command with [`STRACE_RENAMEAT2_EINVAL`] here (not installed, too old
+/// for `--seccomp-bpf` or `inject`, ptrace forbidden), or `None` when it can.
+pub fn strace_injection_unavailable() -> Option<String> {
+    match Command::new("strace").args(STRACE_RENAMEAT2_EINVAL).arg("true").output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!("strace exited with {}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Some(format!("cannot run strace: {e}")),
     }
 }
