@@ -31,6 +31,8 @@ pub enum Initialisation {
 pub(crate) struct SyncState {
     pub root: PathBuf,
     pub metadata_digest: Md5,
+    /// The metadata whose `metadata.yaml` has that digest (a save need not parse it again).
+    pub metadata: Arc<crate::metadata::Metadata>,
     pub known: Arc<KnownFiles>,
 }
 
@@ -191,6 +193,7 @@ impl Model {
             model.sync = Some(SyncState {
                 root,
                 metadata_digest: validated.metadata_digest,
+                metadata: Arc::new(validated.metadata.clone()),
                 // A load trusts the folder's recorded checksums (a strict one verified them): a later
                 // save reuses those files while their size, mtime and inode are unchanged.
                 known: Arc::new(KnownFiles::from_validated(&validated, true)),

@@ -185,10 +185,12 @@ enum Destination {
     Missing,
     Empty,
     Foreign,
-    Pmf { metadata: Box<Metadata>, digest: Md5 },
+    Pmf { metadata: Arc<Metadata>, digest: Md5 },
 }
 
-fn inspect(dest: &Path) -> Result<Destination> {
+/// `seen`: what the model knows of the folder it last loaded or saved; when `metadata.yaml` still
+/// has those bytes, its known metadata is used instead of parsing it again.
+fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
     let meta = match fs::metadata(dest) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Destination::Missing),
@@ -227,11 +229,15 @@ fn inspect(dest: &Path) -> Result<Destination> {
         return Err(invalid("not a regular file of acceptable size".into()));
     }
     let bytes = fs::read(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?;
+    let digest = Md5::of_bytes(&bytes);
+    if let Some(seen) = seen.filter(|s| s.metadata_digest == digest) {
+        return Ok(Destination::Pmf { metadata: seen.metadata.clone(), digest });
+    }
     let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
     let doc = yaml::parse_with_limits(text, &limits).map_err(|e| invalid(e.to_string()))?;
     let metadata = Metadata::from_value(&doc)
         .map_err(|offences| invalid(offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")))?;
-    Ok(Destination::Pmf { metadata: Box::new(metadata), digest: Md5::of_bytes(&bytes) })
+    Ok(Destination::Pmf { metadata: Arc::new(metadata), digest })
 }
 
 fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions) -> Result<()> {
@@ -336,11 +342,11 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     }
     recover_interrupted_commit(dest);
     // Refuse early, before creating anything.
-    refuse(dest, &inspect(dest)?, model, options)?;
+    refuse(dest, &inspect(dest, model.sync.as_ref())?, model, options)?;
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, "cannot create the save destination", e))?;
     let _lock = ModelLock::acquire(dest, options.lock_timeout)?;
     let real = dest.canonicalize().map_err(|e| Error::io(dest, "cannot resolve the save destination", e))?;
-    let state = inspect(&real)?;
+    let state = inspect(&real, model.sync.as_ref())?;
     refuse(dest, &state, model, options)?;
 
     let (owned, known) = match &state {
@@ -380,7 +386,12 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     if let (Destination::Pmf { metadata, digest }, Some(sync)) = (&state, &model.sync) {
         if sync.root == real && sync.metadata_digest == *digest {
             if let Some(done) = append::try_append(model, &real, metadata, &known, options)? {
-                model.sync = Some(SyncState { root: real, metadata_digest: done.digest, known: Arc::new(done.known) });
+                model.sync = Some(SyncState {
+                    root: real,
+                    metadata_digest: done.digest,
+                    metadata: Arc::from(done.metadata),
+                    known: Arc::new(done.known),
+                });
                 return Ok(());
             }
         }
@@ -395,7 +406,7 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     })?;
 
     let built = build_staging(model, &real, &staging, owned, &known, options);
-    let (digest, new_known) = match built {
+    let (digest, metadata, new_known) = match built {
         Ok(x) => x,
         Err(e) => {
             fsutil::remove_tree_quietly(&staging);
@@ -423,7 +434,12 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
         }
     };
     // The new model is in place: remember it before anything else can fail.
-    model.sync = Some(SyncState { root: real, metadata_digest: digest, known: Arc::new(new_known) });
+    model.sync = Some(SyncState {
+        root: real,
+        metadata_digest: digest,
+        metadata: Arc::from(metadata),
+        known: Arc::new(new_known),
+    });
     let synced = if options.durable { fsutil::sync_dir(&parent) } else { Ok(()) };
     fsutil::remove_tree_quietly(&old_tree);
     synced
@@ -526,7 +542,7 @@ fn build_staging(
     owned: bool,
     known: &KnownFiles,
     options: &SaveOptions,
-) -> Result<(Md5, KnownFiles)> {
+) -> Result<(Md5, Box<Metadata>, KnownFiles)> {
     // Carry the folder over, except what PMF owns and rewrites: the initialisation and the
     // files the previous metadata registered (reused below when the new model still has them).
     let skip = |rel: &Path| {
@@ -535,7 +551,7 @@ fn build_staging(
     fsutil::mirror_tree(real, staging, &skip, options.durable)?;
     let mut writer =
         Writer { staging, old_root: real, old: known, new: KnownFiles::default(), durable: options.durable };
-    let digest = writer.write_model(model, Path::new(""), options.checkpoints)?;
+    let (digest, metadata) = writer.write_model(model, Path::new(""), options.checkpoints)?;
     if options.durable {
         fsutil::sync_tree_dirs(staging)?;
     }
@@ -543,7 +559,7 @@ fn build_staging(
     validate_model(staging, &ValidateOptions::new(false, options.checkpoints)).map_err(|e| {
         Error::InvalidArgument(format!("cannot save: the written model does not validate, nothing was changed: {e}"))
     })?;
-    Ok((digest, writer.new))
+    Ok((digest, metadata, writer.new))
 }
 
 struct Writer<'a> {
@@ -616,8 +632,10 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Write `model` at `prefix` inside the staging tree; returns the digest of its metadata.yaml.
-    fn write_model(&mut self, model: &Model, prefix: &Path, checkpoints: bool) -> Result<Md5> {
+    /// Write `model` at `prefix` inside the staging tree; returns the digest of its metadata.yaml
+    /// and its metadata.
+    /// (Boxed: this recursion goes as deep as initialisation models are nested.)
+    fn write_model(&mut self, model: &Model, prefix: &Path, checkpoints: bool) -> Result<(Md5, Box<Metadata>)> {
         let dir = self.staging.join(prefix);
         make_dir(&dir, None)?;
         for sub in ["data", "data/checkpoints", "data/initialisation"] {
@@ -677,9 +695,9 @@ impl Writer<'_> {
             }
         };
 
-        let text = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
+        let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
         write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
-        Ok(Md5::of_bytes(text.as_bytes()))
+        Ok((Md5::of_bytes(text.as_bytes()), metadata))
     }
 
     fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {
@@ -703,13 +721,14 @@ impl Writer<'_> {
 
 /// The `metadata.yaml` text of `model`, whose configuration file is `cfg_name` with checksum
 /// `cfg_hash`, with these checkpoint entries and initialisation; checked against the schema.
+/// Also the metadata as the schema check read it back (what a later read of the text gives).
 fn metadata_text(
     model: &Model,
     cfg_name: String,
     cfg_hash: Md5,
     checkpoints: IndexMap<Reference, CheckpointEntry>,
     initialisation: Option<InitialisationMetadata>,
-) -> Result<String> {
+) -> Result<(String, Box<Metadata>)> {
     let metadata = Metadata {
         producer: ProducerMetadata {
             name: model.producer.name.clone(),
@@ -729,14 +748,16 @@ fn metadata_text(
         },
     };
     let value = metadata.to_value();
-    if let Err(offences) = Metadata::from_value(&value) {
-        let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
-        return Err(Error::InvalidArgument(format!(
-            "cannot save: the metadata would not be valid:\n  - {}",
-            lines.join("\n  - ")
-        )));
+    match Metadata::from_value(&value) {
+        Ok(checked) => Ok((yaml::to_string(&value), Box::new(checked))),
+        Err(offences) => {
+            let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
+            Err(Error::InvalidArgument(format!(
+                "cannot save: the metadata would not be valid:\n  - {}",
+                lines.join("\n  - ")
+            )))
+        }
     }
-    Ok(yaml::to_string(&value))
 }
 
 /// Whether neither the content (mtime) nor the inode (ctime) of `path` changed at or after `t`.

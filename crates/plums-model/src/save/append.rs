@@ -37,6 +37,7 @@ use crate::yaml;
 /// What an append save did: the digest of the new `metadata.yaml` and the files it now knows.
 pub(super) struct Appended {
     pub digest: Md5,
+    pub metadata: Box<Metadata>,
     pub known: KnownFiles,
 }
 
@@ -67,7 +68,7 @@ pub(super) fn try_append(
         return Ok(None);
     };
     let Some((entries, copies)) = plan.checkpoints(model, options)? else { return Ok(None) };
-    let text = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
+    let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
 
     // From here on the folder is written: new files first, the metadata last.
     fsutil::remove_temp_leftovers(root);
@@ -110,7 +111,7 @@ pub(super) fn try_append(
     }
     // The new metadata is in place whatever happens now; make its name durable.
     let synced = if options.durable { fsutil::sync_dir(root) } else { Ok(()) };
-    let appended = Appended { digest: Md5::of_bytes(text.as_bytes()), known: plan.new_known };
+    let appended = Appended { digest: Md5::of_bytes(text.as_bytes()), metadata, known: plan.new_known };
     synced.map(|()| Some(appended))
 }
 
@@ -284,7 +285,7 @@ impl Plan<'_> {
             let Some(epoch) = ck.epoch else { return Ok(None) };
             entries.insert(reference.clone(), CheckpointEntry { epoch, path: ".".to_owned(), hash: ck.hash });
         }
-        let text = metadata_text(init, cfg_name, cfg_hash, entries, initialisation)?;
+        let (text, _) = metadata_text(init, cfg_name, cfg_hash, entries, initialisation)?;
         if !same_bytes(&metadata_path, text.as_bytes()) {
             return Ok(None);
         }
