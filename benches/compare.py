@@ -154,6 +154,9 @@ def w_training(env, tmp, table, results):
         d = os.path.join(tmp, 'training-' + name)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
+        # Start with no dirty data of an earlier workload (a loop without fsync leaves hundreds
+        # of MiB for the kernel to write back): it would be written during this loop's fsyncs.
+        os.sync()
         out, _, _ = run_json(cmd_for_dir(d))
         shutil.rmtree(d, ignore_errors=True)
         return out
@@ -185,6 +188,7 @@ def w_training(env, tmp, table, results):
     # already holds N checkpoints, each save adding one new checkpoint of the same size.
     d = os.path.join(tmp, 'save-scaling')
     shutil.rmtree(d, ignore_errors=True)
+    os.sync()
     scaling, _, _ = run_json([env.example, 'save-scaling', '--dir', d, '--counts', a.scaling_counts, '--repeat', '10',
                               '--size-mib', str(size)])
     shutil.rmtree(d, ignore_errors=True)
