@@ -387,12 +387,12 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
         if sync.root == real && sync.metadata_digest == *digest {
             if let Some(done) = append::try_append(model, &real, metadata, &known, options)? {
                 model.sync = Some(SyncState {
-                    root: real,
+                    root: real.clone(),
                     metadata_digest: done.digest,
                     metadata: Arc::from(done.metadata),
                     known: Arc::new(done.known),
                 });
-                return Ok(());
+                return if options.durable { fsutil::sync_dir(&real) } else { Ok(()) };
             }
         }
     }

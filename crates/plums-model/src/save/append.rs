@@ -11,8 +11,8 @@
 //! 1. each new checkpoint is copied to a temporary file in `data/checkpoints/`, synced, and
 //!    renamed to its name without replacing anything (`RENAME_NOREPLACE`);
 //! 2. `data/checkpoints/` is synced;
-//! 3. `metadata.yaml` is replaced atomically (temporary file, sync, rename) and the model
-//!    folder synced.
+//! 3. `metadata.yaml` is replaced atomically (temporary file, sync, rename); the caller records
+//!    the new state in the model, then syncs the model folder.
 //!
 //! Until step 3 the folder holds the old model, whole, plus complete files that it does not
 //! reference (PMF allows extra files); from step 3 on, the new model, whole. That is the same
@@ -109,10 +109,8 @@ pub(super) fn try_append(
     for copy in &copies {
         plan.new_known.record(&copy.rel, copy.hash, &root.join(&copy.rel));
     }
-    // The new metadata is in place whatever happens now; make its name durable.
-    let synced = if options.durable { fsutil::sync_dir(root) } else { Ok(()) };
-    let appended = Appended { digest: Md5::of_bytes(text.as_bytes()), metadata, known: plan.new_known };
-    synced.map(|()| Some(appended))
+    // The new metadata is in place: the caller records it, then syncs the model folder.
+    Ok(Some(Appended { digest: Md5::of_bytes(text.as_bytes()), metadata, known: plan.new_known }))
 }
 
 const JOURNAL_PREFIX: &str = ".pmf-append-";
