@@ -776,6 +776,27 @@ fn a_checkpoint_file_deleted_behind_the_models_back_is_not_registered_in_place()
 }
 
 #[test]
+fn a_failed_save_in_place_leaves_the_folder_as_it_was() {
+    // Two checkpoints added at once; the second one's source changed after it was registered,
+    // so its copy fails: the first file, already in place, is removed again, and nothing else
+    // (journal, temporary file, metadata) is left changed.
+    let fx = Fx::new();
+    let dest = fx.path("dest");
+    let mut m = fx.trained("m1", 2);
+    m.save(&dest, false).unwrap();
+    let before = snapshot(&dest, &not_lock);
+    m.register_epoch(Some(4)).unwrap();
+    m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
+    let four = fx.ckpt(4, 4);
+    fs::write(fx.path("inputs/4.h5"), b"changed after registration\n").unwrap();
+    m.add_checkpoint(four).unwrap();
+    let err = m.save(&dest, false).unwrap_err();
+    assert_invalid_argument(&err, &["4.h5", "changed since it was registered"]);
+    assert_eq!(snapshot(&dest, &not_lock), before, "the failed save changed the folder");
+    assert!(offences(&dest, true, true).is_empty());
+}
+
+#[test]
 fn leftovers_of_an_interrupted_append_are_removed_by_the_next_save() {
     let fx = Fx::new();
     let dest = fx.path("dest");
