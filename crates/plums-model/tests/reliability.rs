@@ -501,17 +501,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
         failures.push(format!("after a final save, staging folders remain: {left:?}"));
     }
     // Nor any file an interrupted save wrote into data/checkpoints: only registered checkpoints.
-    let registered: Vec<String> = Model::load(&root, false, true)
-        .unwrap()
-        .checkpoint_collection
-        .values()
-        .map(|c| file_name(c.path.as_deref().unwrap()))
-        .collect();
-    let extra: Vec<String> = fs::read_dir(root.join("data/checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !registered.contains(n))
-        .collect();
+    let extra = unregistered_checkpoint_files(&root);
     if !extra.is_empty() {
         failures.push(format!("after a final save, data/checkpoints holds files no save registered: {extra:?}"));
     }
@@ -530,6 +520,21 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     if append {
         assert!(in_append >= trials / 10, "only {in_append} of {trials} kills landed inside an append save");
     }
+}
+
+/// The entries of `data/checkpoints/` of the model at `root` that its metadata does not register.
+fn unregistered_checkpoint_files(root: &Path) -> Vec<String> {
+    let registered: Vec<String> = Model::load(root, false, true)
+        .unwrap()
+        .checkpoint_collection
+        .values()
+        .map(|c| file_name(c.path.as_deref().unwrap()))
+        .collect();
+    fs::read_dir(root.join("data/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !registered.contains(n))
+        .collect()
 }
 
 /// Read the child's output up to `PMF-READY pid=<pid>`: its process id (under strace, it is
@@ -901,10 +906,32 @@ fn fill(filler: &Path, keep: u64) {
 #[test]
 #[ignore = "slow: run with --release -- --ignored"]
 fn a_full_disk_during_save_keeps_the_previous_model() {
+    full_disk_trials("full disk", false);
+}
+
+/// The same for a save that only adds a checkpoint (done in place): a failure also leaves no
+/// file of its own in `data/checkpoints/`.
+#[test]
+#[ignore = "slow: run with --release -- --ignored"]
+fn a_full_disk_during_a_save_in_place_keeps_the_previous_model() {
+    full_disk_trials("full disk (in place)", true);
+}
+
+fn full_disk_trials(label: &str, append: bool) {
     let _serial = serial();
-    let mut rng = Rng::from_env("full disk");
+    let mut rng = Rng::from_env(label);
     let dir = tempfile::tempdir().unwrap();
-    let states = States::create(dir.path(), &mut rng);
+    let states = States::create_with(dir.path(), &mut rng, append);
+    // State B from the folder's A: a new object, or (in place) the loaded one changed.
+    let next = |root: &Path| {
+        if append {
+            let mut m = Model::load(root, false, true).unwrap();
+            states.mutate(&mut m, true);
+            m
+        } else {
+            states.fresh(true)
+        }
+    };
     let (a, b) = (fingerprint_of_model(&states.fresh(false)), fingerprint_of_model(&states.fresh(true)));
     let size_b: u64 = ["1.bin", "b/2.bin", "3.bin", "4.bin", "b/config.py"]
         .iter()
@@ -932,7 +959,7 @@ fn a_full_disk_during_save_keeps_the_previous_model() {
         let _ = fs::remove_dir_all(&root);
         states.fresh(false).save(&root, false).unwrap();
         fill(&filler, *keep);
-        let mut model = states.fresh(true);
+        let mut model = next(&root);
         match model.save(&root, false) {
             Ok(()) => {
                 succeeded += 1;
@@ -962,6 +989,8 @@ fn a_full_disk_during_save_keeps_the_previous_model() {
                     "step {step}: {text}"
                 );
                 assert!(staging_leftovers(&root).is_empty(), "step {step}: the failed save left its staging folder");
+                let extra = unregistered_checkpoint_files(&root);
+                assert!(extra.is_empty(), "step {step}: the failed save left files in data/checkpoints: {extra:?}");
             }
         }
     }
@@ -988,7 +1017,7 @@ fn a_full_disk_during_save_keeps_the_previous_model() {
         for p in made.iter().rev().take(free) {
             fs::remove_file(p).unwrap();
         }
-        match states.fresh(true).save(&root, false) {
+        match next(&root).save(&root, false) {
             Ok(()) => assert_eq!(fingerprint_of_folder(&root).unwrap(), b),
             Err(e) => {
                 inode_failures += 1;
@@ -1002,7 +1031,7 @@ fn a_full_disk_during_save_keeps_the_previous_model() {
         }
     }
     println!(
-        "full disk: {} saves with 0..{} bytes free: {failed} failed cleanly, {succeeded} succeeded; no inodes: 16 saves with 0..15 inodes free, \
+        "{label}: {} saves with 0..{} bytes free: {failed} failed cleanly, {succeeded} succeeded; no inodes: 16 saves with 0..15 inodes free, \
          {inode_failures} failed cleanly; errors seen: {kinds:?}",
         keeps.len(),
         keeps.last().unwrap()
