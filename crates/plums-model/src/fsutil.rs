@@ -299,6 +299,12 @@ pub(crate) fn is_real_dir(root: &Path, rel: &Path) -> bool {
     })
 }
 
+/// Whether two `stat` results are of the same file (same device and inode).
+pub(crate) fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
 /// Remove a staging tree; failures are left for the next save to clean.
 pub(crate) fn remove_tree_quietly(path: &Path) {
     let _ = fs::remove_dir_all(path);

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,7 @@ impl ModelLock {
                 Ok(()) => {
                     // The lock is only ours if the name still leads to the locked file.
                     let same = match (file.metadata(), std::fs::symlink_metadata(&path)) {
-                        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                        (Ok(a), Ok(b)) => crate::fsutil::same_inode(&a, &b),
                         _ => false,
                     };
                     if same {

@@ -190,13 +190,14 @@ impl Model {
         let validated = validate_model(path.as_ref(), options)?;
         let mut model = Self::from_validated(&validated)?;
         if let Ok(root) = validated.root.canonicalize() {
+            // A load trusts the folder's recorded checksums (a strict one verified them): a later
+            // save reuses those files while their size, mtime and inode are unchanged.
+            let known = Arc::new(KnownFiles::from_validated(&validated, true));
             model.sync = Some(SyncState {
                 root,
                 metadata_digest: validated.metadata_digest,
-                metadata: Arc::new(validated.metadata.clone()),
-                // A load trusts the folder's recorded checksums (a strict one verified them): a later
-                // save reuses those files while their size, mtime and inode are unchanged.
-                known: Arc::new(KnownFiles::from_validated(&validated, true)),
+                metadata: Arc::new(validated.metadata),
+                known,
             });
         }
         Ok(model)

@@ -233,11 +233,15 @@ fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
     if let Some(seen) = seen.filter(|s| s.metadata_digest == digest) {
         return Ok(Destination::Pmf { metadata: seen.metadata.clone(), digest });
     }
-    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let doc = yaml::parse_with_limits(text, &limits).map_err(|e| invalid(e.to_string()))?;
-    let metadata = Metadata::from_value(&doc)
-        .map_err(|offences| invalid(offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")))?;
+    let metadata = parse_metadata(&bytes, &limits).map_err(invalid)?;
     Ok(Destination::Pmf { metadata: Arc::new(metadata), digest })
+}
+
+/// The checked metadata in the bytes of a `metadata.yaml`, or why there is none.
+fn parse_metadata(bytes: &[u8], limits: &Limits) -> std::result::Result<Metadata, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let doc = yaml::parse_with_limits(text, limits).map_err(|e| e.to_string())?;
+    Metadata::from_value(&doc).map_err(|offences| offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; "))
 }
 
 fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions) -> Result<()> {
@@ -777,9 +781,8 @@ fn unchanged_since(path: &Path, t: std::time::SystemTime) -> bool {
 
 /// Whether two paths name the same file (same device and inode).
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     match (fs::metadata(a), fs::symlink_metadata(b)) {
-        (Ok(x), Ok(y)) => y.is_file() && x.dev() == y.dev() && x.ino() == y.ino(),
+        (Ok(x), Ok(y)) => y.is_file() && fsutil::same_inode(&x, &y),
         _ => false,
     }
 }

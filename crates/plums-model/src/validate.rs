@@ -122,11 +122,14 @@ pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check>
     let mut attempts = 0;
     loop {
         let pinned = open_folder(path);
-        let before = pinned.as_ref().and_then(|f| f.metadata().ok()).map(|m| identity(&m));
+        let before = pinned.as_ref().and_then(|f| f.metadata().ok());
         let result = check_once(path, options);
         attempts += 1;
-        let after = std::fs::metadata(path).ok().map(|m| identity(&m));
-        if (before.is_some() && before == after) || pinned.is_none() || attempts == MAX_READ_ATTEMPTS {
+        let unchanged = match (&before, std::fs::metadata(path)) {
+            (Some(before), Ok(after)) => crate::fsutil::same_inode(before, &after),
+            _ => false,
+        };
+        if unchanged || pinned.is_none() || attempts == MAX_READ_ATTEMPTS {
             return result;
         }
     }
@@ -145,11 +148,6 @@ fn open_folder(path: &Path) -> Option<std::fs::File> {
         .custom_flags((OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32)
         .open(path)
         .ok()
-}
-
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
 }
 
 fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {

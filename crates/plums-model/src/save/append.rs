@@ -360,7 +360,7 @@ impl Plan<'_> {
         let trust = ck.stamp == Some(FileStamp::of(&src_meta));
         match fs::symlink_metadata(&dst) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Some(NewCheckpoint::Copy { trust }),
-            Ok(m) if trust && m.is_file() && same_inode(&src_meta, &m) => {
+            Ok(m) if trust && m.is_file() && fsutil::same_inode(&src_meta, &m) => {
                 super::Stamp::of(&dst).map(NewCheckpoint::InPlace)
             }
             _ => None,
@@ -371,11 +371,6 @@ impl Plan<'_> {
 enum NewCheckpoint {
     InPlace(super::Stamp),
     Copy { trust: bool },
-}
-
-fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// Whether the regular file at `path` (not a link) holds exactly `bytes`.
@@ -393,6 +388,5 @@ fn read_metadata(path: &Path) -> Option<Metadata> {
     if !meta.is_file() || meta.len() > limits.max_bytes as u64 {
         return None;
     }
-    let text = String::from_utf8(fs::read(path).ok()?).ok()?;
-    Metadata::from_value(&yaml::parse_with_limits(&text, &limits).ok()?).ok()
+    super::parse_metadata(&fs::read(path).ok()?, &limits).ok()
 }
