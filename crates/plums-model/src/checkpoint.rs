@@ -68,11 +68,7 @@ impl Checkpoint {
         if let Some(p) = &path {
             let meta = std::fs::metadata(p).map_err(|e| Error::io(p, "invalid checkpoint: cannot read its file", e))?;
             if !meta.is_file() {
-                return Err(Error::os(
-                    p,
-                    std::io::ErrorKind::InvalidInput,
-                    "invalid checkpoint: the path is not a file",
-                ));
+                return Err(Error::NotAFile { path: p.clone(), what: "checkpoint" });
             }
             stamp = Some(FileStamp::of(&meta));
         }
@@ -80,8 +76,10 @@ impl Checkpoint {
             (Some(h), _) => {
                 // A given checksum was not computed from the file: a save verifies it while copying.
                 stamp = None;
-                h.parse::<Md5>()
-                    .map_err(|e| Error::InvalidArgument(format!("invalid checkpoint {}: {e}", name.quoted())))?
+                h.parse::<Md5>().map_err(|_| Error::InvalidChecksum {
+                    subject: format!("checkpoint {}", name.quoted()),
+                    value: h.to_owned(),
+                })?
             }
             (None, Some(p)) => {
                 let (digest, size) = md5_file_sized(p)?;
@@ -92,10 +90,7 @@ impl Checkpoint {
                 digest
             }
             (None, None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid checkpoint {}: give a path to its file or its MD5 hash (neither was given)",
-                    name.quoted()
-                )))
+                return Err(Error::CheckpointWithoutSource { reference: name })
             }
         };
         Ok(Checkpoint { name, path, epoch, hash, stamp })
@@ -147,13 +142,14 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
         let err = Checkpoint::new(1, None::<&Path>, None, None).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("neither was given")), "{err}");
+        assert!(matches!(err, Error::CheckpointWithoutSource { .. }) && err.to_string().contains("neither was given"), "{err}");
         let err = Checkpoint::new("x", None::<&Path>, None, Some("ABC")).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("32 lowercase hexadecimal")), "{err}");
+        assert!(matches!(err, Error::InvalidChecksum { ref value, .. } if value == "ABC"), "{err}");
+        assert!(err.to_string().contains("32 lowercase hexadecimal"), "{err}");
         let err = Checkpoint::new(1, Some(dir.path()), None, None).unwrap_err();
-        assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("not a file"), "{err}");
+        assert!(matches!(err, Error::NotAFile { what: "checkpoint", .. }), "{err}");
         let err = Checkpoint::new(1, Some(dir.path().join("missing")), None, None).unwrap_err();
-        assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::NotFound, .. }), "{err}");
+        assert!(err.io_kind() == Some(std::io::ErrorKind::NotFound), "{err}");
     }
 
     #[test]

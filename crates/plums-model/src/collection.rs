@@ -1,4 +1,9 @@
-//! The checkpoint collection: an insertion-ordered mapping from reference to checkpoint.
+//! The checkpoint collection: an insertion-ordered mapping from reference to checkpoint, with
+//! PMF's rules for `latest`, duplicates and epochs.
+//!
+//! The collection is generic over its items ([`CollectionItem`]), so that language bindings
+//! keep their own checkpoint objects in it (Python's `Checkpoint` instances, whose identity
+//! users see) under the same rules as the crate's [`Checkpoint`].
 
 use indexmap::IndexMap;
 
@@ -6,7 +11,33 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 
-/// An insertion-ordered mapping of [`Reference`] to [`Checkpoint`], with a `latest` reference.
+/// What a [`CheckpointCollection`] needs to know of a checkpoint.
+pub trait CollectionItem: Clone {
+    /// The checkpoint's own reference (its name).
+    fn reference(&self) -> Reference;
+    /// The epoch it was taken at, if known (required in a collection).
+    fn epoch(&self) -> Option<i64>;
+    /// A copy of the checkpoint named `reference` (what [`CheckpointCollection::insert`] stores).
+    fn renamed(&self, reference: Reference) -> Self;
+}
+
+impl CollectionItem for Checkpoint {
+    fn reference(&self) -> Reference {
+        self.name.clone()
+    }
+
+    fn epoch(&self) -> Option<i64> {
+        self.epoch
+    }
+
+    fn renamed(&self, reference: Reference) -> Self {
+        let mut copy = self.clone();
+        copy.name = reference;
+        copy
+    }
+}
+
+/// An insertion-ordered mapping of [`Reference`] to checkpoint, with a `latest` reference.
 ///
 /// `latest` is the last added reference; replacing a checkpoint in place does not move it, and
 /// removing one makes it the last remaining reference (or `None`).
@@ -22,20 +53,26 @@ use crate::reference::Reference;
 /// assert_eq!(c.latest(), Some(&2.into()));
 /// assert_eq!(c.by_epoch(1).len(), 2);
 /// ```
-#[derive(Debug, Clone, Default)]
-pub struct CheckpointCollection {
-    checkpoints: IndexMap<Reference, Checkpoint>,
+#[derive(Debug, Clone)]
+pub struct CheckpointCollection<C = Checkpoint> {
+    checkpoints: IndexMap<Reference, C>,
     latest: Option<Reference>,
 }
 
-impl CheckpointCollection {
+impl<C> Default for CheckpointCollection<C> {
+    fn default() -> Self {
+        CheckpointCollection { checkpoints: IndexMap::new(), latest: None }
+    }
+}
+
+impl<C: CollectionItem> CheckpointCollection<C> {
     /// An empty collection.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A collection of `checkpoints`, added in order (see [`CheckpointCollection::add`]).
-    pub fn from_checkpoints(checkpoints: impl IntoIterator<Item = Checkpoint>) -> Result<Self> {
+    pub fn from_checkpoints(checkpoints: impl IntoIterator<Item = C>) -> Result<Self> {
         let mut c = Self::new();
         for ck in checkpoints {
             c.add(ck)?;
@@ -46,36 +83,30 @@ impl CheckpointCollection {
     /// Add a checkpoint under its own name; it becomes the latest.
     ///
     /// A name already registered is an [`Error::DuplicateReference`]; a checkpoint without an
-    /// epoch is an [`Error::InvalidArgument`].
-    pub fn add(&mut self, checkpoint: Checkpoint) -> Result<()> {
-        if self.checkpoints.contains_key(&checkpoint.name) {
-            return Err(Error::DuplicateReference(checkpoint.name));
+    /// epoch is an [`Error::CheckpointWithoutEpoch`].
+    pub fn add(&mut self, checkpoint: C) -> Result<()> {
+        let reference = checkpoint.reference();
+        if self.checkpoints.contains_key(&reference) {
+            return Err(Error::DuplicateReference(reference));
         }
-        if checkpoint.epoch.is_none() {
-            return Err(Error::InvalidArgument(format!(
-                "checkpoint {} has no epoch: a checkpoint needs an epoch to join a collection",
-                checkpoint.name.quoted()
-            )));
+        if checkpoint.epoch().is_none() {
+            return Err(Error::CheckpointWithoutEpoch { reference });
         }
-        self.latest = Some(checkpoint.name.clone());
-        self.checkpoints.insert(checkpoint.name.clone(), checkpoint);
+        self.latest = Some(reference.clone());
+        self.checkpoints.insert(reference, checkpoint);
         Ok(())
     }
 
     /// Store a copy of `checkpoint` named `reference`: added (and latest) if new, replaced in
     /// place otherwise (latest unchanged). A checkpoint without an epoch is refused.
-    pub fn insert(&mut self, reference: impl Into<Reference>, checkpoint: &Checkpoint) -> Result<()> {
+    pub fn insert(&mut self, reference: impl Into<Reference>, checkpoint: &C) -> Result<()> {
         let reference = reference.into();
-        let mut copy = checkpoint.clone();
-        copy.name = reference.clone();
+        if checkpoint.epoch().is_none() {
+            return Err(Error::CheckpointWithoutEpoch { reference });
+        }
+        let copy = checkpoint.renamed(reference.clone());
         match self.checkpoints.get_mut(&reference) {
             Some(slot) => {
-                if copy.epoch.is_none() {
-                    return Err(Error::InvalidArgument(format!(
-                        "checkpoint {} has no epoch: a checkpoint needs an epoch to join a collection",
-                        reference.quoted()
-                    )));
-                }
                 *slot = copy;
                 Ok(())
             }
@@ -84,7 +115,7 @@ impl CheckpointCollection {
     }
 
     /// Remove the checkpoint `reference` ([`Error::MissingReference`] if absent).
-    pub fn remove(&mut self, reference: &Reference) -> Result<Checkpoint> {
+    pub fn remove(&mut self, reference: &Reference) -> Result<C> {
         let removed =
             self.checkpoints.shift_remove(reference).ok_or_else(|| Error::MissingReference(reference.clone()))?;
         if self.latest.as_ref() == Some(reference) {
@@ -108,7 +139,7 @@ impl CheckpointCollection {
     }
 
     /// The checkpoint `reference`, if registered.
-    pub fn get(&self, reference: &Reference) -> Option<&Checkpoint> {
+    pub fn get(&self, reference: &Reference) -> Option<&C> {
         self.checkpoints.get(reference)
     }
 
@@ -133,39 +164,49 @@ impl CheckpointCollection {
     }
 
     /// The checkpoints, in insertion order.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &Checkpoint> + DoubleEndedIterator {
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &C> + DoubleEndedIterator {
         self.checkpoints.values()
     }
 
     /// The `(reference, checkpoint)` pairs, in insertion order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Reference, &Checkpoint)> + DoubleEndedIterator {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Reference, &C)> + DoubleEndedIterator {
         self.checkpoints.iter()
     }
 
     /// The checkpoint at insertion index `index`.
-    pub fn by_index(&self, index: usize) -> Option<(&Reference, &Checkpoint)> {
+    pub fn by_index(&self, index: usize) -> Option<(&Reference, &C)> {
         self.checkpoints.get_index(index)
     }
 
     /// A new collection of the checkpoints taken at `epoch`, in insertion order (maybe empty).
-    pub fn by_epoch(&self, epoch: i64) -> CheckpointCollection {
-        let mut out = CheckpointCollection::new();
-        for (r, c) in self.checkpoints.iter().filter(|(_, c)| c.epoch == Some(epoch)) {
+    pub fn by_epoch(&self, epoch: i64) -> Self {
+        let mut out = Self::new();
+        for (r, c) in self.checkpoints.iter().filter(|(_, c)| c.epoch() == Some(epoch)) {
             out.checkpoints.insert(r.clone(), c.clone());
             out.latest = Some(r.clone());
         }
         out
     }
-}
 
-impl PartialEq for CheckpointCollection {
-    /// Equal when the `(reference, checkpoint)` sets are equal (order does not matter).
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.checkpoints.iter().all(|(r, c)| other.checkpoints.get(r) == Some(c))
+    /// The same collection with each checkpoint mapped by `f` (same references and latest).
+    pub fn try_map<D, E>(&self, mut f: impl FnMut(&Reference, &C) -> Result<D, E>) -> Result<CheckpointCollection<D>, E> {
+        let mut checkpoints = IndexMap::with_capacity(self.checkpoints.len());
+        for (r, c) in &self.checkpoints {
+            checkpoints.insert(r.clone(), f(r, c)?);
+        }
+        Ok(CheckpointCollection { checkpoints, latest: self.latest.clone() })
     }
 }
 
-impl Eq for CheckpointCollection {}
+impl<C: PartialEq> PartialEq for CheckpointCollection<C> {
+    /// Equal when the `(reference, checkpoint)` sets are equal (order does not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.checkpoints.len() == other.checkpoints.len()
+            && self.checkpoints.iter().all(|(r, c)| other.checkpoints.get(r) == Some(c))
+    }
+}
+
+impl<C: Eq> Eq for CheckpointCollection<C> {}
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +227,8 @@ mod tests {
         assert!(matches!(err, Error::DuplicateReference(Reference::Int(1))), "{err}");
         assert_eq!(err.to_string(), "checkpoint reference 1 is already registered in the collection");
         let err = c.add(ck(5, None, 'b')).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("no epoch")), "{err}");
+        assert!(matches!(err, Error::CheckpointWithoutEpoch { reference: Reference::Int(5) }), "{err}");
+        assert!(err.to_string().contains("no epoch"), "{err}");
     }
 
     #[test]

@@ -157,10 +157,7 @@ pub(crate) fn copy_verified(
     };
     if found != expected {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::InvalidArgument(format!(
-            "{} changed since it was registered: its checksum was {expected}, it is now {found}; register it again",
-            src.display()
-        )));
+        return Err(Error::ChecksumMismatch { path: src.to_path_buf(), expected, found });
     }
     finish(file, &tmp, dst, durable, placement)
 }
@@ -198,15 +195,8 @@ pub(crate) fn make_dir(dir: &Path, like: Option<&fs::Metadata>) -> Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
         Ok(m) => {
-            let what = if m.file_type().is_symlink() { "a symbolic link" } else { "a file" };
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return Err(Error::os(
-                dir,
-                io::ErrorKind::AlreadyExists,
-                format!(
-                    "{name} is {what}, but PMF needs a folder there: move it away and save again (nothing was changed)"
-                ),
-            ));
+            let found = if m.file_type().is_symlink() { "a symbolic link" } else { "a file" };
+            return Err(Error::Obstructed { path: dir.to_path_buf(), found, needed: "a folder" });
         }
         Err(_) => {}
     }
@@ -251,11 +241,11 @@ pub(crate) fn mirror_tree(src: &Path, dst: &Path, skip: &dyn Fn(&Path) -> bool, 
                 link_or_copy(item.path(), &target, durable)?;
             }
         } else {
-            return Err(Error::os(
-                item.path(),
-                io::ErrorKind::InvalidInput,
-                "is a special file (FIFO, socket or device): refusing to save into a folder that holds one",
-            ));
+            return Err(Error::Obstructed {
+                path: item.path().to_path_buf(),
+                found: "a special file (FIFO, socket or device)",
+                needed: "no special file",
+            });
         }
     }
     Ok(())

@@ -104,7 +104,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
     if !meta.is_file() {
-        return Err(Error::os(path, io::ErrorKind::InvalidInput, "not a regular file"));
+        return Err(Error::NotAFile { path: path.to_path_buf(), what: "file to read" });
     }
     std::fs::OpenOptions::new()
         .read(true)

@@ -8,12 +8,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LockHolder, Result};
 
 /// The lock file name, inside the model root.
 pub const LOCK_FILE: &str = ".pmf.lock";
@@ -22,7 +22,6 @@ pub const LOCK_FILE: &str = ".pmf.lock";
 #[derive(Debug)]
 pub struct ModelLock {
     file: File,
-    path: PathBuf,
 }
 
 fn open_lock(path: &Path) -> Result<File> {
@@ -37,23 +36,18 @@ fn open_lock(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, "cannot open the model lock file", e))
 }
 
-fn holder(path: &Path) -> String {
+fn holder(path: &Path) -> LockHolder {
     let mut text = String::new();
     if let Ok(mut f) = File::open(path) {
         let _ = Read::by_ref(&mut f).take(512).read_to_string(&mut text);
     }
-    let text = text.trim();
-    if text.is_empty() {
-        "an unknown process".to_owned()
-    } else {
-        text.to_owned()
-    }
+    LockHolder::parse(&text)
 }
 
 impl ModelLock {
     /// Take the writer lock of the model folder `root`, waiting at most `timeout`.
     ///
-    /// On time-out: an [`Error::Io`] (`WouldBlock`) naming the holder.
+    /// On time-out: an [`Error::Locked`] naming the holder.
     pub fn acquire(root: &Path, timeout: Duration) -> Result<ModelLock> {
         let path = root.join(LOCK_FILE);
         let deadline = Instant::now() + timeout;
@@ -68,7 +62,7 @@ impl ModelLock {
                         _ => false,
                     };
                     if same {
-                        let mut lock = ModelLock { file, path };
+                        let mut lock = ModelLock { file };
                         lock.write_holder();
                         return Ok(lock);
                     }
@@ -77,16 +71,7 @@ impl ModelLock {
                 Err(e) => return Err(Error::io(&path, "cannot lock the model", std::io::Error::from(e))),
             }
             if Instant::now() >= deadline {
-                return Err(Error::os(
-                    root,
-                    std::io::ErrorKind::WouldBlock,
-                    format!(
-                        "the model is being written by {} (lock {}); gave up after {:.1}s: retry when it is done",
-                        holder(&path),
-                        LOCK_FILE,
-                        timeout.as_secs_f64()
-                    ),
-                ));
+                return Err(Error::Locked { path: root.to_path_buf(), holder: holder(&path), waited: timeout });
             }
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -101,11 +86,6 @@ impl ModelLock {
         let _ = self.file.set_len(0);
         let _ = self.file.rewind();
         let _ = self.file.write_all(text.as_bytes());
-    }
-
-    /// The lock file path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -126,7 +106,8 @@ mod tests {
         let held = ModelLock::acquire(dir.path(), Duration::from_secs(1)).unwrap();
         let err = ModelLock::acquire(dir.path(), Duration::from_millis(50)).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::WouldBlock, .. }), "{text}");
+        let Error::Locked { holder, .. } = &err else { panic!("{text}") };
+        assert_eq!(holder.pid, Some(std::process::id()));
         assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
         drop(held);
         ModelLock::acquire(dir.path(), Duration::from_millis(50)).unwrap();

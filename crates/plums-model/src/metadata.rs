@@ -409,13 +409,12 @@ fn parse_format(c: &mut Checker, v: &Value) -> Option<ProducerMetadata> {
         None => (None, None),
     };
     if let (Some(f), Some(v)) = (&fmt, &value) {
-        if let Err(e) = crate::version::version(f, v) {
-            let loc = if crate::version::registered_formats().contains(f) {
-                "format.producer.version.value"
-            } else {
-                "format.producer.version.format"
-            };
-            c.err(loc, e.to_string());
+        // The built-in format's rules are the crate's own; other formats are the producer's
+        // business (the reference accepts any string here), checked when a model is loaded.
+        if f == crate::version::PY_PA {
+            if let Err(e) = crate::version::Version::pep440(v) {
+                c.err("format.producer.version.value", e.to_string());
+            }
         }
     }
     Some(ProducerMetadata { name: name?, version_format: fmt?, version: value? })
@@ -539,8 +538,8 @@ fn parse_training(c: &mut Checker, v: &Value) -> Option<TrainingMetadata> {
     let checkpoints = checkpoints?;
     let latest_missing = latest.as_ref().is_some_and(|l| !checkpoints.is_empty() && !checkpoints.contains_key(l));
     let epochs: Vec<i64> = checkpoints.values().map(|e| e.epoch).collect();
-    for (field, message) in check_training(&record, latest_missing, &epochs) {
-        c.err(&join(LOC, field), message);
+    for offence in check_training(&record, latest_missing, &epochs) {
+        c.err(&join(LOC, offence.field), offence.message);
     }
     Some(TrainingMetadata { record, latest, checkpoints })
 }

@@ -1,19 +1,17 @@
-//! The model: producer, training, checkpoints, build parameters and initialisation, with
-//! loading from a folder and registering an initialisation.
+//! The model: producer, training, checkpoints, build parameters and initialisation, as plain
+//! data. It does no I/O of its own: loading is in `load.rs`, saving in `save.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::collection::CheckpointCollection;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hash::Md5;
-use crate::metadata::InitialisationMetadata;
 use crate::producer::Producer;
 use crate::reference::Reference;
-use crate::save::{KnownFiles, SaveOptions};
+use crate::save::KnownFiles;
 use crate::training::Training;
-use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
 use crate::yaml::{Mapping, Value};
 
 /// What a model was initialised from.
@@ -37,7 +35,7 @@ pub(crate) struct SyncState {
 }
 
 /// What a model knows of the folder it was loaded from or last saved to, detached from the
-/// model (language bindings keep it next to their own model objects).
+/// model (language bindings keep it next to their own model objects). Opaque.
 #[derive(Debug, Clone)]
 pub struct SavedState(pub(crate) SyncState);
 
@@ -49,14 +47,15 @@ pub struct SavedState(pub(crate) SyncState);
 /// # std::fs::write(&cfg, b"lr = 0.1").unwrap();
 /// # let weights = dir.path().join("1.pt");
 /// # std::fs::write(&weights, b"weights").unwrap();
-/// use plums_model::{Checkpoint, Model, yaml::Value};
-/// let mut model = Model::new("trainer", "py_pa", "1.0.0", Some("detector".into()), "id-1", &cfg, Value::Map(Default::default()))?;
+/// use plums_model::{Checkpoint, LoadOptions, Model, Producer, SaveOptions, Version};
+/// let mut model = Model::new("id-1", Producer::new("trainer", Version::pep440("1.0.0")?, &cfg)?);
+/// model.name = Some("detector".into());
 /// model.register_training_start(0)?;
 /// model.register_epoch(Some(1))?;
 /// model.add_checkpoint(Checkpoint::new(1, Some(&weights), Some(1), None)?)?;
 /// model.register_training_end(true)?;
-/// model.save(dir.path().join("model"), false)?;
-/// let loaded = Model::load(dir.path().join("model"), true, true)?;
+/// model.save(dir.path().join("model"), &SaveOptions::new())?;
+/// let loaded = Model::load(dir.path().join("model"), &LoadOptions::new())?;
 /// assert_eq!(loaded.checkpoint_collection, model.checkpoint_collection);
 /// # Ok::<(), plums_model::Error>(())
 /// ```
@@ -81,30 +80,21 @@ pub struct Model {
 }
 
 impl Model {
-    /// A new model with a pending training, no checkpoint and no initialisation.
-    ///
-    /// The configuration must be an existing file; the version format must be registered.
-    pub fn new(
-        producer_name: &str,
-        producer_version_format: &str,
-        producer_version_string: &str,
-        model_name: Option<String>,
-        model_id: impl Into<String>,
-        configuration: impl AsRef<Path>,
-        build_parameters: Value,
-    ) -> Result<Self> {
-        Ok(Model {
-            name: model_name,
-            id: model_id.into(),
-            build_parameters,
-            producer: Producer::new(producer_name, producer_version_format, producer_version_string, configuration)?,
+    /// A new model `id` by `producer`: no name, empty build parameters, a pending training,
+    /// no checkpoint and no initialisation. Set the public fields for the rest.
+    pub fn new(id: impl Into<String>, producer: Producer) -> Self {
+        Model {
+            name: None,
+            id: id.into(),
+            build_parameters: Value::Map(Mapping::new()),
+            producer,
             training: Training::default(),
             checkpoint_collection: CheckpointCollection::new(),
             initialisation: None,
             path: None,
             checkpoint: None,
             sync: None,
-        })
+        }
     }
 
     /// The initialisation, if any.
@@ -127,7 +117,8 @@ impl Model {
         self.checkpoint = reference;
     }
 
-    /// What the model knows of the folder it was loaded from or last saved to (see [`SaveOptions`]).
+    /// What the model knows of the folder it was loaded from or last saved to (see
+    /// [`crate::SaveOptions`]).
     pub fn saved_state(&self) -> Option<SavedState> {
         self.sync.clone().map(SavedState)
     }
@@ -162,169 +153,14 @@ impl Model {
         }
     }
 
-    /// Register the initialisation found at `path` (see [`initialisation`]).
-    pub fn register_initialisation(
-        &mut self,
-        path: impl AsRef<Path>,
-        checkpoint_reference: Option<Reference>,
-        name: Option<&str>,
-    ) -> Result<()> {
-        self.initialisation = Some(initialisation(path, checkpoint_reference, name)?);
-        Ok(())
-    }
-
     /// Replace the initialisation (or remove it with `None`).
     pub fn set_initialisation(&mut self, initialisation: Option<Initialisation>) {
         self.initialisation = initialisation;
     }
 
-    /// Load and validate the model at `path` (strict: also compare checksums).
-    ///
-    /// `checkpoints = false` does not require the checkpoint files (initialisation models).
-    pub fn load(path: impl AsRef<Path>, strict: bool, checkpoints: bool) -> Result<Self> {
-        Self::load_with(path, &ValidateOptions::new(strict, checkpoints))
-    }
-
-    /// Load and validate the model at `path` with full validation options.
-    pub fn load_with(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Self> {
-        let validated = validate_model(path.as_ref(), options)?;
-        let mut model = Self::from_validated(&validated)?;
-        if let Ok(root) = validated.root.canonicalize() {
-            // A load trusts the folder's recorded checksums (a strict one verified them): a later
-            // save reuses those files while their size, mtime and inode are unchanged.
-            let known = Arc::new(KnownFiles::from_validated(&validated, true));
-            model.sync = Some(SyncState {
-                root,
-                metadata_digest: validated.metadata_digest,
-                metadata: Arc::new(validated.metadata),
-                known,
-            });
-        }
-        Ok(model)
-    }
-
-    pub(crate) fn from_validated(v: &ValidatedModel) -> Result<Self> {
-        let meta = &v.metadata;
-        let m = &meta.model;
-        let producer = Producer::new(
-            &meta.producer.name,
-            &meta.producer.version_format,
-            &meta.producer.version,
-            v.root.join(&m.configuration.path),
-        )?;
-        let mut collection = CheckpointCollection::new();
-        for (reference, entry) in &m.training.checkpoints {
-            let file = v.root.join(&entry.path);
-            let path = if v.checkpoints_checked || (entry.path != "." && is_file_inside(&v.root, &entry.path)) {
-                Some(file)
-            } else {
-                None
-            };
-            collection.add(Checkpoint::from_parts(reference.clone(), path, Some(entry.epoch), entry.hash))?;
-        }
-        if let Some(latest) = &m.training.latest {
-            if collection.contains(latest) {
-                collection.set_latest(latest)?;
-            }
-        }
-        let initialisation = match (&m.initialisation, &v.initialisation) {
-            (Some(InitialisationMetadata::Pmf { checkpoint, .. }), Some(nested)) => {
-                let mut init = Model::from_validated(nested)?;
-                init.checkpoint = Some(checkpoint.clone());
-                Some(Initialisation::Model(Box::new(init)))
-            }
-            (Some(InitialisationMetadata::File { name, path, hash }), _) => {
-                let name = Reference::Str(name.clone().unwrap_or_else(|| "None".to_owned()));
-                Some(Initialisation::File(Checkpoint::from_parts(name, Some(v.root.join(path)), None, *hash)))
-            }
-            _ => None,
-        };
-        Ok(Model {
-            name: m.name.clone(),
-            id: m.id.clone(),
-            build_parameters: v.build_parameters.clone(),
-            producer,
-            training: Training::from_record_unchecked(m.training.record),
-            checkpoint_collection: collection,
-            initialisation,
-            path: Some(v.root.clone()),
-            checkpoint: None,
-            sync: None,
-        })
-    }
-
-    /// Save the model to the folder `path` (see [`SaveOptions`] for the rules).
-    pub fn save(&mut self, path: impl AsRef<Path>, force: bool) -> Result<()> {
-        self.save_with(path, &SaveOptions { force, ..SaveOptions::default() })
-    }
-
-    /// Save the model to the folder `path` with full options.
-    pub fn save_with(&mut self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()> {
-        crate::save::save(self, path.as_ref(), options)
-    }
-
-    /// Build parameters default: an empty mapping.
-    pub fn empty_build_parameters() -> Value {
-        Value::Map(Mapping::new())
+    /// The folder the model was loaded from.
+    pub(crate) fn set_path(&mut self, path: Option<PathBuf>) {
+        self.path = path;
     }
 }
 
-/// Whether the metadata path `rel` names a regular file that really lies inside `root`
-/// (no absolute path, no `..`, no link leading out).
-fn is_file_inside(root: &Path, rel: &str) -> bool {
-    let Ok(rel) = crate::paths::relative_inside(rel) else { return false };
-    match (root.join(rel).canonicalize(), root.canonicalize()) {
-        (Ok(file), Ok(root)) => file.starts_with(root) && file.is_file(),
-        _ => false,
-    }
-}
-
-/// The initialisation at `path`: a [`Checkpoint`] for a weight file (which needs `name`), a
-/// [`Model`] loaded without its checkpoint files for a PMF model folder (which needs a
-/// `checkpoint_reference` that it registers).
-///
-/// A missing path or a folder that is not a PMF model is an [`Error::Io`]; a missing or
-/// unknown argument an [`Error::InvalidArgument`]; an invalid PMF model a validation error.
-pub fn initialisation(
-    path: impl AsRef<Path>,
-    checkpoint_reference: Option<Reference>,
-    name: Option<&str>,
-) -> Result<Initialisation> {
-    let path = path.as_ref();
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::io(path, "invalid initialisation path: it does not exist", e))?;
-    if meta.is_file() {
-        let name = name.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "invalid arguments: {} is a weight file, so a name is needed to identify it",
-                path.display()
-            ))
-        })?;
-        return Ok(Initialisation::File(Checkpoint::new(name, Some(path), None, None)?));
-    }
-    if meta.is_dir() && path.join("metadata.yaml").is_file() {
-        let reference = checkpoint_reference.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "invalid arguments: {} is a PMF model, so the reference of the checkpoint used is needed",
-                path.display()
-            ))
-        })?;
-        let mut model = Model::load(path, true, false)?;
-        if !model.checkpoint_collection.contains(&reference) {
-            return Err(Error::InvalidArgument(format!(
-                "invalid arguments: the PMF model {} has no checkpoint {} (it has: {})",
-                path.display(),
-                reference.quoted(),
-                model.checkpoint_collection.keys().map(Reference::quoted).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        model.checkpoint = Some(reference);
-        model.sync = None;
-        return Ok(Initialisation::Model(Box::new(model)));
-    }
-    Err(Error::os(
-        path,
-        std::io::ErrorKind::InvalidInput,
-        "invalid initialisation path: expected a weight file or a PMF model folder (with metadata.yaml)",
-    ))
-}

@@ -8,6 +8,14 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::Offence;
 
+/// The names a configuration file cannot have: PMF's own entries at the model root.
+pub(crate) const RESERVED_NAMES: [&str; 3] = ["metadata.yaml", "data", crate::lock::LOCK_FILE];
+
+/// Whether `name` is one of the [`RESERVED_NAMES`].
+pub(crate) fn is_reserved_name(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
 /// Why a metadata path cannot be used.
 pub(crate) fn relative_inside(text: &str) -> Result<PathBuf, String> {
     let path = Path::new(text);

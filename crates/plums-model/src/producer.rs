@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::hash::md5_file_sized;
-use crate::version::{version, Version};
+use crate::version::Version;
 
 /// The package that produced a model, with the configuration file it was run with.
 ///
@@ -16,13 +16,14 @@ use crate::version::{version, Version};
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let cfg = dir.path().join("config.py");
 /// # std::fs::write(&cfg, b"lr = 0.1").unwrap();
-/// use plums_model::Producer;
-/// let a = Producer::new("trainer", "py_pa", "1.0", &cfg).unwrap();
-/// let b = Producer::new("trainer", "py_pa", "1.0.0", &cfg).unwrap();
-/// let c = Producer::new("trainer", "py_pa", "1.1", &cfg).unwrap();
+/// use plums_model::{Producer, Version};
+/// let a = Producer::new("trainer", Version::pep440("1.0")?, &cfg)?;
+/// let b = Producer::new("trainer", Version::pep440("1.0.0")?, &cfg)?;
+/// let c = Producer::new("trainer", Version::pep440("1.1")?, &cfg)?;
 /// assert_eq!(a, b);
 /// assert!(a < c);
-/// assert!(a.strict_equals(&b).unwrap());
+/// assert!(a.strict_equals(&b)?);
+/// # Ok::<(), plums_model::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Producer {
@@ -35,29 +36,18 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// A producer. The configuration must be an existing file ([`Error::Io`] otherwise); an
-    /// unknown version format or an invalid version is an [`Error::InvalidArgument`].
-    pub fn new(
-        name: impl Into<String>,
-        version_format: &str,
-        version_string: &str,
-        configuration: impl AsRef<Path>,
-    ) -> Result<Self> {
+    /// A producer. The configuration must be an existing file ([`Error::Io`] when nothing
+    /// can be read there, [`Error::NotAFile`] for a folder or a special file).
+    pub fn new(name: impl Into<String>, version: Version, configuration: impl AsRef<Path>) -> Result<Self> {
         let configuration = configuration.as_ref();
         match std::fs::metadata(configuration) {
             Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(Error::os(
-                    configuration,
-                    std::io::ErrorKind::InvalidInput,
-                    "invalid configuration: the path is not a file",
-                ))
-            }
+            Ok(_) => return Err(Error::NotAFile { path: configuration.to_path_buf(), what: "configuration" }),
             Err(e) => return Err(Error::io(configuration, "invalid configuration: cannot read the file", e)),
         }
         Ok(Producer {
             name: name.into(),
-            version: version(version_format, version_string)?,
+            version,
             configuration: configuration.to_path_buf(),
         })
     }
@@ -103,6 +93,10 @@ pub fn is_valid_producer_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn pv(text: &str) -> Version {
+        Version::pep440(text).unwrap()
+    }
+
     #[test]
     fn producer_names() {
         for ok in ["ab", "faster_rcnn", "A1_", "x_"] {
@@ -116,10 +110,11 @@ mod tests {
     #[test]
     fn configuration_must_be_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Producer::new("ab", "py_pa", "1", dir.path()).unwrap_err();
-        assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("not a file"), "{err}");
-        let err = Producer::new("ab", "py_pa", "1", dir.path().join("nope")).unwrap_err();
-        assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::NotFound, .. }), "{err}");
+        let err = Producer::new("ab", pv("1"), dir.path()).unwrap_err();
+        assert!(matches!(err, Error::NotAFile { what: "configuration", .. }), "{err}");
+        assert!(err.to_string().contains("is not a file"), "{err}");
+        let err = Producer::new("ab", pv("1"), dir.path().join("nope")).unwrap_err();
+        assert!(matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{err}");
     }
 
     #[test]
@@ -129,10 +124,10 @@ mod tests {
         std::fs::write(&a, b"x=1").unwrap();
         std::fs::write(&b, b"x=1").unwrap();
         std::fs::write(&c, b"x=2").unwrap();
-        let pa = Producer::new("ab", "py_pa", "1", &a).unwrap();
-        assert!(pa.strict_equals(&Producer::new("ab", "py_pa", "1.0", &b).unwrap()).unwrap());
-        assert!(!pa.strict_equals(&Producer::new("ab", "py_pa", "1", &c).unwrap()).unwrap());
-        assert!(!pa.strict_equals(&Producer::new("ac", "py_pa", "1", &b).unwrap()).unwrap());
-        assert_eq!(pa.partial_cmp(&Producer::new("ac", "py_pa", "2", &b).unwrap()), None);
+        let pa = Producer::new("ab", pv("1"), &a).unwrap();
+        assert!(pa.strict_equals(&Producer::new("ab", pv("1.0"), &b).unwrap()).unwrap());
+        assert!(!pa.strict_equals(&Producer::new("ab", pv("1"), &c).unwrap()).unwrap());
+        assert!(!pa.strict_equals(&Producer::new("ac", pv("1"), &b).unwrap()).unwrap());
+        assert_eq!(pa.partial_cmp(&Producer::new("ac", pv("2"), &b).unwrap()), None);
     }
 }

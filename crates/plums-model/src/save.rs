@@ -38,7 +38,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::checkpoint::{Checkpoint, FileStamp};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SaveProblem};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
 use crate::hash::{md5_file_sized, Md5};
 use crate::lock::{ModelLock, LOCK_FILE};
@@ -53,7 +53,14 @@ use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
 use crate::yaml::{self, Limits};
 
 /// How to save a model.
+///
+/// ```
+/// use plums_model::SaveOptions;
+/// let options = SaveOptions::new().force(true).durable(false);
+/// assert!(options.force && !options.durable);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SaveOptions {
     /// Save into an existing folder that is not a PMF model, or over a PMF model with the same
     /// id whose tree is invalid (its PMF-owned files are replaced; nothing else is touched).
@@ -85,6 +92,62 @@ impl Default for SaveOptions {
             durable: true,
             keep_unregistered_files: false,
         }
+    }
+}
+
+impl SaveOptions {
+    /// The defaults: no force, checkpoint files written, 30 s lock timeout, concurrent changes
+    /// refused, durable, unregistered files removed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// See [`SaveOptions::force`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// See [`SaveOptions::checkpoints`].
+    pub fn checkpoints(mut self, checkpoints: bool) -> Self {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// See [`SaveOptions::lock_timeout`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// See [`SaveOptions::overwrite_concurrent_changes`].
+    pub fn overwrite_concurrent_changes(mut self, overwrite: bool) -> Self {
+        self.overwrite_concurrent_changes = overwrite;
+        self
+    }
+
+    /// See [`SaveOptions::durable`].
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// See [`SaveOptions::keep_unregistered_files`].
+    pub fn keep_unregistered_files(mut self, keep: bool) -> Self {
+        self.keep_unregistered_files = keep;
+        self
+    }
+}
+
+impl Model {
+    /// Save the model to the folder `path` (see the module documentation of the guarantees,
+    /// and [`SaveOptions`]).
+    ///
+    /// Refusals are typed: [`Error::WouldNotValidate`] (every reason), [`Error::DestinationIsFile`],
+    /// [`Error::ForeignFolder`], [`Error::OtherModel`], [`Error::InvalidDestination`],
+    /// [`Error::InvalidSameModel`], [`Error::ConcurrentChange`], [`Error::Locked`].
+    pub fn save(&mut self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()> {
+        save(self, path.as_ref(), options)
     }
 }
 
@@ -197,10 +260,7 @@ fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
         Err(e) => return Err(Error::io(dest, "cannot examine the save destination", e)),
     };
     if !meta.is_dir() {
-        return Err(Error::InvalidArgument(format!(
-            "invalid path: {} is a file, expected a folder to save the model in",
-            dest.display()
-        )));
+        return Err(Error::DestinationIsFile { path: dest.to_path_buf() });
     }
     let md = dest.join("metadata.yaml");
     if fs::symlink_metadata(&md).is_err() {
@@ -208,13 +268,7 @@ fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
         let non_empty = entries.any(|e| e.map(|e| e.file_name() != LOCK_FILE).unwrap_or(true));
         return Ok(if non_empty { Destination::Foreign } else { Destination::Empty });
     }
-    let invalid = |why: String| {
-        Error::os(
-            &md,
-            io::ErrorKind::InvalidData,
-            format!("invalid path: not a valid PMF metadata file ({why}); refusing to save over it"),
-        )
-    };
+    let invalid = |reason: String| Error::InvalidDestination { path: md.clone(), reason };
     // Never read through a link that leads out of the folder.
     let inside = match (md.canonicalize(), dest.canonicalize()) {
         (Ok(target), Ok(root)) => target.starts_with(&root),
@@ -246,103 +300,109 @@ fn parse_metadata(bytes: &[u8], limits: &Limits) -> std::result::Result<Metadata
 
 fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions) -> Result<()> {
     match state {
-        Destination::Foreign if !options.force => Err(Error::os(
-            dest,
-            io::ErrorKind::AlreadyExists,
-            "invalid path: the folder exists and is not a PMF model (no metadata.yaml); save with force to write into it (its files are kept)",
-        )),
-        Destination::Pmf { metadata, .. } if metadata.model.id != model.id => Err(Error::os(
-            dest,
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "invalid path: it holds a different PMF model (id {:?}, saving id {:?}); refusing to overwrite it",
-                metadata.model.id, model.id
-            ),
-        )),
+        Destination::Foreign if !options.force => Err(Error::ForeignFolder { path: dest.to_path_buf() }),
+        Destination::Pmf { metadata, .. } if metadata.model.id != model.id => Err(Error::OtherModel {
+            path: dest.to_path_buf(),
+            found_id: metadata.model.id.clone(),
+            saving_id: model.id.clone(),
+        }),
         _ => Ok(()),
     }
 }
 
-/// Check the model before writing anything: every reason it could not be saved as a valid model.
-fn preflight(model: &Model, checkpoints: bool, nested: bool, problems: &mut Vec<String>) {
-    let who = if nested { format!("initialisation model {:?}: ", model.id) } else { String::new() };
+/// Check the model before writing anything: every reason it could not be saved as a valid
+/// model, located by key path under `at` (`""`, or `initialisation.model.` for the
+/// initialisation model).
+fn preflight(model: &Model, checkpoints: bool, at: &str, problems: &mut Vec<SaveProblem>) {
+    let mut problem = |location: &str, message: String| problems.push(SaveProblem::new(format!("{at}{location}"), message));
     if !is_valid_producer_name(&model.producer.name) {
-        problems.push(format!(
-            "{who}producer name {:?} is invalid: expected a letter then at least one letter, digit or \"_\"",
-            model.producer.name
-        ));
+        problem(
+            "producer.name",
+            format!(
+                "producer name {:?} is invalid: expected a letter then at least one letter, digit or \"_\"",
+                model.producer.name
+            ),
+        );
     }
     match model.producer.configuration.file_name().map(|n| n.to_str()) {
-        Some(Some("metadata.yaml" | "data" | LOCK_FILE)) => problems.push(format!(
-            "{who}the configuration file is named {:?}, a name PMF reserves: rename it",
-            model.producer.configuration.file_name().unwrap_or_default()
-        )),
+        Some(Some(name)) if crate::paths::is_reserved_name(name) => problem(
+            "producer.configuration",
+            format!("the configuration file is named {name:?}, a name PMF reserves: rename it"),
+        ),
         Some(Some(_)) => {}
-        _ => problems.push(format!(
-            "{who}the configuration path {} has no UTF-8 file name",
-            model.producer.configuration.display()
-        )),
+        _ => problem(
+            "producer.configuration",
+            format!("the configuration path {} has no UTF-8 file name", model.producer.configuration.display()),
+        ),
     }
     let record = model.training.record();
     let epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
-    for (field, message) in check_training(record, false, &epochs) {
-        problems.push(format!("{who}training.{field}: {message}"));
+    for offence in check_training(record, false, &epochs) {
+        problem(&format!("training.{}", offence.field), offence.message);
     }
     if checkpoints {
-        let mut names: HashMap<&std::ffi::OsStr, (&Reference, Md5)> = HashMap::new();
-        for (reference, ck) in model.checkpoint_collection.iter() {
-            match ck.file_name() {
-                None => {
-                    problems.push(format!("{who}checkpoint {} has no file to save (path is None)", reference.quoted()))
-                }
-                Some(name) if name.to_str().is_none() => {
-                    problems.push(format!("{who}checkpoint {} has a file name that is not UTF-8", reference.quoted()))
-                }
-                Some(name) => {
-                    if let Some((other, hash)) = names.get(name) {
-                        if *hash != ck.hash {
-                            problems.push(format!(
-                                "{who}checkpoints {} and {} both have files named {:?} with different contents: they would overwrite each other in data/checkpoints/; rename one",
-                                other.quoted(),
-                                reference.quoted(),
-                                name
-                            ));
-                        }
-                    } else {
-                        names.insert(name, (reference, ck.hash));
-                    }
-                }
-            }
-        }
+        preflight_checkpoint_files(model, &mut problem);
     }
     match model.initialisation() {
         None => {}
-        Some(Initialisation::File(ck)) => match ck.file_name().map(|n| n.to_str()) {
-            Some(Some(_)) => {}
-            _ => problems.push(format!("{who}the initialisation file has no UTF-8 file name")),
-        },
+        Some(Initialisation::File(ck)) => {
+            if ck.file_name().and_then(|n| n.to_str()).is_none() {
+                problem("initialisation", "the initialisation file has no UTF-8 file name".to_owned());
+            }
+        }
         Some(Initialisation::Model(init)) => {
             match init.checkpoint() {
-                None => problems.push(format!("{who}the initialisation model has no checkpoint reference (register it with a checkpoint reference)")),
+                None => problem(
+                    "initialisation",
+                    "the initialisation model has no checkpoint reference (register it with a checkpoint reference)"
+                        .to_owned(),
+                ),
                 Some(r) if !init.checkpoint_collection.contains(r) => {
-                    problems.push(format!("{who}the initialisation model has no checkpoint {}", r.quoted()))
+                    problem("initialisation", format!("the initialisation model has no checkpoint {}", r.quoted()))
                 }
                 Some(_) => {}
             }
-            preflight(init, false, true, problems);
+            preflight(init, false, &format!("{at}initialisation.model."), problems);
+        }
+    }
+}
+
+/// Every checkpoint has a file to save, with a UTF-8 name, and no two files of different
+/// content share a name in `data/checkpoints/`.
+fn preflight_checkpoint_files(model: &Model, problem: &mut impl FnMut(&str, String)) {
+    let mut names: HashMap<&std::ffi::OsStr, (&Reference, Md5)> = HashMap::new();
+    for (reference, ck) in model.checkpoint_collection.iter() {
+        let location = format!("checkpoints.{reference}");
+        match ck.file_name() {
+            None => problem(&location, "the checkpoint has no file to save (path is None)".to_owned()),
+            Some(name) if name.to_str().is_none() => {
+                problem(&location, "the checkpoint's file name is not UTF-8".to_owned())
+            }
+            Some(name) => match names.get(name) {
+                Some((other, hash)) if *hash != ck.hash => problem(
+                    &location,
+                    format!(
+                        "checkpoints {} and {} both have files named {:?} with different contents: they would overwrite each other in data/checkpoints/; rename one",
+                        other.quoted(),
+                        reference.quoted(),
+                        name
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    names.insert(name, (reference, ck.hash));
+                }
+            },
         }
     }
 }
 
 /// Save `model` to `dest`.
 pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<()> {
-    let mut problems = Vec::new();
-    preflight(model, options.checkpoints, false, &mut problems);
-    if !problems.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "cannot save: the model would not be valid:\n  - {}",
-            problems.join("\n  - ")
-        )));
+    let mut reasons = Vec::new();
+    preflight(model, options.checkpoints, "", &mut reasons);
+    if !reasons.is_empty() {
+        return Err(Error::WouldNotValidate { reasons });
     }
     recover_interrupted_commit(dest);
     // Refuse early, before creating anything.
@@ -358,22 +418,14 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
         Destination::Pmf { digest, .. } => match &model.sync {
             Some(sync) if sync.root == real && sync.metadata_digest == *digest => (true, sync.known.clone()),
             Some(sync) if sync.root == real && !options.overwrite_concurrent_changes => {
-                return Err(Error::os(
-                    dest,
-                    io::ErrorKind::AlreadyExists,
-                    "the model folder changed since this model was loaded from or saved to it (another writer saved it): \
-                     reload it and apply your changes again, or save with overwrite_concurrent_changes to discard the other update",
-                ));
+                return Err(Error::ConcurrentChange { path: dest.to_path_buf() });
             }
-            _ => match validate_model(&real, &ValidateOptions::new(false, options.checkpoints)) {
+            _ => match validate_model(&real, &ValidateOptions::new().checkpoints(options.checkpoints)) {
                 Ok(v) => (true, Arc::new(KnownFiles::from_validated(&v, false))),
-                Err(e) if !options.force => {
-                    return Err(Error::os(
-                        dest,
-                        io::ErrorKind::InvalidData,
-                        format!("invalid path: it holds an invalid PMF model with the same id; save with force to replace its PMF files ({e})"),
-                    ));
+                Err(Error::TreeValidation(report) | Error::MetadataValidation(report)) if !options.force => {
+                    return Err(Error::InvalidSameModel { path: dest.to_path_buf(), report });
                 }
+                Err(e) if !options.force => return Err(e),
                 Err(_) => (true, Arc::new(KnownFiles::default())),
             },
         },
@@ -403,7 +455,7 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     let staging = parent.join(staging_name(&name, &fsutil::unique_suffix()));
     let dest_meta = fs::metadata(&real).ok();
     make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
-        Error::Io { source: Some(src), .. } => {
+        Error::Io { source: src, .. } => {
             Error::io(&staging, "cannot create the staging folder next to the model", src)
         }
         other => other,
@@ -513,15 +565,21 @@ fn commit_by_renames(staging: &Path, real: &Path, parent: &Path, name: &std::ffi
     Ok(old)
 }
 
-/// Finish a save that was interrupted between its last two renames (see [`commit_by_renames`]):
-/// when the model folder is missing, the complete new tree is put in place, or else the old one
-/// back. Does nothing when the model folder exists.
-pub(crate) fn recover_interrupted_commit(path: &Path) {
+/// When the model folder `path` is missing because a save was interrupted between its last two
+/// renames (see [`commit_by_renames`]): the tree to put in place, the complete new one or else
+/// the old one. Only lists the parent folder.
+pub(crate) fn interrupted_commit(path: &Path) -> Option<PathBuf> {
     if fs::symlink_metadata(path).is_ok() {
-        return;
+        return None;
     }
-    let candidate = siblings(path, "new").pop().or_else(|| siblings(path, "old").pop());
-    if let Some(tree) = candidate {
+    siblings(path, "new").pop().or_else(|| siblings(path, "old").pop())
+}
+
+/// Finish a save that was interrupted between its last two renames: put the tree that
+/// [`interrupted_commit`] names in place. Only writers call it, holding the lock of the parent's
+/// model folder name (see `save`).
+fn recover_interrupted_commit(path: &Path) {
+    if let Some(tree) = interrupted_commit(path) {
         let _ = fs::rename(&tree, path);
     }
 }
@@ -560,8 +618,14 @@ fn build_staging(
         fsutil::sync_tree_dirs(staging)?;
     }
     // What we are about to commit must validate.
-    validate_model(staging, &ValidateOptions::new(false, options.checkpoints)).map_err(|e| {
-        Error::InvalidArgument(format!("cannot save: the written model does not validate, nothing was changed: {e}"))
+    validate_model(staging, &ValidateOptions::new().checkpoints(options.checkpoints)).map_err(|e| {
+        let offences = e.offences();
+        let reasons = if offences.is_empty() {
+            vec![SaveProblem::new(".", format!("the written model cannot be validated: {e}"))]
+        } else {
+            offences.into_iter().map(|o| SaveProblem::new(o.location, format!("written model: {}", o.message))).collect()
+        };
+        Error::WouldNotValidate { reasons }
     })?;
     Ok((digest, metadata, writer.new))
 }
@@ -574,11 +638,16 @@ struct Writer<'a> {
     durable: bool,
 }
 
-fn utf8_name(path: &Path, what: &str) -> Result<String> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| Error::InvalidArgument(format!("{what} {} has no UTF-8 file name", path.display())))
+fn utf8_name(path: &Path, location: &str) -> Result<String> {
+    path.file_name().and_then(|n| n.to_str()).map(str::to_owned).ok_or_else(|| Error::WouldNotValidate {
+        reasons: vec![SaveProblem::new(location, format!("{} has no UTF-8 file name", path.display()))],
+    })
+}
+
+/// The refusal of a save for one reason (checked by `preflight`, so only reached when the
+/// model changed under a save).
+fn refused(location: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::WouldNotValidate { reasons: vec![SaveProblem::new(location, message)] }
 }
 
 impl Writer<'_> {
@@ -613,9 +682,7 @@ impl Writer<'_> {
             None => None,
         };
         let src = src.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "cannot save {what}: it has no file (path is None) and the destination holds no identical copy"
-            ))
+            refused(rel.display().to_string(), format!("{what} has no file (path is None) and the destination holds no identical copy"))
         })?;
         let trust = match (stamp, &src_size) {
             (Some(s), Some(m)) => s == FileStamp::of(m),
@@ -650,7 +717,7 @@ impl Writer<'_> {
         }
 
         let cfg = &model.producer.configuration;
-        let cfg_name = utf8_name(cfg, "configuration")?;
+        let cfg_name = utf8_name(cfg, "producer.configuration")?;
         let (cfg_hash, _) = md5_file_sized(cfg)?;
         self.place(&prefix.join(&cfg_name), Some(cfg), cfg_hash, None, "the configuration file")?;
 
@@ -662,17 +729,11 @@ impl Writer<'_> {
 
         let mut entries = IndexMap::with_capacity(model.checkpoint_collection.len());
         for (reference, ck) in model.checkpoint_collection.iter() {
-            let epoch = ck
-                .epoch
-                .ok_or_else(|| Error::InvalidArgument(format!("checkpoint {} has no epoch", reference.quoted())))?;
+            let location = format!("checkpoints.{reference}");
+            let epoch = ck.epoch.ok_or_else(|| refused(&location, "the checkpoint has no epoch"))?;
             let path = if checkpoints {
-                let file = ck.path.as_deref().map(|p| utf8_name(p, "checkpoint")).transpose()?;
-                let file = file.ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "cannot save checkpoint {}: it has no file (path is None)",
-                        reference.quoted()
-                    ))
-                })?;
+                let file = ck.path.as_deref().map(|p| utf8_name(p, &location)).transpose()?;
+                let file = file.ok_or_else(|| refused(&location, "the checkpoint has no file to save (path is None)"))?;
                 let rel = prefix.join("data/checkpoints").join(&file);
                 self.place(&rel, ck.path.as_deref(), ck.hash, ck.stamp, &format!("checkpoint {}", reference.quoted()))?;
                 format!("data/checkpoints/{file}")
@@ -686,9 +747,10 @@ impl Writer<'_> {
             None => None,
             Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
             Some(Initialisation::Model(init)) => {
-                let checkpoint = init.checkpoint().cloned().ok_or_else(|| {
-                    Error::InvalidArgument("the initialisation model has no checkpoint reference".into())
-                })?;
+                let checkpoint = init
+                    .checkpoint()
+                    .cloned()
+                    .ok_or_else(|| refused("initialisation", "the initialisation model has no checkpoint reference"))?;
                 self.write_model(init, &prefix.join("data/initialisation"), false)?;
                 Some(InitialisationMetadata::Pmf {
                     name: init.name.clone(),
@@ -705,9 +767,8 @@ impl Writer<'_> {
     }
 
     fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {
-        let src =
-            ck.path.as_deref().ok_or_else(|| Error::InvalidArgument("the initialisation file has no path".into()))?;
-        let file = utf8_name(src, "initialisation file")?;
+        let src = ck.path.as_deref().ok_or_else(|| refused("initialisation", "the initialisation file has no path"))?;
+        let file = utf8_name(src, "initialisation")?;
         self.place(
             &prefix.join("data/initialisation").join(&file),
             Some(src),
@@ -754,13 +815,9 @@ fn metadata_text(
     let value = metadata.to_value();
     match Metadata::from_value(&value) {
         Ok(checked) => Ok((yaml::to_string(&value), Box::new(checked))),
-        Err(offences) => {
-            let lines: Vec<String> = offences.iter().map(|o| o.to_string()).collect();
-            Err(Error::InvalidArgument(format!(
-                "cannot save: the metadata would not be valid:\n  - {}",
-                lines.join("\n  - ")
-            )))
-        }
+        Err(offences) => Err(Error::WouldNotValidate {
+            reasons: offences.into_iter().map(|o| SaveProblem::new(o.location, o.message)).collect(),
+        }),
     }
 }
 

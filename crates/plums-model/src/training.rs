@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TrainingOffence};
 
 /// The training status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -64,9 +64,7 @@ impl FromStr for Status {
             "running" => Ok(Status::Running),
             "finished" => Ok(Status::Finished),
             "failed" => Ok(Status::Failed),
-            other => Err(Error::InvalidArgument(format!(
-                "invalid training status {other:?}: expected pending, running, finished or failed"
-            ))),
+            other => Err(Error::InvalidStatus { value: other.to_owned() }),
         }
     }
 }
@@ -124,10 +122,7 @@ pub struct TrainingRecord {
     pub end_time: Option<Timestamp>,
 }
 
-/// Which field of a training section an offence is about.
-pub type TrainingField = &'static str;
-
-/// Every PMF-SPEC section 2 cross-check offence of `record`, as `(field, message)` pairs.
+/// Every PMF-SPEC section 2 cross-check offence of `record`.
 ///
 /// `checkpoints` are the `(reference is latest?, epoch)` facts needed for the two checks that
 /// involve checkpoints; pass `latest_missing = true` when `latest` is set, checkpoints are
@@ -136,8 +131,9 @@ pub fn check_training(
     record: &TrainingRecord,
     latest_missing: bool,
     checkpoint_epochs: &[i64],
-) -> Vec<(TrainingField, String)> {
-    let mut out: Vec<(TrainingField, String)> = Vec::new();
+) -> Vec<TrainingOffence> {
+    let mut found: Vec<(&'static str, String)> = Vec::new();
+    let out = &mut found;
     let status = record.status;
     let t = [
         record.start_time.map(Timestamp::as_f64),
@@ -216,7 +212,7 @@ pub fn check_training(
             out.push(("checkpoints", format!("a checkpoint has epoch {max}, after latest_epoch {le}: expected every checkpoint epoch <= latest_epoch")));
         }
     }
-    out
+    found.into_iter().map(|(field, message)| TrainingOffence { field, message }).collect()
 }
 
 fn fmt_num(x: f64) -> String {
@@ -259,8 +255,7 @@ impl Training {
         }
         let offences = check_training(&record, false, &[]);
         if !offences.is_empty() {
-            let lines: Vec<String> = offences.into_iter().map(|(_, m)| m).collect();
-            return Err(Error::InvalidArgument(format!("invalid training parameters: {}", lines.join("; "))));
+            return Err(Error::InvalidTraining { offences });
         }
         Ok(Training { record })
     }
@@ -283,10 +278,7 @@ impl Training {
     /// Change the status, if the status machine allows it (see [`Status::can_become`]).
     pub fn set_status(&mut self, next: Status) -> Result<()> {
         if !self.record.status.can_become(next) {
-            return Err(Error::InvalidArgument(format!(
-                "invalid training status change: a {} training cannot become {next}",
-                self.record.status
-            )));
+            return Err(Error::StatusChange { from: self.record.status, to: next });
         }
         self.record.status = next;
         Ok(())
@@ -350,14 +342,11 @@ impl Training {
     /// `TypeError`), registering an epoch on a training that is not running is a clear error.
     pub fn register_epoch(&mut self, epoch: Option<i64>) -> Result<()> {
         let Some(latest) = self.record.latest_epoch.filter(|_| self.is_running()) else {
-            return Err(Error::InvalidArgument(format!(
-                "cannot register an epoch: the training is {}, expected running (call start first)",
-                self.record.status
-            )));
+            return Err(Error::TrainingNotRunning { status: self.record.status });
         };
         let next = match epoch {
             Some(e) => latest.max(e),
-            None => latest.checked_add(1).ok_or_else(|| Error::InvalidArgument("epoch overflow".to_owned()))?,
+            None => latest.checked_add(1).ok_or(Error::EpochOverflow { latest })?,
         };
         self.record.latest_epoch = Some(next);
         self.record.latest_time = Some(Timestamp::now());
@@ -453,7 +442,7 @@ mod tests {
         ];
         for (r, field, text) in cases {
             let offences = check_training(&r, false, &[]);
-            assert!(offences.iter().any(|(f, m)| *f == field && m.contains(text)), "{r:?}: {offences:?}");
+            assert!(offences.iter().any(|o| o.field == field && o.message.contains(text)), "{r:?}: {offences:?}");
         }
     }
 
@@ -462,8 +451,8 @@ mod tests {
         let r = rec(Status::Pending, (None, None), (Some(3), Some(3)), (Some(2), Some(2)));
         let offences = check_training(&r, true, &[9]);
         assert!(offences.len() >= 6, "{offences:?}");
-        assert!(offences.iter().any(|(f, _)| *f == "latest"));
-        assert!(offences.iter().any(|(f, m)| *f == "checkpoints" && m.contains("epoch 9")));
+        assert!(offences.iter().any(|o| o.field == "latest"));
+        assert!(offences.iter().any(|o| o.field == "checkpoints" && o.message.contains("epoch 9")));
     }
 
     #[test]
@@ -501,7 +490,8 @@ mod tests {
     fn register_epoch_before_start_is_a_clear_error() {
         let mut t = Training::default();
         let err = t.register_epoch(None).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("call start first")), "{err}");
+        assert!(matches!(err, Error::TrainingNotRunning { status: Status::Pending }), "{err}");
+        assert!(err.to_string().contains("call start first"), "{err}");
         t.start(3).unwrap();
         t.register_epoch(Some(1)).unwrap();
         assert_eq!(t.latest_epoch(), Some(3));

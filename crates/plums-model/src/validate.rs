@@ -12,14 +12,21 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Offence, OffenceKind, Report, Result};
+use crate::error::{Error, Offence, Report, Result};
 use crate::hash::{md5_file_sized, Md5};
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::paths::{relative_inside, Entry, Root};
 use crate::yaml::{self, Limits, Value};
 
 /// How to validate a model.
+///
+/// ```
+/// use plums_model::ValidateOptions;
+/// let options = ValidateOptions::new().strict(true).checkpoints(false);
+/// assert!(options.strict && !options.checkpoints);
+/// ```
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ValidateOptions {
     /// Compare MD5 checksums of the configuration, checkpoints and initialisation file with
     /// the files' contents.
@@ -39,9 +46,33 @@ impl Default for ValidateOptions {
 }
 
 impl ValidateOptions {
-    /// Options with the given strictness and checkpoint checking, other fields default.
-    pub fn new(strict: bool, checkpoints: bool) -> Self {
-        ValidateOptions { strict, checkpoints, ..Default::default() }
+    /// The defaults: not strict, checkpoint files required, no external links, default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compare every checksum with the file's content (default `false`).
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Require the registered checkpoint files (default `true`).
+    pub fn checkpoints(mut self, checkpoints: bool) -> Self {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// Accept symbolic links that lead outside the model root (default `false`; trusted models only).
+    pub fn allow_external_links(mut self, allow: bool) -> Self {
+        self.allow_external_links = allow;
+        self
+    }
+
+    /// Bounds on the YAML files.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -94,13 +125,14 @@ impl Check {
 /// [`Error::MetadataValidation`] whose report lists every offence.
 ///
 /// ```no_run
-/// let metadata = plums_model::validate("examples/detector", true, true)?;
+/// use plums_model::{validate, ValidateOptions};
+/// let metadata = validate("examples/detector", &ValidateOptions::new().strict(true))?;
 /// println!("{} by {}", metadata.model.id, metadata.producer.name);
 /// # Ok::<(), plums_model::Error>(())
 /// ```
-pub fn validate(path: impl AsRef<Path>, strict: bool, checkpoints: bool) -> Result<Metadata> {
+pub fn validate(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Metadata> {
     let path = path.as_ref();
-    Ok(check(path, &ValidateOptions::new(strict, checkpoints))?.into_result(path)?.metadata)
+    Ok(check(path, options)?.into_result(path)?.metadata)
 }
 
 /// Validate the model at `path` and return everything load needs.
@@ -110,10 +142,13 @@ pub fn validate_model(path: impl AsRef<Path>, options: &ValidateOptions) -> Resu
 }
 
 /// Check the model at `path` and return every offence (an `Err` only when the path itself
-/// cannot be examined: missing, unreadable).
+/// cannot be examined: missing, unreadable, or missing because a save replacing it was
+/// interrupted, an [`Error::InterruptedSave`]).
+///
+/// Checking only reads: it never creates, renames or removes anything, not even to finish an
+/// interrupted save (the next writer does that, under the model's lock).
 pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check> {
     let path = path.as_ref();
-    crate::save::recover_interrupted_commit(path);
     // A save replaces the whole folder at once (a directory exchange): if that happened while we
     // read it, read again, so that a reader sees the old model or the new one, never a mix. The
     // folder we start from stays open during the read: an open directory keeps its inode, so
@@ -151,7 +186,15 @@ fn open_folder(path: &Path) -> Option<std::fs::File> {
 }
 
 fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot validate model", e))?;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(leftover) = crate::save::interrupted_commit(path) {
+                return Err(Error::InterruptedSave { path: path.to_path_buf(), leftover });
+            }
+            return Err(Error::io(path, "cannot validate model", e));
+        }
+    };
     if !meta.is_dir() {
         return Ok(Check {
             metadata: None,
@@ -425,10 +468,13 @@ fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: 
             format!("{text:?} is not a file name: the configuration file lies at the model root"),
         );
     }
-    if matches!(rel.to_str(), Some("metadata.yaml" | "data")) {
+    if rel.to_str().is_some_and(crate::paths::is_reserved_name) {
         return ctx.tree_offence(
             format!("{mp}model.configuration.path"),
-            format!("{text:?} is a name PMF reserves: the configuration cannot be metadata.yaml or data"),
+            format!(
+                "{text:?} is a name PMF reserves: the configuration cannot be {}",
+                crate::paths::RESERVED_NAMES.join(", ")
+            ),
         );
     }
     match ctx.lookup(root, prefix, &rel) {
@@ -609,9 +655,4 @@ fn run_hashes(mut jobs: Vec<HashJob>) -> Vec<Offence> {
         .collect();
     out.sort_by(|a, b| a.1.location.cmp(&b.1.location));
     out.into_iter().map(|(_, o)| o).collect()
-}
-
-/// Whether an offence list has any metadata offence (for choosing the error kind).
-pub fn has_metadata_offence(offences: &[Offence]) -> bool {
-    offences.iter().any(|o| o.kind == OffenceKind::Metadata)
 }
