@@ -9,8 +9,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use plums_model::yaml::{Mapping, Value};
-use plums_model::{Checkpoint, Model, Reference};
+use plums_model::{Checkpoint, Mapping, Model, Producer, Reference, SaveOptions, Value, Version};
 use plums_model_fuzz::{op, record};
 
 fn encode(root: &Path) -> Vec<u8> {
@@ -69,16 +68,11 @@ fn main() {
     fs::write(src.join("w.h5"), b"init").unwrap();
 
     let new = |name: Option<&str>| {
-        Model::new(
-            "fuzz_producer",
-            "py_pa",
-            "1.0.0",
-            name.map(str::to_owned),
-            "fuzz-model",
-            src.join("config.py"),
-            Model::empty_build_parameters(),
-        )
-        .unwrap()
+        let producer =
+            Producer::new("fuzz_producer", Version::pep440("1.0.0").unwrap(), src.join("config.py")).unwrap();
+        let mut model = Model::new("fuzz-model", producer);
+        model.name = name.map(str::to_owned);
+        model
     };
     let mut seeds: Vec<(&str, Model)> = Vec::new();
 
@@ -103,7 +97,7 @@ fn main() {
     seeds.push(("file_init", f));
 
     let init_root = tmp.join("init");
-    m.save(&init_root, false).unwrap();
+    m.save(&init_root, &SaveOptions::new()).unwrap();
     let mut p = new(Some("child"));
     p.register_initialisation(&init_root, Some(Reference::from("1")), None).unwrap();
     p.register_training_start(3).unwrap();
@@ -112,7 +106,7 @@ fn main() {
 
     for (name, mut model) in seeds {
         let root = tmp.join("models").join(name);
-        model.save(&root, false).unwrap();
+        model.save(&root, &SaveOptions::new()).unwrap();
         if name == "running" {
             fs::write(root.join(std::ffi::OsStr::from_bytes(b"extra-\xff")), b"extra").unwrap();
             std::os::unix::fs::symlink("config.py", root.join("link-to-config")).unwrap();

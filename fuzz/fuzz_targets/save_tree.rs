@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use plums_model::{validate, Checkpoint, Model, SaveOptions};
+use plums_model::{validate, Checkpoint, Model, Producer, SaveOptions, ValidateOptions, Version};
 use plums_model_fuzz::{snapshot, Sandbox};
 
 static STATE: OnceLock<(Sandbox, Model)> = OnceLock::new();
@@ -20,16 +20,9 @@ fn template(sandbox: &Sandbox) -> Model {
     std::fs::write(src.join("config.py"), b"config = 1\n").unwrap();
     std::fs::write(src.join("1.h5"), b"one").unwrap();
     std::fs::write(src.join("w.h5"), b"init").unwrap();
-    let mut model = Model::new(
-        "fuzz_producer",
-        "py_pa",
-        "1.0.0",
-        Some("fuzz".into()),
-        "fuzz-model",
-        src.join("config.py"),
-        Model::empty_build_parameters(),
-    )
-    .unwrap();
+    let producer = Producer::new("fuzz_producer", Version::pep440("1.0.0").unwrap(), src.join("config.py")).unwrap();
+    let mut model = Model::new("fuzz-model", producer);
+    model.name = Some("fuzz".into());
     model.register_training_start(0).unwrap();
     model.register_epoch(Some(1)).unwrap();
     model.add_checkpoint(Checkpoint::new(1, Some(src.join("1.h5")), Some(1), None).unwrap()).unwrap();
@@ -46,9 +39,8 @@ fuzz_target!(|data: &[u8]| {
     sandbox.build(data);
     let before = snapshot(&sandbox.root);
     let mut model = model.clone();
-    let options =
-        SaveOptions { force: true, lock_timeout: Duration::from_secs(1), durable: false, ..SaveOptions::default() };
-    let result = model.save_with(&sandbox.root, &options);
+    let options = SaveOptions::new().force(true).lock_timeout(Duration::from_secs(1)).durable(false);
+    let result = model.save(&sandbox.root, &options);
     sandbox.assert_outside_untouched(&format!("saving with force ({result:?})"));
     let leftovers: Vec<_> = std::fs::read_dir(&sandbox.base)
         .unwrap()
@@ -59,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(leftovers.is_empty(), "staging folders left behind: {leftovers:?} ({result:?})");
     match result {
         Ok(()) => {
-            if let Err(e) = validate(&sandbox.root, true, true) {
+            if let Err(e) = validate(&sandbox.root, &ValidateOptions::new().strict(true)) {
                 panic!("save succeeded but the folder does not validate: {e}");
             }
         }

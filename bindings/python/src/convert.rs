@@ -1,81 +1,43 @@
-//! Conversions between Python objects and the core's types: YAML values, references,
-//! training records, whole models (as descriptions) and metadata.
+//! Conversions between Python objects and the core's types: YAML values (build parameters),
+//! references, times and epochs, paths, and whole models.
 //!
-//! A model description is a dict:
-//! `{"producer": {"name", "version_format", "version", "configuration"}, "name", "id",
-//!   "build_parameters", "training": {<record>}, "checkpoints": [(ref, path|None, epoch, hash, handle|None)],
-//!   "latest": ref|None, "initialisation": None | ("file", name, path, hash, handle|None) |
-//!   ("model", <description>, checkpoint_ref), "path": str|None, "checkpoint": ref|None}`.
+//! A model crosses the boundary as its objects: [`model_to_py`] builds the Python `Model`
+//! (with native `Training`, `CheckpointCollection` and `Checkpoint` objects) from a core model,
+//! and [`model_from_py`] reads a Python `Model`'s attributes into a core model for a save.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use plums_model::metadata::Metadata;
-use plums_model::yaml::{Mapping, Value};
-use plums_model::{
-    Checkpoint, Initialisation, Model, Reference, SavedState, Status, Timestamp, Training, TrainingRecord,
-};
+use plums_model::{Initialisation, Model, Producer, Reference, SavedState, Timestamp, VersionFormats};
+use plums_model::{Mapping, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
+use crate::components::{PyCheckpoint, PyCheckpointCollection, PyTraining};
 use crate::errors::to_py_err;
 
 /// What a model knows of the folder it was loaded from or saved to (opaque to Python).
 #[pyclass(module = "plums_model._native", frozen)]
 pub struct Token(pub Option<SavedState>);
 
-/// A checkpoint hashed by the core, kept by a Python `Checkpoint` (see `hash_checkpoint`).
-#[pyclass(module = "plums_model._native", frozen)]
-pub struct NativeCheckpoint(pub Checkpoint);
-
-/// `copy`, `deepcopy` and `pickle` support for the opaque handles that Python objects keep.
-///
-/// The handles are immutable, so a copy shares them. Pickled, a handle becomes `None`: it
-/// describes files of this machine as this process last saw them, which means nothing elsewhere;
-/// the unpickled object just loses the shortcut (a save hashes the file again, and checks
-/// for concurrent changes as for a model that was never loaded).
-macro_rules! opaque_handle_copy_support {
-    ($ty:ty) => {
-        #[pymethods]
-        impl $ty {
-            fn __copy__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-                slf
-            }
-
-            fn __deepcopy__<'py>(slf: PyRef<'py, Self>, _memo: &Bound<'py, PyAny>) -> PyRef<'py, Self> {
-                slf
-            }
-
-            /// Unpickles as `None` (`type(None)()`).
-            fn __reduce__<'py>(&self, py: Python<'py>) -> (Bound<'py, PyType>, Bound<'py, PyTuple>) {
-                (py.None().into_bound(py).get_type(), PyTuple::empty(py))
-            }
-        }
-    };
-}
-
-opaque_handle_copy_support!(Token);
-opaque_handle_copy_support!(NativeCheckpoint);
-
-/// The core checkpoint for a description entry: the hashed one when it still matches the
-/// entry's path and checksum (no second read of the file), else one built from the entry.
-fn checkpoint_from_entry(
-    name: Reference,
-    path: Option<PathBuf>,
-    epoch: Option<i64>,
-    hash: &str,
-    handle: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Checkpoint> {
-    if let Some(native) = handle.and_then(|h| h.cast::<NativeCheckpoint>().ok()) {
-        let c = &native.get().0;
-        if c.path == path && c.hash.to_string() == hash {
-            let mut c = c.clone();
-            c.name = name;
-            c.epoch = epoch;
-            return Ok(c);
-        }
+#[pymethods]
+impl Token {
+    /// A copy shares the handle (it is immutable).
+    fn __copy__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
     }
-    Checkpoint::new(name, path, epoch, Some(hash)).map_err(to_py_err)
+
+    /// A deep copy shares the handle: the copy of a loaded model still detects concurrent changes.
+    fn __deepcopy__<'py>(slf: PyRef<'py, Self>, _memo: &Bound<'py, PyAny>) -> PyRef<'py, Self> {
+        slf
+    }
+
+    /// Unpickles as `None` (`type(None)()`): the handle describes files of this machine as this
+    /// process last saw them, which means nothing elsewhere.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> (Bound<'py, PyType>, Bound<'py, PyTuple>) {
+        (py.None().into_bound(py).get_type(), PyTuple::empty(py))
+    }
 }
 
 /// A Python value as a YAML value (build parameters).
@@ -200,11 +162,13 @@ pub fn reference_to_py(py: Python<'_>, r: &Reference) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn opt_ref_to_py(py: Python<'_>, r: Option<&Reference>) -> PyResult<Py<PyAny>> {
+/// An optional reference as a Python int, str or `None`.
+pub fn opt_ref_to_py(py: Python<'_>, r: Option<&Reference>) -> PyResult<Py<PyAny>> {
     r.map(|r| reference_to_py(py, r)).unwrap_or_else(|| Ok(py.None()))
 }
 
-fn time_from_py(obj: Option<Bound<'_, PyAny>>) -> PyResult<Option<Timestamp>> {
+/// A time in seconds (int or float) or `None`; bools refused.
+pub fn time_from_py(obj: Option<Bound<'_, PyAny>>) -> PyResult<Option<Timestamp>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
@@ -221,7 +185,8 @@ fn time_from_py(obj: Option<Bound<'_, PyAny>>) -> PyResult<Option<Timestamp>> {
     }
 }
 
-fn epoch_from_py(obj: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<i64>> {
+/// An epoch (int) or `None`; bools refused, `what` names it in errors.
+pub fn epoch_from_py(obj: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<i64>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
@@ -235,7 +200,8 @@ fn epoch_from_py(obj: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<i
     }
 }
 
-fn time_to_py(py: Python<'_>, t: Option<Timestamp>) -> PyResult<Py<PyAny>> {
+/// A time as the Python int or float it was given as (or `None`).
+pub fn time_to_py(py: Python<'_>, t: Option<Timestamp>) -> PyResult<Py<PyAny>> {
     Ok(match t {
         None => py.None(),
         Some(Timestamp::Int(i)) => i.into_pyobject(py)?.into_any().unbind(),
@@ -243,103 +209,21 @@ fn time_to_py(py: Python<'_>, t: Option<Timestamp>) -> PyResult<Py<PyAny>> {
     })
 }
 
-/// A training record from a dict with the metadata's keys.
-pub fn record_from_py(d: &Bound<'_, PyDict>) -> PyResult<TrainingRecord> {
-    let status: String =
-        d.get_item("status")?.map(|s| s.extract()).transpose()?.unwrap_or_else(|| "pending".to_owned());
-    Ok(TrainingRecord {
-        status: status.parse::<Status>().map_err(to_py_err)?,
-        start_epoch: epoch_from_py(d.get_item("start_epoch")?, "start_epoch")?,
-        start_time: time_from_py(d.get_item("start_time")?)?,
-        latest_epoch: epoch_from_py(d.get_item("latest_epoch")?, "latest_epoch")?,
-        latest_time: time_from_py(d.get_item("latest_time")?)?,
-        end_epoch: epoch_from_py(d.get_item("end_epoch")?, "end_epoch")?,
-        end_time: time_from_py(d.get_item("end_time")?)?,
-    })
-}
+static PATH_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn record_to_py<'py>(py: Python<'py>, r: &TrainingRecord) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("status", r.status.as_str())?;
-    d.set_item("start_epoch", r.start_epoch)?;
-    d.set_item("start_time", time_to_py(py, r.start_time)?)?;
-    d.set_item("latest_epoch", r.latest_epoch)?;
-    d.set_item("latest_time", time_to_py(py, r.latest_time)?)?;
-    d.set_item("end_epoch", r.end_epoch)?;
-    d.set_item("end_time", time_to_py(py, r.end_time)?)?;
-    Ok(d)
-}
-
-fn path_to_py(py: Python<'_>, p: Option<&std::path::Path>) -> PyResult<Py<PyAny>> {
+/// A path as a `pathlib.Path` (or `None`).
+pub fn path_to_py(py: Python<'_>, p: Option<&Path>) -> PyResult<Py<PyAny>> {
     match p {
         None => Ok(py.None()),
-        Some(p) => Ok(p.as_os_str().into_pyobject(py)?.into_any().unbind()),
+        Some(p) => {
+            let cls = PATH_TYPE.import(py, "pathlib", "Path")?;
+            Ok(cls.call1((p.as_os_str(),))?.unbind())
+        }
     }
 }
 
-/// A loaded model as a description dict.
-pub fn describe_model(py: Python<'_>, model: &Model) -> PyResult<Py<PyAny>> {
-    let d = PyDict::new(py);
-    let producer = PyDict::new(py);
-    producer.set_item("name", &model.producer.name)?;
-    producer.set_item("version_format", model.producer.version.format())?;
-    producer.set_item("version", model.producer.version.value())?;
-    producer.set_item("configuration", model.producer.configuration.as_path())?;
-    d.set_item("producer", producer)?;
-    d.set_item("name", &model.name)?;
-    d.set_item("id", &model.id)?;
-    d.set_item("build_parameters", value_to_py(py, &model.build_parameters)?)?;
-    d.set_item("training", record_to_py(py, model.training.record())?)?;
-    let checkpoints = PyList::empty(py);
-    for (r, c) in model.checkpoint_collection.iter() {
-        let item = PyTuple::new(
-            py,
-            [
-                reference_to_py(py, r)?,
-                path_to_py(py, c.path.as_deref())?,
-                c.epoch.into_pyobject(py)?.into_any().unbind(),
-                c.hash.to_string().into_pyobject(py)?.into_any().unbind(),
-            ],
-        )?;
-        checkpoints.append(item)?;
-    }
-    d.set_item("checkpoints", checkpoints)?;
-    d.set_item("latest", opt_ref_to_py(py, model.checkpoint_collection.latest())?)?;
-    let init: Py<PyAny> = match model.initialisation() {
-        None => py.None(),
-        Some(Initialisation::File(c)) => PyTuple::new(
-            py,
-            [
-                "file".into_pyobject(py)?.into_any().unbind(),
-                reference_to_py(py, &c.name)?,
-                path_to_py(py, c.path.as_deref())?,
-                c.hash.to_string().into_pyobject(py)?.into_any().unbind(),
-            ],
-        )?
-        .into_any()
-        .unbind(),
-        Some(Initialisation::Model(m)) => PyTuple::new(
-            py,
-            [
-                "model".into_pyobject(py)?.into_any().unbind(),
-                describe_model(py, m)?,
-                opt_ref_to_py(py, m.checkpoint())?,
-            ],
-        )?
-        .into_any()
-        .unbind(),
-    };
-    d.set_item("initialisation", init)?;
-    d.set_item("path", path_to_py(py, model.path())?)?;
-    d.set_item("checkpoint", opt_ref_to_py(py, model.checkpoint())?)?;
-    Ok(d.into_any().unbind())
-}
-
-fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    d.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("model description lacks {key:?}")))
-}
-
-fn opt_path(obj: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
+/// `None`, or a path given as a str or an `os.PathLike`.
+pub fn opt_path(obj: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
     if obj.is_none() {
         Ok(None)
     } else {
@@ -347,72 +231,106 @@ fn opt_path(obj: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
     }
 }
 
-/// A core model from a description dict.
-pub fn model_from_description(obj: &Bound<'_, PyAny>) -> PyResult<Model> {
-    let d = obj.cast::<PyDict>()?;
-    let producer = item(d, "producer")?;
-    let producer = producer.cast::<PyDict>()?;
-    let configuration: PathBuf = item(producer, "configuration")?.extract()?;
-    let name: Option<String> =
-        item(d, "name")?.extract().map_err(|_| PyValueError::new_err("the model name must be a str or None"))?;
-    let id: String = item(d, "id")?.extract().map_err(|_| PyValueError::new_err("the model id must be a str"))?;
-    let build_parameters = value_from_py(&item(d, "build_parameters")?, 0)?;
-    let producer_name: String =
-        item(producer, "name")?.extract().map_err(|_| PyValueError::new_err("the producer name must be a str"))?;
-    let version_format: String = item(producer, "version_format")?.extract()?;
-    let version: String = item(producer, "version")?.extract()?;
-    let mut model = Model::new(&producer_name, &version_format, &version, name, id, &configuration, build_parameters)
-        .map_err(to_py_err)?;
-    let record = record_from_py(item(d, "training")?.cast::<PyDict>()?)?;
-    model.training = Training::new(record).map_err(to_py_err)?;
-    for entry in item(d, "checkpoints")?.try_iter()? {
-        let entry = entry?;
-        let (r, path, epoch, hash, handle): (
-            Bound<'_, PyAny>,
-            Bound<'_, PyAny>,
-            Option<i64>,
-            String,
-            Bound<'_, PyAny>,
-        ) = entry.extract()?;
-        let checkpoint = checkpoint_from_entry(reference_from_py(&r)?, opt_path(&path)?, epoch, &hash, Some(&handle))?;
-        model.add_checkpoint(checkpoint).map_err(to_py_err)?;
-    }
-    let latest = item(d, "latest")?;
-    if !latest.is_none() {
-        let latest = reference_from_py(&latest)?;
-        if model.checkpoint_collection.contains(&latest) {
-            model.checkpoint_collection.set_latest(&latest).map_err(to_py_err)?;
-        }
-    }
-    let init = item(d, "initialisation")?;
-    if !init.is_none() {
-        let kind: String = init.get_item(0)?.extract()?;
-        let initialisation = match kind.as_str() {
-            "file" => {
-                let name = init.get_item(1)?;
-                let name = if name.is_instance_of::<PyString>() || name.is_instance_of::<PyInt>() {
-                    reference_from_py(&name)?
-                } else {
-                    Reference::Str(name.str()?.to_string())
-                };
-                let path = opt_path(&init.get_item(2)?)?;
-                let hash: String = init.get_item(3)?.extract()?;
-                let handle = init.get_item(4).ok();
-                Initialisation::File(checkpoint_from_entry(name, path, None, &hash, handle.as_ref())?)
-            }
-            _ => {
-                let mut nested = model_from_description(&init.get_item(1)?)?;
-                let r = init.get_item(2)?;
-                nested.set_checkpoint(if r.is_none() { None } else { Some(reference_from_py(&r)?) });
-                Initialisation::Model(Box::new(nested))
-            }
-        };
-        model.set_initialisation(Some(initialisation));
-    }
-    Ok(model)
+fn module_attr<'py>(py: Python<'py>, module: &str, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import(module)?.getattr(name)
 }
 
-/// Metadata as the nested dict the reference's `validate` returns (paths as str).
-pub fn metadata_to_py(py: Python<'_>, metadata: &Metadata) -> PyResult<Py<PyAny>> {
-    value_to_py(py, &metadata.to_value())
+/// A new instance of `cls` made without calling its `__init__` (`cls.__new__(cls)`).
+fn bare_instance<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    cls.getattr("__new__")?.call1((cls,))
+}
+
+/// The Python `Model` of class `cls` for a core model (its initialisation model too, of
+/// `cls`), with the folder state `token`.
+pub fn model_to_py<'py>(
+    py: Python<'py>,
+    cls: &Bound<'py, PyAny>,
+    model: Model,
+    token: Option<SavedState>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let obj = bare_instance(cls)?;
+    let producer_cls = module_attr(py, "plums_model._components", "Producer")?;
+    let producer = bare_instance(&producer_cls)?;
+    producer.setattr("name", &model.producer.name)?;
+    let version = module_attr(py, "plums_model._version", "version")?
+        .call1((model.producer.version.format(), model.producer.version.value()))?;
+    producer.setattr("version", version)?;
+    producer.setattr("configuration", path_to_py(py, Some(&model.producer.configuration))?)?;
+    obj.setattr("producer", producer)?;
+    obj.setattr("name", model.name.as_deref())?;
+    obj.setattr("id", &model.id)?;
+    obj.setattr("build_parameters", value_to_py(py, &model.build_parameters)?)?;
+    obj.setattr("training", Py::new(py, PyTraining { inner: model.training.clone() })?)?;
+    let collection = PyCheckpointCollection::from_core(py, &model.checkpoint_collection)?;
+    obj.setattr("checkpoint_collection", Py::new(py, collection)?)?;
+    let initialisation = initialisation_to_py(py, cls, model.initialisation().cloned())?;
+    obj.setattr("_initialisation", initialisation)?;
+    obj.setattr("_path", path_to_py(py, model.path())?)?;
+    obj.setattr("_checkpoint", opt_ref_to_py(py, model.checkpoint())?)?;
+    obj.setattr("_token", Py::new(py, Token(token))?)?;
+    Ok(obj)
+}
+
+/// A core initialisation as a Python `Checkpoint` or `Model` (of class `cls`), or `None`.
+pub fn initialisation_to_py<'py>(
+    py: Python<'py>,
+    cls: &Bound<'py, PyAny>,
+    initialisation: Option<Initialisation>,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match initialisation {
+        None => py.None().into_bound(py),
+        Some(Initialisation::File(c)) => Py::new(py, PyCheckpoint::from_core(py, c)?)?.into_bound(py).into_any(),
+        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None)?,
+    })
+}
+
+/// A core model from a Python `Model`'s attributes, parsing its producer version with `formats`.
+pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResult<Model> {
+    let py = obj.py();
+    let producer = obj.getattr("producer")?;
+    let name: String =
+        producer.getattr("name")?.extract().map_err(|_| PyValueError::new_err("the producer name must be a str"))?;
+    let version = producer.getattr("version")?;
+    let format: String = version.getattr("format")?.extract()?;
+    let value = version.str()?.to_str()?.to_owned();
+    let version = formats.parse(&format, &value).map_err(to_py_err)?;
+    let configuration: PathBuf = producer.getattr("configuration")?.extract()?;
+    let producer = Producer::new(name, version, &configuration).map_err(to_py_err)?;
+    let id: String = obj.getattr("id")?.extract().map_err(|_| PyValueError::new_err("the model id must be a str"))?;
+    let mut model = Model::new(id, producer);
+    model.name =
+        obj.getattr("name")?.extract().map_err(|_| PyValueError::new_err("the model name must be a str or None"))?;
+    model.build_parameters = value_from_py(&obj.getattr("build_parameters")?, 0)?;
+    let training = obj.getattr("training")?;
+    let training = training
+        .cast::<PyTraining>()
+        .map_err(|_| PyTypeError::new_err("the model's training must be a plums_model.Training"))?;
+    model.training = training.borrow().inner.clone();
+    let collection = obj.getattr("checkpoint_collection")?;
+    let collection = collection.cast::<PyCheckpointCollection>().map_err(|_| {
+        PyTypeError::new_err("the model's checkpoint_collection must be a plums_model.CheckpointCollection")
+    })?;
+    model.checkpoint_collection = collection.borrow().to_core(py)?;
+    let init = obj.getattr("_initialisation")?;
+    let initialisation = if init.is_none() {
+        None
+    } else if let Ok(checkpoint) = init.cast::<PyCheckpoint>() {
+        let checkpoint = checkpoint.borrow();
+        let name = checkpoint.name.bind(py);
+        let reference = reference_from_py(name).or_else(|_| name.str().map(|s| Reference::Str(s.to_string())))?;
+        Some(Initialisation::File(checkpoint.to_core(reference)?))
+    } else if init.hasattr("checkpoint_collection")? {
+        let mut nested = model_from_py(&init, formats)?;
+        let r = init.getattr("_checkpoint")?;
+        nested.set_checkpoint(if r.is_none() { None } else { Some(reference_from_py(&r)?) });
+        Some(Initialisation::Model(Box::new(nested)))
+    } else {
+        return Err(PyTypeError::new_err("the initialisation must be a Model, a Checkpoint or None"));
+    };
+    model.set_initialisation(initialisation);
+    let token = obj.getattr("_token")?;
+    if let Ok(token) = token.cast::<Token>() {
+        model.set_saved_state(token.get().0.clone());
+    }
+    Ok(model)
 }

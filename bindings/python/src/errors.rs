@@ -1,61 +1,174 @@
-//! Mapping `plums_model::Error` onto Python exceptions.
+//! Mapping `plums_model::Error` onto Python exceptions, by variant (never by message text).
 //!
-//! I/O errors become the matching `OSError` subclass, invalid arguments `ValueError`, reference
-//! errors `KeyError`; validation errors become `ValidationFailure(kind, message, offences)`,
-//! which the Python package turns into its `PlumsModel*ValidationError` classes.
+//! Each refusal that callers handle differently raises its own class of
+//! `plums_model.exception` (`ConcurrentChangeError`, `OtherModelError`, ...), a subclass of the
+//! built-in exception the reference raises, with the variant's data as attributes; the other
+//! variants raise the built-in exception of their [`Category`] (for `OSError`s, the subclass
+//! that [`Error::io_kind`] names), with `errno` set from [`Error::raw_os_error`].
 
 use std::io::ErrorKind;
+use std::path::Path;
 
-use plums_model::Error;
+use plums_model::{Category, Error, Report};
 use pyo3::exceptions::{
-    PyBlockingIOError, PyException, PyFileExistsError, PyFileNotFoundError, PyInterruptedError, PyIsADirectoryError,
-    PyKeyError, PyNotADirectoryError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
+    PyBlockingIOError, PyFileExistsError, PyFileNotFoundError, PyInterruptedError, PyIsADirectoryError, PyKeyError,
+    PyNotADirectoryError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-pyo3::create_exception!(
-    _native,
-    ValidationFailure,
-    PyException,
-    "A model failed validation: (kind, message, offences)."
-);
+use crate::convert::{path_to_py, reference_to_py};
 
-/// The Python exception for a core error.
+/// The Python exception for a core error, with every offence in the message of validation errors.
 pub fn to_py_err(error: Error) -> PyErr {
-    match error {
-        Error::Io { ref kind, ref source, .. } => {
-            let message = error.to_string();
-            let err = match kind {
-                ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
-                ErrorKind::AlreadyExists => PyFileExistsError::new_err(message),
-                ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
-                ErrorKind::WouldBlock => PyBlockingIOError::new_err(message),
-                ErrorKind::NotADirectory => PyNotADirectoryError::new_err(message),
-                ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message),
-                ErrorKind::TimedOut => PyTimeoutError::new_err(message),
-                ErrorKind::Interrupted => PyInterruptedError::new_err(message),
-                _ => PyOSError::new_err(message),
+    Python::attach(|py| build(py, error, true, None))
+}
+
+/// The Python exception for an error of reading the model folder `path` (`validate`,
+/// `Model.load`): a missing folder is a `ModelNotFoundError`, and validation messages list
+/// every offence only when `verbose`.
+pub fn read_err(error: Error, path: &Path, verbose: bool) -> PyErr {
+    Python::attach(|py| build(py, error, verbose, Some(path)))
+}
+
+fn build(py: Python<'_>, error: Error, verbose: bool, read_path: Option<&Path>) -> PyErr {
+    match make(py, &error, verbose, read_path) {
+        Ok(err) => err,
+        // Building the precise exception failed (the package is broken): still say what went wrong.
+        Err(_) => PyOSError::new_err(error.to_string()),
+    }
+}
+
+/// A `plums_model.exception` class called with `message` and the keyword arguments `kwargs`.
+fn precise(py: Python<'_>, class: &str, message: String, kwargs: &Bound<'_, PyDict>) -> PyResult<PyErr> {
+    let cls = py.import("plums_model.exception")?.getattr(class)?;
+    let value = cls.call((message,), Some(kwargs))?;
+    Ok(PyErr::from_value(value))
+}
+
+/// The offences of a report as `(kind, location, message)` tuples.
+fn offences_to_py<'py>(py: Python<'py>, report: &Report) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for o in &report.offences {
+        list.append(PyTuple::new(py, [o.kind.as_str(), o.location.as_str(), o.message.as_str()])?)?;
+    }
+    Ok(list)
+}
+
+/// The message of a validation error: the whole report when `verbose`, else its summary line
+/// and the first offence (and where to find the others).
+fn validation_message(report: &Report, verbose: bool) -> String {
+    if verbose || report.offences.is_empty() {
+        return report.to_string();
+    }
+    let n = report.offences.len();
+    let head =
+        format!("{} is not a valid PMF model ({} offence{})", report.path.display(), n, if n == 1 { "" } else { "s" });
+    if n == 1 {
+        format!("{head}: {}", report.offences[0])
+    } else {
+        format!("{head}; first: {} (verbose=True lists them all; see .offences)", report.offences[0])
+    }
+}
+
+fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) -> PyResult<PyErr> {
+    let message = error.to_string();
+    let kw = PyDict::new(py);
+    if let Some(path) = error.path() {
+        kw.set_item("path", path_to_py(py, Some(path))?)?;
+    }
+    let err = match error {
+        Error::TreeValidation(report) | Error::MetadataValidation(report) => {
+            kw.set_item("offences", offences_to_py(py, report)?)?;
+            let class = if matches!(error, Error::MetadataValidation(_)) {
+                "MetadataOffencesError"
+            } else {
+                "PlumsModelTreeValidationError"
             };
-            // `errno` is the operating system's error number when there is one, as in the
-            // OSErrors Python raises itself. (Not `filename`: `str(error)` would then drop our
-            // message for "[Errno n] strerror: filename"; the path is in the message.)
-            if let Some(errno) = source.as_ref().and_then(std::io::Error::raw_os_error) {
-                Python::attach(|py| {
-                    let _ = err.value(py).setattr("errno", errno);
-                });
+            precise(py, class, validation_message(report, verbose), &kw)?
+        }
+        Error::ConcurrentChange { .. } => precise(py, "ConcurrentChangeError", message, &kw)?,
+        Error::OtherModel { found_id, saving_id, .. } => {
+            kw.set_item("found_id", found_id)?;
+            kw.set_item("saving_id", saving_id)?;
+            precise(py, "OtherModelError", message, &kw)?
+        }
+        Error::ForeignFolder { .. } => precise(py, "ForeignFolderError", message, &kw)?,
+        Error::InvalidDestination { reason, .. } => {
+            kw.set_item("reason", reason)?;
+            precise(py, "InvalidDestinationError", message, &kw)?
+        }
+        Error::InvalidSameModel { report, .. } => {
+            kw.set_item("offences", offences_to_py(py, report)?)?;
+            precise(py, "InvalidSameModelError", message, &kw)?
+        }
+        Error::Locked { holder, waited, .. } => {
+            kw.set_item("pid", holder.pid)?;
+            kw.set_item("host", holder.host.as_deref())?;
+            kw.set_item("since", holder.since)?;
+            kw.set_item("waited", waited.as_secs_f64())?;
+            precise(py, "ModelLockedError", message, &kw)?
+        }
+        Error::InterruptedSave { leftover, .. } => {
+            kw.set_item("leftover", path_to_py(py, Some(leftover))?)?;
+            precise(py, "InterruptedSaveError", message, &kw)?
+        }
+        Error::WouldNotValidate { reasons } => {
+            let list = PyList::empty(py);
+            for r in reasons {
+                list.append((r.location.as_str(), r.message.as_str()))?;
             }
-            err
+            kw.set_item("reasons", list)?;
+            precise(py, "WouldNotValidateError", message, &kw)?
         }
-        Error::InvalidArgument(m) => PyValueError::new_err(m),
-        Error::DuplicateReference(_) | Error::MissingReference(_) => PyKeyError::new_err(error.to_string()),
-        Error::TreeValidation(ref report) | Error::MetadataValidation(ref report) => {
-            let kind = if matches!(error, Error::MetadataValidation(_)) { "metadata" } else { "tree" };
-            let offences: Vec<(String, String, String)> = report
-                .offences
-                .iter()
-                .map(|o| (o.kind.as_str().to_owned(), o.location.clone(), o.message.clone()))
-                .collect();
-            ValidationFailure::new_err((kind, error.to_string(), offences))
+        Error::ChecksumMismatch { expected, found, .. } => {
+            kw.set_item("expected", expected.to_string())?;
+            kw.set_item("found", found.to_string())?;
+            precise(py, "ChecksumMismatchError", message, &kw)?
         }
+        Error::DestinationIsFile { .. } => precise(py, "DestinationIsFileError", message, &kw)?,
+        Error::CheckpointWithoutEpoch { reference } => {
+            // The reference's wording, which code written for it matches ("epoch is None").
+            kw.set_item("reference", reference_to_py(py, reference)?)?;
+            precise(
+                py,
+                "CheckpointWithoutEpochError",
+                format!("Checkpoint epoch is None in a CheckpointCollection: {message}"),
+                &kw,
+            )?
+        }
+        // The model folder itself is missing (not something inside it).
+        Error::Io { source, path, .. } if source.kind() == ErrorKind::NotFound && read_path == Some(path.as_path()) => {
+            let offences = PyList::empty(py);
+            offences.append(("tree", ".", format!("{} does not exist", path.display())))?;
+            kw.set_item("offences", offences)?;
+            precise(py, "ModelNotFoundError", message, &kw)?
+        }
+        _ => match error.category() {
+            Category::Key => PyKeyError::new_err(message),
+            Category::Os => os_error(error.io_kind(), message),
+            _ => PyValueError::new_err(message),
+        },
+    };
+    if let Some(errno) = error.raw_os_error() {
+        // `errno` as in the OSErrors Python raises itself (not `filename`: `str(error)` would
+        // then drop our message for "[Errno n] strerror: filename"; the path is in the message).
+        err.value(py).setattr("errno", errno)?;
+    }
+    Ok(err)
+}
+
+/// The built-in `OSError` subclass for an I/O error kind.
+fn os_error(kind: Option<ErrorKind>, message: String) -> PyErr {
+    match kind {
+        Some(ErrorKind::NotFound) => PyFileNotFoundError::new_err(message),
+        Some(ErrorKind::AlreadyExists) => PyFileExistsError::new_err(message),
+        Some(ErrorKind::PermissionDenied) => PyPermissionError::new_err(message),
+        Some(ErrorKind::WouldBlock) => PyBlockingIOError::new_err(message),
+        Some(ErrorKind::NotADirectory) => PyNotADirectoryError::new_err(message),
+        Some(ErrorKind::IsADirectory) => PyIsADirectoryError::new_err(message),
+        Some(ErrorKind::TimedOut) => PyTimeoutError::new_err(message),
+        Some(ErrorKind::Interrupted) => PyInterruptedError::new_err(message),
+        _ => PyOSError::new_err(message),
     }
 }

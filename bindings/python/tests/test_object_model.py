@@ -184,10 +184,14 @@ def test_build_parameters_special_floats_and_tuples(ours, files, tmp_path):
 # Errors (ours): the core's errors as the built-in exceptions the seed documents
 # ------------------------------------------------------------------------------------------------
 def test_missing_files_are_filenotfounderrors(ours, files):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    import errno
+
+    with pytest.raises(FileNotFoundError, match="invalid configuration: cannot read") as error:
         ours.Producer("prod", "py_pa", "1.0", str(files.root / "missing.py"))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    assert error.value.errno == errno.ENOENT and "missing.py" in str(error.value)
+    with pytest.raises(FileNotFoundError, match="invalid checkpoint: cannot read") as error:
         ours.Checkpoint(1, str(files.root / "missing.h5"))
+    assert error.value.errno == errno.ENOENT and "missing.h5" in str(error.value)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ours.initialisation(str(files.root / "missing"), name="x")
 
@@ -252,11 +256,11 @@ def test_equal_pypa_versions_hash_alike(ours):
     assert len({ours.version("py_pa", v) for v in ("1.0", "1.0.1", "1.0rc1", "1!1.0", "1.0+local")}) == 5
 
 
-def test_the_core_orders_registered_versions_with_the_python_methods(ours, files, tmp_path):
-    """A registered class is a format of the Rust core: the core parses a value by building an
-    instance (hook included), writes ``str(instance)`` and orders versions with ``__eq__`` and
-    ``__lt__``. Here ``1.10 > 1.9`` and ``01.2 == 1.2``, which a string order would get wrong."""
-    from plums_model import _native
+def test_registered_versions_are_ordered_by_their_python_methods(ours, files, tmp_path):
+    """A registered class's methods are the format's only rules: the core knows the format by
+    name, writes ``str(instance)`` as the version value and hands the value back on load, where
+    ``version()`` builds the instance (hook included). Here ``1.10 > 1.9`` and ``01.2 == 1.2``,
+    which a string order would get wrong."""
 
     class DottedCore(ours.Version):
         def __init__(self, value):
@@ -274,11 +278,10 @@ def test_the_core_orders_registered_versions_with_the_python_methods(ours, files
             return self.parts < other.parts
 
     ours.register(DottedCore)
-    assert _native.compare_versions("dotted_core", "1.10", "1.9") == 1
-    assert _native.compare_versions("dotted_core", "1.9", "1.10") == -1
-    assert _native.compare_versions("dotted_core", "01.2", "1.2") == 0
-    with pytest.raises(ValueError, match="dotted_core"):
-        _native.compare_versions("dotted_core", "1.x", "1")
+    v = lambda value: ours.version("dotted_core", value)  # noqa: E731
+    assert v("1.10") > v("1.9") and v("1.9") < v("1.10") and v("01.2") == v("1.2")
+    with pytest.raises(ValueError):
+        v("1.x")
     model = ours.Model("prod", "dotted_core", "01.002", "n", "i", str(files.config), {})
     model.save(str(tmp_path / "model"))
     metadata = ours.validate(str(tmp_path / "model"))
@@ -287,9 +290,7 @@ def test_the_core_orders_registered_versions_with_the_python_methods(ours, files
     assert type(loaded.producer.version) is DottedCore and loaded.producer == model.producer
 
 
-def test_the_core_uses_the_registration_hook(ours):
-    from plums_model import _native
-
+def test_loading_uses_the_registration_hook(ours, files, tmp_path):
     class Tagged(ours.Version):
         def __init__(self, value):
             self.value = str(value)
@@ -307,19 +308,24 @@ def test_the_core_uses_the_registration_hook(ours):
         instance.value = instance.value.lower()
         return instance
 
-    ours.register(Tagged, hook)
-    assert _native.compare_versions("tagged", "ABC", "abc") == 0
     ours.register(Tagged)
-    assert _native.compare_versions("tagged", "ABC", "abc") == -1
+    model = ours.Model("prod", "tagged", "ABC", "n", "i", str(files.config), {})
+    model.save(str(tmp_path / "model"))
+    ours.register(Tagged, hook)
+    assert ours.version("tagged", "ABC") == ours.version("tagged", "abc")
+    assert str(ours.Model.load(str(tmp_path / "model")).producer.version) == "abc"
+    ours.register(Tagged)
+    assert ours.version("tagged", "ABC") != ours.version("tagged", "abc")
 
 
 def test_pep440_is_the_cores(ours):
-    from plums_model import _native
-
-    assert _native.compare_versions("py_pa", "1.0.dev1", "1.0a1") == -1
-    assert _native.compare_versions("py_pa", "1.0", "1.0.0") == 0
+    v = lambda value: ours.version("py_pa", value)  # noqa: E731
+    assert v("1.0.dev1") < v("1.0a1") and v("1.0") == v("1.0.0") and hash(v("1.0")) == hash(v("1.0.0"))
+    assert str(v("1.0.0-RC1")) == "1.0.0rc1"
+    with pytest.raises(ValueError, match="PEP 440"):
+        v("not a version")
     with pytest.raises(ValueError, match="unknown"):
-        _native.compare_versions("nope", "1", "1")
+        ours.version("nope", "1")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,3 +431,28 @@ def test_save_can_keep_the_files_of_deleted_checkpoints(ours, files, tmp_path):
     model.save(str(folder))
     assert sorted(os.listdir(str(folder / "data" / "checkpoints"))) == ["w1.h5", "w2.h5"]
     assert list(ours.Model.load(str(folder)).checkpoint_collection.keys()) == ["best"]
+
+
+def test_a_collection_holds_the_checkpoint_objects_themselves(api, files):
+    first, third = api.Checkpoint(1, str(files.w1), 1), api.Checkpoint(3, str(files.w3), 1)
+    collection = api.CheckpointCollection(first, third)
+    assert collection[1] is first and collection.iloc[-1] is third and collection.eloc[1][3] is third
+    assert collection.iloc[0:1] == (first,)
+    first.name = "renamed"  # eloc builds a new collection of the selected checkpoints, by name
+    assert list(collection.eloc[1].keys()) == ["renamed", 3]
+    collection["copy"] = first  # stored as a copy named by its reference
+    assert collection["copy"] is not first and collection["copy"].name == "copy" and collection["copy"] == first
+    assert collection.latest == "copy"
+
+
+def test_load_builds_instances_of_the_class_it_is_called_on(api, files, tmp_path):
+    class Detector(api.Model):
+        def describe(self):
+            return "{} ({} checkpoints)".format(self.name, len(self.checkpoint_collection))
+
+    simple_model(api, files).save(str(tmp_path / "model"))
+    loaded = Detector.load(str(tmp_path / "model"))
+    assert type(loaded) is Detector and loaded.describe() == "a model (2 checkpoints)"
+    loaded.extra = "an attribute of the user's"
+    loaded.save(str(tmp_path / "model"))
+    assert type(api.Model.load(str(tmp_path / "model"))) is api.Model

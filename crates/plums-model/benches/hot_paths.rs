@@ -25,7 +25,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use plums_model::{md5_file, validate, yaml, Checkpoint, Metadata, Model, Reference, SaveOptions};
+use plums_model::{
+    md5_file, parse_yaml, to_yaml, validate, Checkpoint, LoadOptions, Metadata, Model, Reference, SaveOptions,
+    ValidateOptions,
+};
 
 mod support;
 use support::{make_model, write_random, Rng};
@@ -102,18 +105,18 @@ fn bench_yaml(c: &mut Criterion) {
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.bench_function("parse_10k", |b| {
         let text = &model_10k().1;
-        b.iter(|| black_box(yaml::parse(text).unwrap()))
+        b.iter(|| black_box(parse_yaml(text).unwrap()))
     });
     g.bench_function("emit_10k", |b| {
-        let doc = yaml::parse(&model_10k().1).unwrap();
-        b.iter(|| black_box(yaml::to_string(&doc)))
+        let doc = parse_yaml(&model_10k().1).unwrap();
+        b.iter(|| black_box(to_yaml(&doc)))
     });
     g.finish();
 
     let mut g = c.benchmark_group("metadata");
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.bench_function("from_value_10k", |b| {
-        let doc = yaml::parse(&model_10k().1).unwrap();
+        let doc = parse_yaml(&model_10k().1).unwrap();
         b.iter(|| black_box(Metadata::from_value(&doc).unwrap()))
     });
     g.finish();
@@ -124,7 +127,7 @@ fn bench_load(c: &mut Criterion) {
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.bench_function("10k_checkpoints_non_strict", |b| {
         let root = &model_10k().0;
-        b.iter(|| black_box(Model::load(root, false, true).unwrap()))
+        b.iter(|| black_box(Model::load(root, &LoadOptions::new().strict(false)).unwrap()))
     });
     g.finish();
 }
@@ -142,7 +145,7 @@ fn bench_save(c: &mut Criterion) {
             let root = scratch().join(format!("model-100x4MiB-{tag}"));
             let work = scratch().join(format!("work-100-{tag}"));
             let mut model = make_model(&root, &work, 100, 4 * MIB, 4).expect("100x4MiB model");
-            let options = SaveOptions { durable, ..SaveOptions::default() };
+            let options = SaveOptions::new().durable(durable);
             let new_file = work.join("new_epoch.pt");
             let mut rng = Rng::new(5);
             let mut epoch = 100i64;
@@ -157,10 +160,10 @@ fn bench_save(c: &mut Criterion) {
                         .add_checkpoint(Checkpoint::new(reference.clone(), Some(&new_file), Some(epoch), None).unwrap())
                         .unwrap();
                     let t = Instant::now();
-                    model.save_with(&root, &options).unwrap();
+                    model.save(&root, &options).unwrap();
                     total += t.elapsed();
                     model.checkpoint_collection.remove(&reference).unwrap();
-                    model.save_with(&root, &options).unwrap();
+                    model.save(&root, &options).unwrap();
                     let _ = std::fs::remove_file(root.join("data/checkpoints/new_epoch.pt"));
                 }
                 total
@@ -176,7 +179,7 @@ fn bench_validate(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(4 * 64 * MIB));
     g.bench_function("strict_4x64MiB", |b| {
         let root = model_strict();
-        b.iter(|| black_box(validate(root, true, true).unwrap()))
+        b.iter(|| black_box(validate(root, &ValidateOptions::new().strict(true)).unwrap()))
     });
     g.finish();
 }

@@ -14,8 +14,10 @@
 //!   epoch). Saves are durable (fsync) unless `--no-durable`.
 //! - `make-model`: a model at `DIR` with `N` checkpoints of `SIZE` random bytes
 //!   (`data/checkpoints/ckpt_<i>.bin`), saved without fsync.
-//! - `load`: `Model::load(DIR, strict, checkpoints=true)`, `--repeat` times in this process.
-//! - `validate`: `validate(DIR, strict, checkpoints=true)`, `--repeat` times; with `--strict`
+//! - `load`: `Model::load(DIR, &LoadOptions::new().strict(strict))` (checkpoint files required),
+//!   `--repeat` times in this process.
+//! - `validate`: `validate(DIR, &ValidateOptions::new().strict(strict))` (checkpoint files required),
+//!   `--repeat` times; with `--strict`
 //!   also reports the hashed bytes and the throughput.
 //! - `save-scaling`: how one save's cost depends on the number of checkpoints already saved:
 //!   for each N of `--counts` (default 10,100,1000), a model with N small checkpoints, then
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use plums_model::{validate, Checkpoint, Model, SaveOptions};
+use plums_model::{validate, Checkpoint, LoadOptions, Model, SaveOptions, ValidateOptions};
 use serde_json::json;
 
 #[path = "../benches/support/mod.rs"]
@@ -133,7 +135,7 @@ fn training(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
     let dest = dir.join("model");
     let cfg = write_config(&work).map_err(|e| e.to_string())?;
     let mut model = new_model(&cfg, "bench-training").map_err(|e| e.to_string())?;
-    let options = SaveOptions { durable: a.durable, ..SaveOptions::default() };
+    let options = SaveOptions::new().durable(a.durable);
     let mut rng = Rng::new(a.seed);
     let (mut save_s, mut register_s, mut write_s) = (Vec::new(), Vec::new(), Vec::new());
     let loop_start = Instant::now();
@@ -148,7 +150,7 @@ fn training(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
         model.add_checkpoint(ck).map_err(|e| e.to_string())?;
         register_s.push(secs(t));
         let t = Instant::now();
-        model.save_with(&dest, &options).map_err(|e| format!("save of epoch {epoch}: {e}"))?;
+        model.save(&dest, &options).map_err(|e| format!("save of epoch {epoch}: {e}"))?;
         save_s.push(secs(t));
     }
     let loop_s = secs(loop_start);
@@ -183,7 +185,7 @@ fn load(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
     let mut count = 0;
     for _ in 0..a.repeat {
         let t = Instant::now();
-        let model = Model::load(dir, a.strict, true).map_err(|e| e.to_string())?;
+        let model = Model::load(dir, &LoadOptions::new().strict(a.strict)).map_err(|e| e.to_string())?;
         times.push(secs(t));
         count = model.checkpoint_collection.len();
     }
@@ -195,7 +197,7 @@ fn validate_cmd(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
     let mut bytes = 0u64;
     for _ in 0..a.repeat {
         let t = Instant::now();
-        let metadata = validate(dir, a.strict, true).map_err(|e| e.to_string())?;
+        let metadata = validate(dir, &ValidateOptions::new().strict(a.strict)).map_err(|e| e.to_string())?;
         times.push(secs(t));
         if a.strict {
             bytes = std::fs::metadata(dir.join(&metadata.model.configuration.path)).map(|m| m.len()).unwrap_or(0);
@@ -218,7 +220,7 @@ fn validate_cmd(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
 }
 
 fn save_scaling(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
-    let options = SaveOptions { durable: a.durable, ..SaveOptions::default() };
+    let options = SaveOptions::new().durable(a.durable);
     let size = if a.size_mib == 0 { 1024 } else { a.size_mib << 20 };
     // All models first, then the saves interleaved (one per model in turn), so that a change of
     // load on the shared machine affects every N alike.
@@ -239,7 +241,7 @@ fn save_scaling(dir: &Path, a: &Args) -> Result<serde_json::Value, String> {
             let ck = Checkpoint::new(epoch, Some(&file), Some(epoch), None).map_err(|e| e.to_string())?;
             model.add_checkpoint(ck).map_err(|e| e.to_string())?;
             let t = Instant::now();
-            model.save_with(&*root, &options).map_err(|e| e.to_string())?;
+            model.save(&*root, &options).map_err(|e| e.to_string())?;
             times.push(secs(t));
         }
     }

@@ -297,7 +297,7 @@ pub enum Error {
     },
     /// A file whose content does not have the checksum it was given or registered with
     /// (`ValueError`): found while copying it, nothing was saved.
-    #[error("{} does not have the checksum it was registered with: expected {expected}, its content has {found}; nothing was saved", path.display())]
+    #[error("{} does not have the checksum it was registered with (it changed since, or was given a wrong checksum): expected {expected}, its content has {found}; nothing was saved: register it again", path.display())]
     ChecksumMismatch {
         /// The file.
         path: PathBuf,

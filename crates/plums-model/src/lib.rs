@@ -35,21 +35,37 @@
 //!
 //! # Architecture
 //!
-//! The modules are private; everything public is re-exported here. Dependencies run one way:
+//! The modules are private; everything public is re-exported here. Each layer uses only the
+//! layers above it (no cycle between layers):
 //!
-//! - `yaml`: PyYAML-compatible YAML values, parsing and emitting;
-//! - `hash`, `reference`, `version`, `training`, `checkpoint`, `collection`, `producer`:
-//!   the model's components and their rules;
-//! - `metadata`: the schema of `metadata.yaml`;
-//! - `paths`, `fsutil`: confinement to the model root, and file-system primitives;
-//! - `validate`: the tree and metadata checks, read-only;
-//! - `model`: the model as passive data;
-//! - `load` (read-only) and `save`, `lock` (writers, under the model's lock).
+//! 1. `yaml`: PyYAML-compatible YAML values, parsing and emitting;
+//! 2. `error`, `hash`, `reference`, `version`, `training`, `checkpoint`, `collection`,
+//!    `producer`: the model's components and their rules (the error enum carries some of their
+//!    values, so `error`, `hash` and `training` refer to each other's types);
+//! 3. `metadata`: the schema of `metadata.yaml`;
+//! 4. `paths` (the one confinement check: what stays inside a model root; the names PMF
+//!    reserves), `yaml_file` (the one reader of a model's YAML files: size limit, BOM, parse,
+//!    digest);
+//! 5. `fsutil`, `lock`: file-system primitives, the writer lock;
+//! 6. `commit`: the commit of a save and the repair of interrupted ones, called only by writers
+//!    holding the lock (readers only ask it, read-only, whether a commit was interrupted);
+//! 7. `validate`: the tree and metadata checks, read-only;
+//! 8. `state`: what a model knows of the folder it last loaded or saved (passive data);
+//! 9. `model`: the model as passive data;
+//! 10. `load` (read-only) and `save` (with `save/append.rs`, saves done in place): the model
+//!     from a folder, and to a folder under the lock.
+//!
+//! Readers (`validate`, `load`) never change the file system: they report a model folder
+//! missing after an interrupted save ([`Error::InterruptedSave`]) and ignore the other
+//! leftovers; the next writer repairs them. A storage backend other than a local folder would
+//! provide its own layers 5 and 6 (how a new state is committed, and what a writer repairs) and
+//! the file access of 4 and 7, keeping the model, the metadata and their rules.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod checkpoint;
 mod collection;
+mod commit;
 mod error;
 mod fsutil;
 mod hash;
@@ -61,25 +77,28 @@ mod paths;
 mod producer;
 mod reference;
 mod save;
+mod state;
 mod training;
 mod validate;
 mod version;
 mod yaml;
+mod yaml_file;
 
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
 pub use error::{Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, TrainingOffence};
 pub use hash::{md5_file, InvalidMd5, Md5};
 pub use load::{initialisation, LoadOptions};
-pub use lock::LOCK_FILE;
 pub use metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
     FORMAT_VERSION,
 };
-pub use model::{Initialisation, Model, SavedState};
+pub use model::{Initialisation, Model};
+pub use paths::LOCK_FILE;
 pub use producer::{is_valid_producer_name, Producer};
 pub use reference::Reference;
 pub use save::SaveOptions;
+pub use state::SavedState;
 pub use training::{check_training, Status, Timestamp, Training, TrainingRecord};
 pub use validate::{check, validate, validate_model, Check, ValidateOptions, ValidatedModel};
 pub use version::{Version, VersionFormat, VersionFormats, VersionValue, PY_PA};

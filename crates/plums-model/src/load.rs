@@ -1,7 +1,9 @@
 //! Loading: a [`Model`] from a validated folder, and the initialisation found at a path.
 //!
 //! Loading only reads: it validates the folder (`validate.rs`, read-only) and builds the
-//! model's data from what validation parsed; it never changes the file system.
+//! model's data from what validation parsed, plus what the model knows of the folder
+//! (`state.rs`); it never changes the file system. A model folder missing because a save was
+//! interrupted is reported ([`Error::InterruptedSave`]), never repaired: the next writer does that.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,10 +12,10 @@ use crate::checkpoint::Checkpoint;
 use crate::collection::CheckpointCollection;
 use crate::error::{Error, Result};
 use crate::metadata::InitialisationMetadata;
-use crate::model::{Initialisation, Model, SyncState};
+use crate::model::{Initialisation, Model};
 use crate::producer::Producer;
 use crate::reference::Reference;
-use crate::save::KnownFiles;
+use crate::state::{KnownFiles, SyncState};
 use crate::training::Training;
 use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
 use crate::version::VersionFormats;
@@ -105,7 +107,8 @@ fn from_validated(v: &ValidatedModel, formats: &VersionFormats) -> Result<Model>
     let mut collection = CheckpointCollection::new();
     for (reference, entry) in &m.training.checkpoints {
         let file = v.root.join(&entry.path);
-        let path = if v.checkpoints_checked || (entry.path != "." && is_file_inside(&v.root, &entry.path)) {
+        let path = if v.checkpoints_checked || (entry.path != "." && crate::paths::is_file_inside(&v.root, &entry.path))
+        {
             Some(file)
         } else {
             None
@@ -137,16 +140,6 @@ fn from_validated(v: &ValidatedModel, formats: &VersionFormats) -> Result<Model>
     model.set_initialisation(initialisation);
     model.set_path(Some(v.root.clone()));
     Ok(model)
-}
-
-/// Whether the metadata path `rel` names a regular file that really lies inside `root`
-/// (no absolute path, no `..`, no link leading out).
-fn is_file_inside(root: &Path, rel: &str) -> bool {
-    let Ok(rel) = crate::paths::relative_inside(rel) else { return false };
-    match (root.join(rel).canonicalize(), root.canonicalize()) {
-        (Ok(file), Ok(root)) => file.starts_with(root) && file.is_file(),
-        _ => false,
-    }
 }
 
 /// The initialisation at `path`: a [`Checkpoint`] for a weight file (which needs `name`), a

@@ -1,4 +1,6 @@
-//! The writer lock of a model folder: an advisory `flock` on `<root>/.pmf.lock`.
+//! The writer lock of a model folder: an advisory `flock` on `<root>/.pmf.lock`. Writers take it
+//! with `commit::lock_writer` (which waits, and handles a folder missing after an interrupted
+//! save) from the single attempts [`try_lock`] makes.
 //!
 //! The lock file lives inside the model root (PMF touches nothing outside it but its staging
 //! folder) and survives saves: the directory swap hard-links it into the new tree, so a writer
@@ -15,16 +17,13 @@ use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, LockHolder, Result};
 
-/// The lock file name, inside the model root.
-pub const LOCK_FILE: &str = ".pmf.lock";
-
 /// A held writer lock; released when dropped.
 #[derive(Debug)]
 pub struct ModelLock {
     file: File,
 }
 
-fn open_lock(path: &Path) -> Result<File> {
+fn open_lock(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -33,10 +32,10 @@ fn open_lock(path: &Path) -> Result<File> {
         .mode(0o644)
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
         .open(path)
-        .map_err(|e| Error::io(path, "cannot open the model lock file", e))
 }
 
-fn holder(path: &Path) -> LockHolder {
+/// Who holds the lock file at `path`, as far as it says.
+pub(crate) fn holder(path: &Path) -> LockHolder {
     let mut text = String::new();
     if let Ok(mut f) = File::open(path) {
         let _ = Read::by_ref(&mut f).take(512).read_to_string(&mut text);
@@ -44,40 +43,68 @@ fn holder(path: &Path) -> LockHolder {
     LockHolder::parse(&text)
 }
 
-impl ModelLock {
-    /// Take the writer lock of the model folder `root`, waiting at most `timeout`.
-    ///
-    /// On time-out: an [`Error::Locked`] naming the holder.
-    pub fn acquire(root: &Path, timeout: Duration) -> Result<ModelLock> {
-        let path = root.join(LOCK_FILE);
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let file = open_lock(&path)?;
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => {
-                    // The lock is only ours if the name still leads to the locked file.
-                    let same = match (file.metadata(), std::fs::symlink_metadata(&path)) {
-                        (Ok(a), Ok(b)) => crate::fsutil::same_inode(&a, &b),
-                        _ => false,
-                    };
-                    if same {
-                        let mut lock = ModelLock { file };
-                        lock.write_holder();
-                        return Ok(lock);
-                    }
-                }
-                Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {}
-                Err(e) => return Err(Error::io(&path, "cannot lock the model", std::io::Error::from(e))),
+/// The outcome of one attempt to take a lock file.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// The lock is ours.
+    Locked(ModelLock),
+    /// Another writer holds it.
+    Busy,
+    /// The folder holding the lock file is gone, or its name now leads to another lock file
+    /// (a save replaced the folder): look again.
+    Moved(std::io::Error),
+}
+
+/// One attempt, without waiting, to take the lock file at `path` (created if missing).
+pub(crate) fn try_lock(path: &Path) -> Result<Attempt> {
+    let file = match open_lock(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Attempt::Moved(e)),
+        Err(e) => return Err(Error::io(path, "cannot open the model lock file", e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            // The lock is only ours if the name still leads to the locked file.
+            let same = match (file.metadata(), std::fs::symlink_metadata(path)) {
+                (Ok(a), Ok(b)) => crate::fsutil::same_inode(&a, &b),
+                _ => false,
+            };
+            if !same {
+                return Ok(Attempt::Moved(std::io::Error::other("the lock file was replaced")));
             }
-            if Instant::now() >= deadline {
-                return Err(Error::Locked { path: root.to_path_buf(), holder: holder(&path), waited: timeout });
-            }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-            pause = (pause * 2).min(Duration::from_millis(50));
+            let mut lock = ModelLock { file };
+            lock.write_holder();
+            Ok(Attempt::Locked(lock))
         }
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => Ok(Attempt::Busy),
+        Err(e) => Err(Error::io(path, "cannot lock the model", std::io::Error::from(e))),
+    }
+}
+
+/// Pauses between attempts to take a lock, growing up to 50 ms, until a deadline.
+pub(crate) struct Backoff {
+    deadline: Instant,
+    pause: Duration,
+}
+
+impl Backoff {
+    /// Attempts for at most `timeout`.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Backoff { deadline: Instant::now() + timeout, pause: Duration::from_millis(2) }
     }
 
+    /// Wait before the next attempt; `false` when the deadline has passed.
+    pub(crate) fn wait(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        std::thread::sleep(self.pause.min(self.deadline.saturating_duration_since(Instant::now())));
+        self.pause = (self.pause * 2).min(Duration::from_millis(50));
+        true
+    }
+}
+
+impl ModelLock {
     fn write_holder(&mut self) {
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
         let since =
@@ -93,23 +120,5 @@ impl Drop for ModelLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
         let _ = flock(&self.file, FlockOperation::Unlock);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn second_writer_times_out_naming_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let held = ModelLock::acquire(dir.path(), Duration::from_secs(1)).unwrap();
-        let err = ModelLock::acquire(dir.path(), Duration::from_millis(50)).unwrap_err();
-        let text = err.to_string();
-        let Error::Locked { holder, .. } = &err else { panic!("{text}") };
-        assert_eq!(holder.pid, Some(std::process::id()));
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
-        drop(held);
-        ModelLock::acquire(dir.path(), Duration::from_millis(50)).unwrap();
     }
 }

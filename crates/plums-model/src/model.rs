@@ -1,16 +1,16 @@
 //! The model: producer, training, checkpoints, build parameters and initialisation, as plain
-//! data. It does no I/O of its own: loading is in `load.rs`, saving in `save.rs`.
+//! data, plus what it knows of the folder it last loaded or saved (`state.rs`). It does no I/O
+//! of its own and depends on no I/O module: loading is in `load.rs`, saving in `save.rs`,
+//! which both build on it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::collection::CheckpointCollection;
 use crate::error::Result;
-use crate::hash::Md5;
 use crate::producer::Producer;
 use crate::reference::Reference;
-use crate::save::KnownFiles;
+use crate::state::{SavedState, SyncState};
 use crate::training::Training;
 use crate::yaml::{Mapping, Value};
 
@@ -22,22 +22,6 @@ pub enum Initialisation {
     /// One weight file; the checkpoint's name identifies the initial network.
     File(Checkpoint),
 }
-
-/// What the model knows of the folder it was loaded from or last saved to: lets a save detect
-/// that another writer changed the folder since (lost updates), and skip work on unchanged files.
-#[derive(Debug, Clone)]
-pub(crate) struct SyncState {
-    pub root: PathBuf,
-    pub metadata_digest: Md5,
-    /// The metadata whose `metadata.yaml` has that digest (a save need not parse it again).
-    pub metadata: Arc<crate::metadata::Metadata>,
-    pub known: Arc<KnownFiles>,
-}
-
-/// What a model knows of the folder it was loaded from or last saved to, detached from the
-/// model (language bindings keep it next to their own model objects). Opaque.
-#[derive(Debug, Clone)]
-pub struct SavedState(pub(crate) SyncState);
 
 /// A PMF model.
 ///
@@ -163,4 +147,3 @@ impl Model {
         self.path = path;
     }
 }
-

@@ -1,15 +1,21 @@
-//! Confinement: resolving metadata paths inside a model root, and never outside it.
+//! Confinement: the one place that decides whether a path stays inside a model root.
 //!
 //! A path written in metadata is untrusted. [`relative_inside`] refuses absolute paths and
 //! `..`; [`Root::resolve`] then follows symbolic links and refuses any file whose real location
 //! is outside the root (unless the caller opted in to external links for a trusted model).
+//! Readers (validation, load, save's look at its destination) use [`Root::resolve`]; writers,
+//! which must never write, hash or link through a link at all, use [`is_real_dir`].
+//! The names PMF reserves at a model root are defined here too ([`RESERVED_NAMES`]).
 
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Offence;
 
+/// The lock file name, inside the model root (see `lock.rs`).
+pub const LOCK_FILE: &str = ".pmf.lock";
+
 /// The names a configuration file cannot have: PMF's own entries at the model root.
-pub(crate) const RESERVED_NAMES: [&str; 3] = ["metadata.yaml", "data", crate::lock::LOCK_FILE];
+pub(crate) const RESERVED_NAMES: [&str; 3] = ["metadata.yaml", "data", LOCK_FILE];
 
 /// Whether `name` is one of the [`RESERVED_NAMES`].
 pub(crate) fn is_reserved_name(name: &str) -> bool {
@@ -115,6 +121,23 @@ impl Root {
     }
 }
 
+/// Whether `rel` (relative to `root`) and every folder on the way to it are folders, not links:
+/// then nothing reached through `root.join(rel)` leads out of `root`. An empty `rel` is `root`.
+pub(crate) fn is_real_dir(root: &Path, rel: &Path) -> bool {
+    let mut path = root.to_path_buf();
+    rel.components().all(|c| {
+        path.push(c);
+        matches!(c, Component::Normal(_)) && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+    })
+}
+
+/// Whether the metadata path `text` names a regular file that really lies inside `root` (no
+/// absolute path, no `..`, no link leading out).
+pub(crate) fn is_file_inside(root: &Path, text: &str) -> bool {
+    let (Ok(rel), Ok(root)) = (relative_inside(text), Root::new(root, false)) else { return false };
+    matches!(root.resolve(&rel, text), Ok((_, Entry::File)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +168,22 @@ mod tests {
         assert_eq!(r.resolve(Path::new("missing"), "missing").unwrap().1, Entry::Missing);
         let trusted = Root::new(root.path(), true).unwrap();
         assert_eq!(trusted.resolve(Path::new("link"), "link").unwrap().1, Entry::File);
+    }
+
+    #[test]
+    fn real_dirs_are_told_from_links_at_every_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("data/checkpoints")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere/checkpoints")).unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("linked")).unwrap();
+        std::fs::write(root.join("file"), b"").unwrap();
+        assert!(is_real_dir(root, Path::new("")));
+        assert!(is_real_dir(root, Path::new("data/checkpoints")));
+        assert!(!is_real_dir(root, Path::new("linked")));
+        assert!(!is_real_dir(root, Path::new("linked/checkpoints")), "a link on the way");
+        assert!(!is_real_dir(root, Path::new("file")));
+        assert!(!is_real_dir(root, Path::new("missing")));
+        assert!(!is_real_dir(root, Path::new("data/../data")), "only plain names");
     }
 }

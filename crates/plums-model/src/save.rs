@@ -7,15 +7,16 @@
 //!   built in a staging folder next to the model (`.<name>.pmf-save-*`): unchanged files are
 //!   hard-linked from the old tree, new files are written and synced, then the two folders are
 //!   exchanged atomically (`renameat2(RENAME_EXCHANGE)`) and the old tree is removed. A save
-//!   interrupted before the exchange leaves the old model untouched; leftovers are removed by
-//!   the next save. Where the file system cannot exchange folders, the complete new tree is
-//!   renamed into place right after the old one is moved aside; a process killed between the
-//!   two renames leaves the complete new tree, which the next validate, load or save puts in
-//!   place (see `recover_interrupted_commit`).
+//!   interrupted before the exchange leaves the old model untouched. Where the file system
+//!   cannot exchange folders, the complete new tree is renamed into place right after the old
+//!   one is moved aside; a process killed between the two renames leaves no folder at the
+//!   model's name. The commit and the repair of every leftover are in `commit.rs`: the next save
+//!   repairs them under the model's lock, before anything else; readers only report a missing
+//!   folder (`Error::InterruptedSave`) and ignore the other leftovers.
 //! - Nothing but PMF-owned files changes: extra files and folders are carried over as they are.
 //!   Files the previous save registered and the new model no longer uses are removed (unless
 //!   [`SaveOptions::keep_unregistered_files`]), so an incremental save leaves what a full one would.
-//! - One writer at a time ([`crate::lock`]), and no lost update: a model remembers the state of
+//! - One writer at a time (`lock.rs`, `commit::lock_writer`), and no lost update: a model remembers the state of
 //!   the folder it was loaded from or saved to, and refuses to save over a folder that another
 //!   writer changed since, unless [`SaveOptions::overwrite_concurrent_changes`] says so.
 //! - Incremental: a file already in the folder with the recorded checksum and the same size is
@@ -38,19 +39,23 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::checkpoint::{Checkpoint, FileStamp};
+use crate::commit;
 use crate::error::{Error, Result, SaveProblem};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
 use crate::hash::{md5_file_sized, Md5};
-use crate::lock::{ModelLock, LOCK_FILE};
+use crate::lock::ModelLock;
 use crate::metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
 };
-use crate::model::{Initialisation, Model, SyncState};
+use crate::model::{Initialisation, Model};
+use crate::paths::{self, Root, LOCK_FILE};
 use crate::producer::is_valid_producer_name;
 use crate::reference::Reference;
+use crate::state::{KnownFiles, Stamp, SyncState};
 use crate::training::check_training;
-use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
+use crate::validate::{validate_model, ValidateOptions};
 use crate::yaml::{self, Limits};
+use crate::yaml_file::{self, ReadError, YamlFile};
 
 /// How to save a model.
 ///
@@ -151,98 +156,6 @@ impl Model {
     }
 }
 
-/// The identity of a file's content as far as `stat` tells: size, modification time, inode.
-/// (Not the change time: hard-linking a file into the staging tree changes it.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime: (i64, i64),
-    ino: u64,
-    dev: u64,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
-        Some(Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ino: m.ino(), dev: m.dev() })
-    }
-}
-
-/// Files of a saved model whose checksum is recorded, by path relative to the model root.
-///
-/// A file with a stamp had that checksum when the stamp was taken (we wrote it, or a strict
-/// load verified it): it can be reused without reading it as long as its stamp is unchanged.
-/// A file without a stamp must be hashed before it is reused.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct KnownFiles {
-    files: HashMap<PathBuf, (Md5, Option<Stamp>)>,
-    /// For a loaded model: when it was loaded. A file not modified (nor its inode changed)
-    /// since then still has the checksum the loaded metadata records; this spares a `stat` of
-    /// every file at load time.
-    trusted_before: Option<std::time::SystemTime>,
-}
-
-impl KnownFiles {
-    /// The files recorded in a validated model; trusted as they are now when `trust`.
-    pub(crate) fn from_validated(v: &ValidatedModel, trust: bool) -> Self {
-        // File times come from a coarse kernel clock: only trust files last changed well before the
-        // load, so that a change right after it is never taken for an older one.
-        let margin = std::time::Duration::from_secs(1);
-        let trusted_before = trust.then(|| std::time::SystemTime::now() - margin);
-        let mut k = KnownFiles { files: HashMap::new(), trusted_before };
-        k.add_validated(v, Path::new(""));
-        k
-    }
-
-    fn add_validated(&mut self, v: &ValidatedModel, prefix: &Path) {
-        let m = &v.metadata.model;
-        let mut add = |rel: PathBuf, hash: Md5| {
-            self.files.insert(rel, (hash, None));
-        };
-        add(prefix.join(&m.configuration.path), m.configuration.hash);
-        if v.checkpoints_checked {
-            for entry in m.training.checkpoints.values() {
-                add(prefix.join(&entry.path), entry.hash);
-            }
-        }
-        match (&m.initialisation, &v.initialisation) {
-            (Some(InitialisationMetadata::File { path, hash, .. }), _) => add(prefix.join(path), *hash),
-            (Some(InitialisationMetadata::Pmf { .. }), Some(nested)) => {
-                self.add_validated(nested, &prefix.join("data/initialisation"))
-            }
-            _ => {}
-        }
-    }
-
-    fn hash_of(&self, rel: &Path) -> Option<Md5> {
-        self.files.get(rel).map(|(h, _)| *h)
-    }
-
-    fn contains(&self, rel: &Path) -> bool {
-        self.files.contains_key(rel)
-    }
-
-    /// Whether the file at `path` (known as `rel`) still has the recorded checksum `hash`,
-    /// without reading it when its stamp says it is unchanged.
-    fn still_has(&self, rel: &Path, path: &Path, hash: Md5) -> Option<Stamp> {
-        match self.files.get(rel) {
-            Some((h, stamp)) if *h == hash => {
-                let now = Stamp::of(path)?;
-                let unchanged = *stamp == Some(now)
-                    || (stamp.is_none() && self.trusted_before.is_some_and(|t| unchanged_since(path, t)))
-                    || md5_file_sized(path).map(|(d, _)| d == hash).unwrap_or(false);
-                unchanged.then_some(now)
-            }
-            _ => None,
-        }
-    }
-
-    fn record(&mut self, rel: &Path, hash: Md5, written: &Path) {
-        self.files.insert(rel.to_path_buf(), (hash, Stamp::of(written)));
-    }
-}
-
 /// What is at the destination before saving.
 enum Destination {
     Missing,
@@ -251,8 +164,19 @@ enum Destination {
     Pmf { metadata: Arc<Metadata>, digest: Md5 },
 }
 
-/// `seen`: what the model knows of the folder it last loaded or saved; when `metadata.yaml` still
-/// has those bytes, its known metadata is used instead of parsing it again.
+impl Destination {
+    /// The metadata of the model there, if there is one.
+    fn metadata(&self) -> Option<&Metadata> {
+        match self {
+            Destination::Pmf { metadata, .. } => Some(metadata),
+            _ => None,
+        }
+    }
+}
+
+/// What is at `dest` (read-only). `seen`: what the model knows of the folder it last loaded or
+/// saved; when `metadata.yaml` still has those bytes, its known metadata is used instead of
+/// parsing it again.
 fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
     let meta = match fs::metadata(dest) {
         Ok(m) => m,
@@ -270,32 +194,22 @@ fn inspect(dest: &Path, seen: Option<&SyncState>) -> Result<Destination> {
     }
     let invalid = |reason: String| Error::InvalidDestination { path: md.clone(), reason };
     // Never read through a link that leads out of the folder.
-    let inside = match (md.canonicalize(), dest.canonicalize()) {
-        (Ok(target), Ok(root)) => target.starts_with(&root),
-        _ => false,
+    let root = Root::new(dest, false).map_err(|e| Error::io(dest, "cannot resolve the save destination", e))?;
+    let path = match root.resolve(Path::new("metadata.yaml"), "metadata.yaml") {
+        Ok((path, _)) => path,
+        Err(_) => return Err(invalid("it is a link that leads outside the model folder, or a dangling link".into())),
     };
-    if !inside {
-        return Err(invalid("it is a link that leads outside the model folder, or a dangling link".into()));
-    }
     let limits = Limits::default();
-    let size = fs::metadata(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?.len();
-    if size > limits.max_bytes as u64 || !fs::metadata(&md).map(|m| m.is_file()).unwrap_or(false) {
-        return Err(invalid("not a regular file of acceptable size".into()));
-    }
-    let bytes = fs::read(&md).map_err(|e| Error::io(&md, "cannot read the destination metadata", e))?;
-    let digest = Md5::of_bytes(&bytes);
+    let file = YamlFile::read(&path, &limits).map_err(|e| match e {
+        ReadError::Unreadable(e) => Error::io(&md, "cannot read the destination metadata", e),
+        other => invalid(other.to_string()),
+    })?;
+    let digest = file.digest;
     if let Some(seen) = seen.filter(|s| s.metadata_digest == digest) {
         return Ok(Destination::Pmf { metadata: seen.metadata.clone(), digest });
     }
-    let metadata = parse_metadata(&bytes, &limits).map_err(invalid)?;
+    let metadata = yaml_file::parse_checked(&file, &limits).map_err(invalid)?;
     Ok(Destination::Pmf { metadata: Arc::new(metadata), digest })
-}
-
-/// The checked metadata in the bytes of a `metadata.yaml`, or why there is none.
-fn parse_metadata(bytes: &[u8], limits: &Limits) -> std::result::Result<Metadata, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let doc = yaml::parse_with_limits(text, limits).map_err(|e| e.to_string())?;
-    Metadata::from_value(&doc).map_err(|offences| offences.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; "))
 }
 
 fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions) -> Result<()> {
@@ -310,11 +224,62 @@ fn refuse(dest: &Path, state: &Destination, model: &Model, options: &SaveOptions
     }
 }
 
+/// What the save may rely on in the destination `real` (locked): whether its PMF-owned files
+/// are this model's to replace, and which of its files have known checksums.
+///
+/// The fast path: the model saved or loaded this very folder, unchanged since. A model that
+/// did not (a new model object, or one that saw another folder) may only replace a model with
+/// the same id that validates strictly, checksums included ("an invalid PMF model with the
+/// same model id", PMF-SPEC section 4), unless `force`, which repairs it.
+fn knowledge(
+    model: &Model,
+    dest: &Path,
+    real: &Path,
+    state: &Destination,
+    options: &SaveOptions,
+) -> Result<(bool, Arc<KnownFiles>)> {
+    let Destination::Pmf { digest, .. } = state else { return Ok((false, Arc::default())) };
+    match &model.sync {
+        Some(sync) if sync.matches(real, *digest) => return Ok((true, sync.known.clone())),
+        Some(sync) if sync.root == real && !options.overwrite_concurrent_changes => {
+            return Err(Error::ConcurrentChange { path: dest.to_path_buf() });
+        }
+        _ => {}
+    }
+    let strict = ValidateOptions::new().strict(true).checkpoints(options.checkpoints);
+    match validate_model(real, &strict) {
+        // Every checksum was just verified: trust the files as they are now.
+        Ok(v) => Ok((true, Arc::new(KnownFiles::from_validated(&v, true)))),
+        Err(Error::TreeValidation(report) | Error::MetadataValidation(report)) if !options.force => {
+            Err(Error::InvalidSameModel { path: dest.to_path_buf(), report })
+        }
+        Err(e) if !options.force => Err(e),
+        Err(_) => Ok((true, Arc::default())),
+    }
+}
+
 /// Check the model before writing anything: every reason it could not be saved as a valid
 /// model, located by key path under `at` (`""`, or `initialisation.model.` for the
 /// initialisation model).
 fn preflight(model: &Model, checkpoints: bool, at: &str, problems: &mut Vec<SaveProblem>) {
-    let mut problem = |location: &str, message: String| problems.push(SaveProblem::new(format!("{at}{location}"), message));
+    let mut problem =
+        |location: &str, message: String| problems.push(SaveProblem::new(format!("{at}{location}"), message));
+    preflight_producer(model, &mut problem);
+    let record = model.training.record();
+    let epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
+    for offence in check_training(record, false, &epochs) {
+        problem(&format!("training.{}", offence.field), offence.message);
+    }
+    if checkpoints {
+        preflight_checkpoint_files(model, &mut problem);
+    }
+    if let Some(init) = preflight_initialisation(model, &mut problem) {
+        preflight(init, false, &format!("{at}initialisation.model."), problems);
+    }
+}
+
+/// The producer name is valid, and the configuration file has a UTF-8 name PMF does not reserve.
+fn preflight_producer(model: &Model, problem: &mut impl FnMut(&str, String)) {
     if !is_valid_producer_name(&model.producer.name) {
         problem(
             "producer.name",
@@ -325,7 +290,7 @@ fn preflight(model: &Model, checkpoints: bool, at: &str, problems: &mut Vec<Save
         );
     }
     match model.producer.configuration.file_name().map(|n| n.to_str()) {
-        Some(Some(name)) if crate::paths::is_reserved_name(name) => problem(
+        Some(Some(name)) if paths::is_reserved_name(name) => problem(
             "producer.configuration",
             format!("the configuration file is named {name:?}, a name PMF reserves: rename it"),
         ),
@@ -335,22 +300,19 @@ fn preflight(model: &Model, checkpoints: bool, at: &str, problems: &mut Vec<Save
             format!("the configuration path {} has no UTF-8 file name", model.producer.configuration.display()),
         ),
     }
-    let record = model.training.record();
-    let epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
-    for offence in check_training(record, false, &epochs) {
-        problem(&format!("training.{}", offence.field), offence.message);
-    }
-    if checkpoints {
-        preflight_checkpoint_files(model, &mut problem);
-    }
-    match model.initialisation() {
-        None => {}
-        Some(Initialisation::File(ck)) => {
+}
+
+/// The initialisation can be written: a file with a UTF-8 name, or a model with a registered
+/// checkpoint reference; returns the initialisation model, to be checked in turn.
+fn preflight_initialisation<'m>(model: &'m Model, problem: &mut impl FnMut(&str, String)) -> Option<&'m Model> {
+    match model.initialisation()? {
+        Initialisation::File(ck) => {
             if ck.file_name().and_then(|n| n.to_str()).is_none() {
                 problem("initialisation", "the initialisation file has no UTF-8 file name".to_owned());
             }
+            None
         }
-        Some(Initialisation::Model(init)) => {
+        Initialisation::Model(init) => {
             match init.checkpoint() {
                 None => problem(
                     "initialisation",
@@ -362,7 +324,7 @@ fn preflight(model: &Model, checkpoints: bool, at: &str, problems: &mut Vec<Save
                 }
                 Some(_) => {}
             }
-            preflight(init, false, &format!("{at}initialisation.model."), problems);
+            Some(init)
         }
     }
 }
@@ -397,101 +359,89 @@ fn preflight_checkpoint_files(model: &Model, problem: &mut impl FnMut(&str, Stri
     }
 }
 
-/// Save `model` to `dest`.
+/// Save `model` to `dest`: check it, refuse what must be refused before creating anything,
+/// lock (repairing an interrupted commit), look at the destination again under the lock,
+/// repair the leftovers of interrupted saves, then save in place or by a staging exchange.
 pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<()> {
     let mut reasons = Vec::new();
     preflight(model, options.checkpoints, "", &mut reasons);
     if !reasons.is_empty() {
         return Err(Error::WouldNotValidate { reasons });
     }
-    recover_interrupted_commit(dest);
-    // Refuse early, before creating anything.
-    refuse(dest, &inspect(dest, model.sync.as_ref())?, model, options)?;
-    fs::create_dir_all(dest).map_err(|e| Error::io(dest, "cannot create the save destination", e))?;
-    let _lock = ModelLock::acquire(dest, options.lock_timeout)?;
+    // Refuse early, before creating anything; a model folder missing because a save was
+    // interrupted is judged by the tree the lock will put in place.
+    let early = commit::interrupted_commit(dest).unwrap_or_else(|| dest.to_path_buf());
+    refuse(dest, &inspect(&early, model.sync.as_ref())?, model, options)?;
+
+    let lock = commit::lock_writer(dest, options.lock_timeout)?;
     let real = dest.canonicalize().map_err(|e| Error::io(dest, "cannot resolve the save destination", e))?;
     let state = inspect(&real, model.sync.as_ref())?;
     refuse(dest, &state, model, options)?;
+    let (owned, known) = knowledge(model, dest, &real, &state, options)?;
+    commit::repair(&real, state.metadata(), &lock);
 
-    let (owned, known) = match &state {
-        Destination::Missing | Destination::Empty | Destination::Foreign => (false, Arc::new(KnownFiles::default())),
-        Destination::Pmf { digest, .. } => match &model.sync {
-            Some(sync) if sync.root == real && sync.metadata_digest == *digest => (true, sync.known.clone()),
-            Some(sync) if sync.root == real && !options.overwrite_concurrent_changes => {
-                return Err(Error::ConcurrentChange { path: dest.to_path_buf() });
-            }
-            _ => match validate_model(&real, &ValidateOptions::new().checkpoints(options.checkpoints)) {
-                Ok(v) => (true, Arc::new(KnownFiles::from_validated(&v, false))),
-                Err(Error::TreeValidation(report) | Error::MetadataValidation(report)) if !options.force => {
-                    return Err(Error::InvalidSameModel { path: dest.to_path_buf(), report });
-                }
-                Err(e) if !options.force => return Err(e),
-                Err(_) => (true, Arc::new(KnownFiles::default())),
-            },
-        },
-    };
+    if save_in_place(model, &real, &state, &known, options, &lock)? {
+        return Ok(());
+    }
+    save_by_exchange(model, &real, owned, &known, options, &lock)
+}
 
+/// A save that only adds checkpoints to the state this model last saw: written in place
+/// (`save/append.rs`). `false`: not such a save, nothing was written.
+fn save_in_place(
+    model: &mut Model,
+    real: &Path,
+    state: &Destination,
+    known: &KnownFiles,
+    options: &SaveOptions,
+    lock: &ModelLock,
+) -> Result<bool> {
+    let (Destination::Pmf { metadata, digest }, Some(sync)) = (state, &model.sync) else { return Ok(false) };
+    if !sync.matches(real, *digest) {
+        return Ok(false);
+    }
+    let Some(done) = append::try_append(model, real, metadata, known, options, lock)? else { return Ok(false) };
+    model.sync = Some(SyncState {
+        root: real.to_path_buf(),
+        metadata_digest: done.digest,
+        metadata: Arc::from(done.metadata),
+        known: Arc::new(done.known),
+    });
+    if options.durable {
+        fsutil::sync_dir(real)?;
+    }
+    Ok(true)
+}
+
+/// Every other save: build the new tree in a staging folder next to the model, validate it,
+/// and swap it into place ([`commit::commit`]).
+fn save_by_exchange(
+    model: &mut Model,
+    real: &Path,
+    owned: bool,
+    known: &KnownFiles,
+    options: &SaveOptions,
+    lock: &ModelLock,
+) -> Result<()> {
     let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let name = real.file_name().unwrap_or_default().to_owned();
-    clean_stale(&parent, &name);
-
-    if let Destination::Pmf { metadata, .. } = &state {
-        append::recover_interrupted_appends(&real, metadata);
-    }
-    // Only checkpoints added to the state this model last saw: write them in place.
-    if let (Destination::Pmf { metadata, digest }, Some(sync)) = (&state, &model.sync) {
-        if sync.root == real && sync.metadata_digest == *digest {
-            if let Some(done) = append::try_append(model, &real, metadata, &known, options)? {
-                model.sync = Some(SyncState {
-                    root: real.clone(),
-                    metadata_digest: done.digest,
-                    metadata: Arc::from(done.metadata),
-                    known: Arc::new(done.known),
-                });
-                return if options.durable { fsutil::sync_dir(&real) } else { Ok(()) };
-            }
-        }
-    }
-    let staging = parent.join(staging_name(&name, &fsutil::unique_suffix()));
-    let dest_meta = fs::metadata(&real).ok();
+    let staging = commit::staging_path(&parent, &name);
+    let dest_meta = fs::metadata(real).ok();
     make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
-        Error::Io { source: src, .. } => {
-            Error::io(&staging, "cannot create the staging folder next to the model", src)
-        }
+        Error::Io { source: src, .. } => Error::io(&staging, "cannot create the staging folder next to the model", src),
         other => other,
     })?;
-
-    let built = build_staging(model, &real, &staging, owned, &known, options);
-    let (digest, metadata, new_known) = match built {
+    let (digest, metadata, new_known) = match build_staging(model, real, &staging, owned, known, options) {
         Ok(x) => x,
         Err(e) => {
             fsutil::remove_tree_quietly(&staging);
             return Err(e);
         }
     };
-
-    let swapped = match fsutil::exchange(&staging, &real) {
-        Ok(s) => s,
-        Err(e) => {
-            fsutil::remove_tree_quietly(&staging);
-            return Err(e);
-        }
-    };
-    // What to remove once the new model is in place: the old tree.
-    let old_tree = if swapped {
-        staging
-    } else {
-        match commit_by_renames(&staging, &real, &parent, &name) {
-            Ok(old) => old,
-            Err(e) => {
-                fsutil::remove_tree_quietly(&staging);
-                return Err(e);
-            }
-        }
-    };
+    let old_tree = commit::commit(&staging, real, &parent, &name, lock)?;
     // The new model is in place: remember it before anything else can fail.
     model.sync = Some(SyncState {
-        root: real,
+        root: real.to_path_buf(),
         metadata_digest: digest,
         metadata: Arc::from(metadata),
         known: Arc::new(new_known),
@@ -499,102 +449,6 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     let synced = if options.durable { fsutil::sync_dir(&parent) } else { Ok(()) };
     fsutil::remove_tree_quietly(&old_tree);
     synced
-}
-
-/// The name of a folder PMF keeps next to the model folder `name` during a save:
-/// `.<name>.pmf-<kind>-<suffix>`, where kind is `save` (being built), `new` (complete, about to
-/// replace the model, only without an atomic exchange) or `old` (the replaced model).
-fn sibling_name(name: &std::ffi::OsStr, kind: &str, suffix: &str) -> std::ffi::OsString {
-    let mut n = std::ffi::OsString::from(".");
-    n.push(name);
-    n.push(format!(".pmf-{kind}-"));
-    n.push(suffix);
-    n
-}
-
-/// Whether `entry` is a sibling folder of kind `kind` of the model folder `name`: the exact
-/// prefix, then a suffix of the form [`fsutil::unique_suffix`] makes (so that a model named
-/// `a.pmf-save-1` is never mistaken for a staging folder of `a`).
-fn is_sibling_of(entry: &std::ffi::OsStr, name: &std::ffi::OsStr, kind: &str) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let prefix = sibling_name(name, kind, "");
-    let Some(rest) = entry.as_bytes().strip_prefix(prefix.as_bytes()) else { return false };
-    fsutil::is_unique_suffix(rest)
-}
-
-fn staging_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
-    sibling_name(name, "save", suffix)
-}
-
-/// The sibling folders of kind `kind` of the model folder at `path`.
-fn siblings(path: &Path, kind: &str) -> Vec<PathBuf> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name() else { return Vec::new() };
-    let Ok(entries) = fs::read_dir(parent) else { return Vec::new() };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false) && is_sibling_of(&e.file_name(), name, kind))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
-}
-
-/// Replace the model folder by the complete staging tree with plain renames, for file systems
-/// without an atomic folder exchange: staging -> `.pmf-new-`, model -> `.pmf-old-`, new -> model.
-/// Between the last two renames the model name is missing for an instant; a process killed
-/// there leaves the complete new tree, which [`recover_interrupted_commit`] puts in place.
-/// Returns the old tree, to be removed.
-fn commit_by_renames(staging: &Path, real: &Path, parent: &Path, name: &std::ffi::OsStr) -> Result<PathBuf> {
-    let suffix = fsutil::unique_suffix();
-    let new = parent.join(sibling_name(name, "new", &suffix));
-    let old = parent.join(sibling_name(name, "old", &suffix));
-    fs::rename(staging, &new).map_err(|e| Error::io(&new, "cannot mark the new model complete", e))?;
-    fsutil::sync_dir(parent)?;
-    if let Err(e) = fs::rename(real, &old) {
-        let _ = fs::rename(&new, staging);
-        return Err(Error::io(real, "cannot move the old model aside", e));
-    }
-    if let Err(e) = fs::rename(&new, real) {
-        let _ = fs::rename(&old, real);
-        return Err(Error::io(real, "cannot move the new model into place", e));
-    }
-    Ok(old)
-}
-
-/// When the model folder `path` is missing because a save was interrupted between its last two
-/// renames (see [`commit_by_renames`]): the tree to put in place, the complete new one or else
-/// the old one. Only lists the parent folder.
-pub(crate) fn interrupted_commit(path: &Path) -> Option<PathBuf> {
-    if fs::symlink_metadata(path).is_ok() {
-        return None;
-    }
-    siblings(path, "new").pop().or_else(|| siblings(path, "old").pop())
-}
-
-/// Finish a save that was interrupted between its last two renames: put the tree that
-/// [`interrupted_commit`] names in place. Only writers call it, holding the lock of the parent's
-/// model folder name (see `save`).
-fn recover_interrupted_commit(path: &Path) {
-    if let Some(tree) = interrupted_commit(path) {
-        let _ = fs::rename(&tree, path);
-    }
-}
-
-/// Remove the folders left next to the model by interrupted saves (the lock is held, the model
-/// folder exists, so none of them is needed any more).
-fn clean_stale(parent: &Path, name: &std::ffi::OsStr) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
-    for entry in entries.flatten() {
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        let leftover = ["save", "new", "old"].iter().any(|k| is_sibling_of(&entry.file_name(), name, k));
-        if is_dir && leftover {
-            fsutil::remove_tree_quietly(&entry.path());
-        }
-    }
 }
 
 fn build_staging(
@@ -623,7 +477,10 @@ fn build_staging(
         let reasons = if offences.is_empty() {
             vec![SaveProblem::new(".", format!("the written model cannot be validated: {e}"))]
         } else {
-            offences.into_iter().map(|o| SaveProblem::new(o.location, format!("written model: {}", o.message))).collect()
+            offences
+                .into_iter()
+                .map(|o| SaveProblem::new(o.location, format!("written model: {}", o.message)))
+                .collect()
         };
         Error::WouldNotValidate { reasons }
     })?;
@@ -656,7 +513,7 @@ impl Writer<'_> {
     fn place(&mut self, rel: &Path, src: Option<&Path>, hash: Md5, stamp: Option<FileStamp>, what: &str) -> Result<()> {
         let dst = self.staging.join(rel);
         // Never reuse (read, hash or link) a file reached through a link: it may lie outside.
-        let inside = || fsutil::is_real_dir(self.old_root, rel.parent().unwrap_or(Path::new("")));
+        let inside = || paths::is_real_dir(self.old_root, rel.parent().unwrap_or(Path::new("")));
         if self.old.hash_of(rel) == Some(hash) && inside() {
             // Reused without reading it when its checksum is known to be right: written by this
             // model, or in the folder when it was loaded, and unchanged since (else it is hashed).
@@ -673,7 +530,7 @@ impl Writer<'_> {
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&old_file, &dst) => {}
                     Err(_) => link_or_copy(&old_file, &dst, self.durable)?,
                 }
-                self.new.files.insert(rel.to_path_buf(), (hash, Some(now)));
+                self.new.insert(rel, hash, Some(now));
                 return Ok(());
             }
         }
@@ -682,7 +539,10 @@ impl Writer<'_> {
             None => None,
         };
         let src = src.ok_or_else(|| {
-            refused(rel.display().to_string(), format!("{what} has no file (path is None) and the destination holds no identical copy"))
+            refused(
+                rel.display().to_string(),
+                format!("{what} has no file (path is None) and the destination holds no identical copy"),
+            )
         })?;
         let trust = match (stamp, &src_size) {
             (Some(s), Some(m)) => s == FileStamp::of(m),
@@ -733,7 +593,8 @@ impl Writer<'_> {
             let epoch = ck.epoch.ok_or_else(|| refused(&location, "the checkpoint has no epoch"))?;
             let path = if checkpoints {
                 let file = ck.path.as_deref().map(|p| utf8_name(p, &location)).transpose()?;
-                let file = file.ok_or_else(|| refused(&location, "the checkpoint has no file to save (path is None)"))?;
+                let file =
+                    file.ok_or_else(|| refused(&location, "the checkpoint has no file to save (path is None)"))?;
                 let rel = prefix.join("data/checkpoints").join(&file);
                 self.place(&rel, ck.path.as_deref(), ck.hash, ck.stamp, &format!("checkpoint {}", reference.quoted()))?;
                 format!("data/checkpoints/{file}")
@@ -818,21 +679,6 @@ fn metadata_text(
         Err(offences) => Err(Error::WouldNotValidate {
             reasons: offences.into_iter().map(|o| SaveProblem::new(o.location, o.message)).collect(),
         }),
-    }
-}
-
-/// Whether neither the content (mtime) nor the inode (ctime) of `path` changed at or after `t`.
-fn unchanged_since(path: &Path, t: std::time::SystemTime) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = fs::symlink_metadata(path) else { return false };
-    let as_time = |secs: i64, nanos: i64| {
-        u64::try_from(secs)
-            .ok()
-            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos.clamp(0, 999_999_999) as u32))
-    };
-    match (as_time(m.mtime(), m.mtime_nsec()), as_time(m.ctime(), m.ctime_nsec())) {
-        (Some(mtime), Some(ctime)) => m.is_file() && mtime < t && ctime < t,
-        _ => false,
     }
 }
 

@@ -132,75 +132,116 @@ pub fn check_training(
     latest_missing: bool,
     checkpoint_epochs: &[i64],
 ) -> Vec<TrainingOffence> {
-    let mut found: Vec<(&'static str, String)> = Vec::new();
-    let out = &mut found;
-    let status = record.status;
-    let t = [
-        record.start_time.map(Timestamp::as_f64),
-        record.latest_time.map(Timestamp::as_f64),
-        record.end_time.map(Timestamp::as_f64),
-    ];
-    let e = [
-        record.start_epoch.map(|x| x as f64),
-        record.latest_epoch.map(|x| x as f64),
-        record.end_epoch.map(|x| x as f64),
-    ];
-    let names = [["start_time", "latest_time", "end_time"], ["start_epoch", "latest_epoch", "end_epoch"]];
-    for (which, (values, other)) in [(&t, &e), (&e, &t)].into_iter().enumerate() {
-        let [s, l, end] = names[which];
-        let [os, ol, oe] = names[1 - which];
-        let [sv, lv, ev] = *values;
-        let [osv, olv, oev] = *other;
-        if sv.is_none() && ev.is_some() {
-            out.push((end, format!("{end} is set but {s} is not: a training cannot end before it starts")));
-        }
-        if sv.is_none() && lv.is_some() {
-            out.push((l, format!("{l} is set but {s} is not: set {s} too")));
-        }
-        if lv.is_none() && ev.is_some() {
-            out.push((end, format!("{end} is set but {l} is not: set {l} too")));
-        }
-        if let Some(sv) = sv {
-            if let Some(lv) = lv {
-                if sv > lv {
-                    out.push((
-                        l,
-                        format!("{l} ({}) is before {s} ({}): expected {s} <= {l}", fmt_num(lv), fmt_num(sv)),
-                    ));
-                }
-            }
-            if osv.is_none() {
-                out.push((os, format!("{s} is set but {os} is not: set both or neither")));
-            }
-            if status == Status::Pending {
-                out.push((s, format!("{s} is set but the status is pending: expected running, finished or failed")));
-            }
-        }
-        if let Some(lv) = lv {
-            if let Some(ev) = ev {
-                if lv > ev {
-                    out.push((
-                        end,
-                        format!("{end} ({}) is before {l} ({}): expected {l} <= {end}", fmt_num(ev), fmt_num(lv)),
-                    ));
-                }
-            }
-            if olv.is_none() {
-                out.push((ol, format!("{l} is set but {ol} is not: set both or neither")));
-            }
-            if status == Status::Pending {
-                out.push((l, format!("{l} is set but the status is pending: expected running, finished or failed")));
-            }
-        }
-        if ev.is_some() {
-            if oev.is_none() {
-                out.push((oe, format!("{end} is set but {oe} is not: set both or neither")));
-            }
-            if matches!(status, Status::Pending | Status::Running) {
-                out.push((end, format!("{end} is set but the status is {status}: expected finished or failed")));
-            }
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let times = Series {
+        names: ["start_time", "latest_time", "end_time"],
+        values: [
+            record.start_time.map(Timestamp::as_f64),
+            record.latest_time.map(Timestamp::as_f64),
+            record.end_time.map(Timestamp::as_f64),
+        ],
+    };
+    let epochs = Series {
+        names: ["start_epoch", "latest_epoch", "end_epoch"],
+        values: [
+            record.start_epoch.map(|x| x as f64),
+            record.latest_epoch.map(|x| x as f64),
+            record.end_epoch.map(|x| x as f64),
+        ],
+    };
+    // The same rules for the times and for the epochs, each paired with the other series.
+    for (series, other) in [(&times, &epochs), (&epochs, &times)] {
+        check_presence(series, &mut out);
+        check_start(series, other, record.status, &mut out);
+        check_latest(series, other, record.status, &mut out);
+        check_end(series, other, record.status, &mut out);
+    }
+    check_checkpoint_references(record, latest_missing, checkpoint_epochs, &mut out);
+    out.into_iter().map(|(field, message)| TrainingOffence { field, message }).collect()
+}
+
+/// The start, latest and end values of one series (times or epochs) and their field names.
+struct Series {
+    names: [&'static str; 3],
+    values: [Option<f64>; 3],
+}
+
+type Found = Vec<(&'static str, String)>;
+
+/// A later value needs the earlier ones: no end or latest without a start, no end without a latest.
+fn check_presence(series: &Series, out: &mut Found) {
+    let [s, l, end] = series.names;
+    let [sv, lv, ev] = series.values;
+    if sv.is_none() && ev.is_some() {
+        out.push((end, format!("{end} is set but {s} is not: a training cannot end before it starts")));
+    }
+    if sv.is_none() && lv.is_some() {
+        out.push((l, format!("{l} is set but {s} is not: set {s} too")));
+    }
+    if lv.is_none() && ev.is_some() {
+        out.push((end, format!("{end} is set but {l} is not: set {l} too")));
+    }
+}
+
+/// A start comes before the latest value, with its counterpart in the other series, and only
+/// once the training left pending.
+fn check_start(series: &Series, other: &Series, status: Status, out: &mut Found) {
+    let [s, l, _] = series.names;
+    let [sv, lv, _] = series.values;
+    let Some(sv) = sv else { return };
+    if let Some(lv) = lv {
+        if sv > lv {
+            out.push((l, format!("{l} ({}) is before {s} ({}): expected {s} <= {l}", fmt_num(lv), fmt_num(sv))));
         }
     }
+    if other.values[0].is_none() {
+        out.push((other.names[0], format!("{s} is set but {} is not: set both or neither", other.names[0])));
+    }
+    if status == Status::Pending {
+        out.push((s, format!("{s} is set but the status is pending: expected running, finished or failed")));
+    }
+}
+
+/// The latest value comes before the end, with its counterpart, and only once the training left
+/// pending.
+fn check_latest(series: &Series, other: &Series, status: Status, out: &mut Found) {
+    let [_, l, end] = series.names;
+    let [_, lv, ev] = series.values;
+    let Some(lv) = lv else { return };
+    if let Some(ev) = ev {
+        if lv > ev {
+            out.push((end, format!("{end} ({}) is before {l} ({}): expected {l} <= {end}", fmt_num(ev), fmt_num(lv))));
+        }
+    }
+    if other.values[1].is_none() {
+        out.push((other.names[1], format!("{l} is set but {} is not: set both or neither", other.names[1])));
+    }
+    if status == Status::Pending {
+        out.push((l, format!("{l} is set but the status is pending: expected running, finished or failed")));
+    }
+}
+
+/// An end comes with its counterpart, and only for a finished or failed training.
+fn check_end(series: &Series, other: &Series, status: Status, out: &mut Found) {
+    let end = series.names[2];
+    if series.values[2].is_none() {
+        return;
+    }
+    if other.values[2].is_none() {
+        out.push((other.names[2], format!("{end} is set but {} is not: set both or neither", other.names[2])));
+    }
+    if matches!(status, Status::Pending | Status::Running) {
+        out.push((end, format!("{end} is set but the status is {status}: expected finished or failed")));
+    }
+}
+
+/// `latest` names a registered checkpoint, and no checkpoint is after the latest epoch.
+fn check_checkpoint_references(
+    record: &TrainingRecord,
+    latest_missing: bool,
+    checkpoint_epochs: &[i64],
+    out: &mut Found,
+) {
     if latest_missing {
         out.push((
             "latest",
@@ -212,7 +253,6 @@ pub fn check_training(
             out.push(("checkpoints", format!("a checkpoint has epoch {max}, after latest_epoch {le}: expected every checkpoint epoch <= latest_epoch")));
         }
     }
-    found.into_iter().map(|(field, message)| TrainingOffence { field, message }).collect()
 }
 
 fn fmt_num(x: f64) -> String {

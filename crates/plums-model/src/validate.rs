@@ -2,8 +2,14 @@
 //! checks of [`crate::metadata`], reporting every offence at once.
 //!
 //! The folder is walked once without following links (special files are offences and are never
-//! opened); every metadata path is confined to the model root (`paths.rs`); strict mode
-//! hashes all files that have a recorded checksum in parallel.
+//! opened); every metadata path is confined to the model root (`paths.rs`); YAML files are read
+//! by `yaml_file.rs`; strict mode hashes all files that have a recorded checksum in parallel.
+//!
+//! Validation only reads: it never creates, renames or removes anything. A model folder missing
+//! because a save was interrupted between its two renames is reported
+//! ([`Error::InterruptedSave`], found by `commit::interrupted_commit`, which only lists the
+//! parent); the other leftovers of interrupted saves (staging folders next to the model,
+//! temporary files and append journals inside it) are extra files that validation ignores.
 
 use std::collections::HashMap;
 use std::fs::FileType;
@@ -16,7 +22,9 @@ use crate::error::{Error, Offence, Report, Result};
 use crate::hash::{md5_file_sized, Md5};
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::paths::{relative_inside, Entry, Root};
-use crate::yaml::{self, Limits, Value};
+use crate::reference::Reference;
+use crate::yaml::{Limits, Value};
+use crate::yaml_file::YamlFile;
 
 /// How to validate a model.
 ///
@@ -189,7 +197,7 @@ fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            if let Some(leftover) = crate::save::interrupted_commit(path) {
+            if let Some(leftover) = crate::commit::interrupted_commit(path) {
                 return Err(Error::InterruptedSave { path: path.to_path_buf(), leftover });
             }
             return Err(Error::io(path, "cannot validate model", e));
@@ -318,41 +326,23 @@ impl Ctx<'_> {
         self.offences.push(Offence::tree(location, message));
     }
 
-    /// Read a YAML file of the model, with the size limit; offences are metadata offences.
-    fn read_yaml(&mut self, path: &Path, location: &str) -> Option<(Value, Md5)> {
-        let limit = self.options.limits.max_bytes;
-        match std::fs::metadata(path) {
-            Ok(m) if m.len() > limit as u64 => {
-                self.offences.push(Offence::metadata(
-                    location,
-                    format!("is {} bytes, over the {limit}-byte limit for a YAML file", m.len()),
-                ));
-                return None;
-            }
-            Ok(_) => {}
+    /// Read a YAML file of the model (`yaml_file.rs`); its offences are recorded at `location`.
+    fn read_yaml(&mut self, path: &Path, location: &str) -> Option<YamlFile> {
+        match YamlFile::read(path, &self.options.limits) {
+            Ok(file) => Some(file),
             Err(e) => {
-                self.tree_offence(location.to_owned(), format!("cannot be read: {e}"));
-                return None;
+                self.offences.push(e.offence(location));
+                None
             }
         }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+    }
+
+    /// The YAML value of a file read by [`Ctx::read_yaml`].
+    fn yaml_value(&mut self, file: &YamlFile, location: &str) -> Option<Value> {
+        match file.value(&self.options.limits) {
+            Ok(v) => Some(v),
             Err(e) => {
-                self.tree_offence(location.to_owned(), format!("cannot be read: {e}"));
-                return None;
-            }
-        };
-        let text = match std::str::from_utf8(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes)) {
-            Ok(t) => t,
-            Err(e) => {
-                self.offences.push(Offence::metadata(location, format!("is not UTF-8 text ({e})")));
-                return None;
-            }
-        };
-        match yaml::parse_with_limits(text, &self.options.limits) {
-            Ok(v) => Some((v, Md5::of_bytes(&bytes))),
-            Err(e) => {
-                self.offences.push(Offence::metadata(location, format!("is not valid YAML: {e}")));
+                self.offences.push(e.offence(location));
                 None
             }
         }
@@ -387,59 +377,16 @@ fn metadata_prefix(prefix: &Path) -> String {
 /// Check one model (the top-level one, or a nested initialisation at `prefix`).
 fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool) -> Option<ValidatedModel> {
     let first_offence = ctx.offences.len();
-    // metadata.yaml
-    let metadata = if ctx.require(root, prefix, "metadata.yaml", Entry::File, "a metadata.yaml file") {
-        let location = loc(prefix, Path::new("metadata.yaml"));
-        ctx.read_yaml(&root.given.join("metadata.yaml"), &location).and_then(|(doc, digest)| {
-            let (metadata, offences) = Metadata::from_value_lenient(&doc);
-            let mp = metadata_prefix(prefix);
-            ctx.offences.extend(offences.into_iter().map(|mut o| {
-                if o.location.is_empty() {
-                    // A document-level offence: locate it at the file itself.
-                    o.location = location.clone();
-                    o
-                } else {
-                    o.prefixed(&mp)
-                }
-            }));
-            metadata.map(|m| (m, digest))
-        })
+    let metadata = check_metadata_file(ctx, root, prefix);
+    let data = check_data_dir(ctx, root, prefix, checkpoints);
+    let nested = if data.has_init_dir {
+        check_initialisation(ctx, root, prefix, metadata.as_ref().map(|(m, _)| m))
     } else {
         None
     };
-
-    // data/
-    let mut build_parameters = None;
-    let has_data = ctx.require(root, prefix, "data", Entry::Dir, "a data/ folder");
-    let mut has_init_dir = false;
-    if has_data {
-        if ctx.require(root, prefix, "data/build_parameters.yaml", Entry::File, "a data/build_parameters.yaml file") {
-            let location = loc(prefix, Path::new("data/build_parameters.yaml"));
-            build_parameters = ctx.read_yaml(&root.given.join("data/build_parameters.yaml"), &location).map(|(v, _)| v);
-        }
-        has_init_dir = ctx.require(
-            root,
-            prefix,
-            "data/initialisation",
-            Entry::Dir,
-            "a data/initialisation/ folder (empty when trained from scratch)",
-        );
-        if checkpoints && ctx.require(root, prefix, "data/checkpoints", Entry::Dir, "a data/checkpoints/ folder") {
-            let dir = prefix.join("data/checkpoints");
-            let subdirs: Vec<String> =
-                ctx.tree.children(&dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
-            for d in subdirs {
-                ctx.tree_offence(d, "is a folder: data/checkpoints/ holds checkpoint files only".to_owned());
-            }
-        }
-    }
-
-    let nested =
-        if has_init_dir { check_initialisation(ctx, root, prefix, metadata.as_ref().map(|(m, _)| m)) } else { None };
-
     let (metadata, metadata_digest) = metadata?;
     check_configuration(ctx, root, prefix, &metadata);
-    if checkpoints && has_data {
+    if checkpoints && data.exists {
         check_checkpoints(ctx, root, prefix, &metadata);
     }
     if ctx.offences.len() > first_offence {
@@ -448,11 +395,86 @@ fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool)
     Some(ValidatedModel {
         root: root.given.clone(),
         metadata,
-        build_parameters: build_parameters.unwrap_or(Value::Null),
+        build_parameters: data.build_parameters.unwrap_or(Value::Null),
         initialisation: nested.map(Box::new),
         checkpoints_checked: checkpoints,
         metadata_digest,
     })
+}
+
+/// `metadata.yaml` of the model at `prefix`: its metadata (even with value offences, so that
+/// the tree checks can run on it) and the digest of its bytes.
+fn check_metadata_file(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path) -> Option<(Metadata, Md5)> {
+    if !ctx.require(root, prefix, "metadata.yaml", Entry::File, "a metadata.yaml file") {
+        return None;
+    }
+    let location = loc(prefix, Path::new("metadata.yaml"));
+    let file = ctx.read_yaml(&root.given.join("metadata.yaml"), &location)?;
+    let (metadata, offences) = match file.metadata(&ctx.options.limits) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            ctx.offences.push(e.offence(&location));
+            return None;
+        }
+    };
+    let mp = metadata_prefix(prefix);
+    ctx.offences.extend(offences.into_iter().map(|mut o| {
+        if o.location.is_empty() {
+            // A document-level offence: locate it at the file itself.
+            o.location = location.clone();
+            o
+        } else {
+            o.prefixed(&mp)
+        }
+    }));
+    metadata.map(|m| (m, file.digest))
+}
+
+/// What [`check_data_dir`] found.
+struct DataDir {
+    exists: bool,
+    has_init_dir: bool,
+    build_parameters: Option<Value>,
+}
+
+/// `data/` of the model at `prefix`: the build parameters, the initialisation folder, and (when
+/// `checkpoints`) a checkpoint folder holding no folder.
+fn check_data_dir(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool) -> DataDir {
+    let mut data = DataDir { exists: false, has_init_dir: false, build_parameters: None };
+    data.exists = ctx.require(root, prefix, "data", Entry::Dir, "a data/ folder");
+    if !data.exists {
+        return data;
+    }
+    if ctx.require(root, prefix, "data/build_parameters.yaml", Entry::File, "a data/build_parameters.yaml file") {
+        let location = loc(prefix, Path::new("data/build_parameters.yaml"));
+        if let Some(file) = ctx.read_yaml(&root.given.join("data/build_parameters.yaml"), &location) {
+            data.build_parameters = ctx.yaml_value(&file, &location);
+        }
+    }
+    data.has_init_dir = ctx.require(
+        root,
+        prefix,
+        "data/initialisation",
+        Entry::Dir,
+        "a data/initialisation/ folder (empty when trained from scratch)",
+    );
+    if checkpoints && ctx.require(root, prefix, "data/checkpoints", Entry::Dir, "a data/checkpoints/ folder") {
+        report_subfolders(
+            ctx,
+            &prefix.join("data/checkpoints"),
+            "is a folder: data/checkpoints/ holds checkpoint files only",
+        );
+    }
+    data
+}
+
+/// A tree offence `message` for each folder directly in `dir`.
+fn report_subfolders(ctx: &mut Ctx<'_>, dir: &Path, message: &str) {
+    let subdirs: Vec<String> =
+        ctx.tree.children(dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
+    for d in subdirs {
+        ctx.tree_offence(d, message.to_owned());
+    }
 }
 
 fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &Metadata) {
@@ -544,6 +566,8 @@ fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &M
     }
 }
 
+/// `data/initialisation/` of the model at `prefix`: a nested PMF model or at most one weight
+/// file, matching what the metadata declares. Returns the validated nested model.
 fn check_initialisation(
     ctx: &mut Ctx<'_>,
     root: &Root,
@@ -552,25 +576,20 @@ fn check_initialisation(
 ) -> Option<ValidatedModel> {
     let init_rel = Path::new("data/initialisation");
     let init_dir = prefix.join(init_rel);
-    let mp = metadata_prefix(prefix);
-    let declared = metadata.map(|m| m.model.initialisation.as_ref());
     let has_pmf = matches!(ctx.lookup(root, prefix, &init_rel.join("metadata.yaml")), Some((_, Entry::File)));
-    let mut nested = None;
-    if has_pmf {
-        let child = root.child(init_rel);
-        nested = check_model(ctx, &child, &init_dir, false);
+    let nested = if has_pmf {
+        check_model(ctx, &root.child(init_rel), &init_dir, false)
     } else {
-        let subdirs: Vec<String> =
-            ctx.tree.children(&init_dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
-        for d in subdirs {
-            ctx.tree_offence(
-                d,
-                "is a folder: without a metadata.yaml, data/initialisation/ holds one weight file only".to_owned(),
-            );
-        }
-    }
-    match declared {
-        Some(Some(InitialisationMetadata::Pmf { id, checkpoint, path, .. })) => {
+        report_subfolders(
+            ctx,
+            &init_dir,
+            "is a folder: without a metadata.yaml, data/initialisation/ holds one weight file only",
+        );
+        None
+    };
+    let mp = metadata_prefix(prefix);
+    match metadata.and_then(|m| m.model.initialisation.as_ref()) {
+        Some(InitialisationMetadata::Pmf { id, checkpoint, path, .. }) => {
             if let Err(m) = relative_inside(path) {
                 ctx.tree_offence(format!("{mp}model.initialisation.pmf.path"), m);
             }
@@ -581,54 +600,64 @@ fn check_initialisation(
                         .to_owned(),
                 );
             } else if let Some(n) = &nested {
-                if !n.metadata.model.training.checkpoints.contains_key(checkpoint) {
-                    ctx.tree_offence(
-                        format!("{mp}model.initialisation.pmf.checkpoint"),
-                        format!("checkpoint {} is not registered in the initialisation model (data/initialisation/metadata.yaml)", checkpoint.quoted()),
-                    );
-                }
-                if &n.metadata.model.id != id {
-                    ctx.tree_offence(
-                        format!("{mp}model.initialisation.pmf.id"),
-                        format!(
-                            "{id:?} differs from the id of the model in data/initialisation ({:?})",
-                            n.metadata.model.id
-                        ),
-                    );
-                }
+                check_pmf_initialisation(ctx, &mp, n, id, checkpoint);
             }
         }
-        Some(Some(InitialisationMetadata::File { path, hash, .. })) => {
-            let key = format!("{mp}model.initialisation.file.path");
+        Some(InitialisationMetadata::File { path, hash, .. }) => {
             if has_pmf {
                 ctx.tree_offence(init_dir.display().to_string(), "holds a PMF model (metadata.yaml): model.initialisation says the model was initialised from a weight file".to_owned());
             } else {
-                match relative_inside(path) {
-                    Err(m) => ctx.tree_offence(key, m),
-                    Ok(rel) if rel.parent() != Some(init_rel) => ctx.tree_offence(
-                        key,
-                        format!("{path:?} is not in data/initialisation/: expected data/initialisation/<file name>"),
-                    ),
-                    Ok(rel) => match ctx.lookup(root, prefix, &rel) {
-                        Some((p, Entry::File)) => {
-                            ctx.hash_later(p, *hash, loc(prefix, &rel), "initialisation file".into())
-                        }
-                        Some((_, Entry::Missing)) => ctx.tree_offence(
-                            loc(prefix, &rel),
-                            "is missing: model.initialisation names this weight file".to_owned(),
-                        ),
-                        Some(_) => ctx.tree_offence(
-                            loc(prefix, &rel),
-                            "is not a file: model.initialisation names this weight file".to_owned(),
-                        ),
-                        None => {}
-                    },
-                }
+                check_file_initialisation(ctx, root, prefix, path, *hash);
             }
         }
-        _ => {}
+        None => {}
     }
     nested
+}
+
+/// The nested model `n` is the one the metadata declares (`id`) and registers `checkpoint`.
+fn check_pmf_initialisation(ctx: &mut Ctx<'_>, mp: &str, n: &ValidatedModel, id: &str, checkpoint: &Reference) {
+    if !n.metadata.model.training.checkpoints.contains_key(checkpoint) {
+        ctx.tree_offence(
+            format!("{mp}model.initialisation.pmf.checkpoint"),
+            format!(
+                "checkpoint {} is not registered in the initialisation model (data/initialisation/metadata.yaml)",
+                checkpoint.quoted()
+            ),
+        );
+    }
+    if n.metadata.model.id != id {
+        ctx.tree_offence(
+            format!("{mp}model.initialisation.pmf.id"),
+            format!("{id:?} differs from the id of the model in data/initialisation ({:?})", n.metadata.model.id),
+        );
+    }
+}
+
+/// The weight file the metadata declares (`path`, with checksum `hash`) is in
+/// `data/initialisation/`.
+fn check_file_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, path: &str, hash: Md5) {
+    let key = format!("{}model.initialisation.file.path", metadata_prefix(prefix));
+    let rel = match relative_inside(path) {
+        Err(m) => return ctx.tree_offence(key, m),
+        Ok(rel) if rel.parent() != Some(Path::new("data/initialisation")) => {
+            return ctx.tree_offence(
+                key,
+                format!("{path:?} is not in data/initialisation/: expected data/initialisation/<file name>"),
+            )
+        }
+        Ok(rel) => rel,
+    };
+    match ctx.lookup(root, prefix, &rel) {
+        Some((p, Entry::File)) => ctx.hash_later(p, hash, loc(prefix, &rel), "initialisation file".into()),
+        Some((_, Entry::Missing)) => {
+            ctx.tree_offence(loc(prefix, &rel), "is missing: model.initialisation names this weight file".to_owned())
+        }
+        Some(_) => {
+            ctx.tree_offence(loc(prefix, &rel), "is not a file: model.initialisation names this weight file".to_owned())
+        }
+        None => {}
+    }
 }
 
 /// Hash every job in parallel and report mismatches, largest files first for balance.

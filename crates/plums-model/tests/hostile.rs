@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{guarded, inotify_events, inotify_watch, mkfifo, strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
-use plums_model::yaml::{self, Mapping, Value};
-use plums_model::{validate, Checkpoint, Error, Md5, Model, OffenceKind, Reference, SaveOptions};
+use plums_model::{
+    parse_yaml, to_yaml, validate, Checkpoint, Error, LoadOptions, Mapping, Md5, Model, OffenceKind, Producer,
+    Reference, SaveOptions, ValidateOptions, Value, Version,
+};
 use rustix::fs::inotify;
 
 /// How long an operation on a small hostile model may take before the watchdog fails the test.
@@ -135,7 +137,7 @@ impl Fx {
         let root = base.join("model");
         let mut fx =
             Fx { outside: Outside::new(base.join("outside"), b""), _dir: dir, base, root, src, fifos: Vec::new() };
-        fx.model(init).save(&fx.root, false).unwrap();
+        fx.model(init).save(&fx.root, &SaveOptions::new()).unwrap();
         // The outside folder gets a copy of the real metadata, so a reader that follows a
         // link to it would find something it can parse.
         let metadata = fs::read(fx.root.join("metadata.yaml")).unwrap();
@@ -150,16 +152,10 @@ impl Fx {
     fn model(&self, init: Init) -> Model {
         let mut params = Mapping::new();
         params.insert("lr".into(), Value::Float(0.1));
-        let mut m = Model::new(
-            "hostile_test",
-            "py_pa",
-            "1.0.0",
-            Some("hostile".into()),
-            MODEL_ID,
-            self.src.join("config.py"),
-            Value::Map(params),
-        )
-        .unwrap();
+        let producer = Producer::new("hostile_test", Version::pep440("1.0.0").unwrap(), self.src.join("config.py"));
+        let mut m = Model::new(MODEL_ID, producer.unwrap());
+        m.name = Some("hostile".into());
+        m.build_parameters = Value::Map(params);
         m.register_training_start(0).unwrap();
         m.register_epoch(Some(2)).unwrap();
         m.add_checkpoint(Checkpoint::new(1, Some(self.src.join("1.bin")), Some(1), None).unwrap()).unwrap();
@@ -170,20 +166,13 @@ impl Fx {
             Init::Pmf => {
                 let init_root = self.base.join("init-source");
                 if !init_root.exists() {
-                    let mut i = Model::new(
-                        "hostile_test",
-                        "py_pa",
-                        "0.9",
-                        None,
-                        "init-model",
-                        self.src.join("config.py"),
-                        Model::empty_build_parameters(),
-                    )
-                    .unwrap();
+                    let version = Version::pep440("0.9").unwrap();
+                    let producer = Producer::new("hostile_test", version, self.src.join("config.py")).unwrap();
+                    let mut i = Model::new("init-model", producer);
                     i.register_training_start(0).unwrap();
                     i.register_epoch(Some(1)).unwrap();
                     i.add_checkpoint(Checkpoint::new(1, Some(self.src.join("w.bin")), Some(1), None).unwrap()).unwrap();
-                    i.save(&init_root, false).unwrap();
+                    i.save(&init_root, &SaveOptions::new()).unwrap();
                 }
                 m.register_initialisation(&init_root, Some(Reference::Int(1)), None).unwrap();
             }
@@ -214,13 +203,13 @@ impl Fx {
         for strict in [true, false] {
             let root = self.root.clone();
             let r = guarded(&format!("{what}: validate(strict={strict})"), WATCHDOG, self.fifos.clone(), move || {
-                validate(&root, strict, true)
+                validate(&root, &ValidateOptions::new().strict(strict))
             });
             errors.push(r.expect_err(&format!("{what}: validate(strict={strict}) accepted the hostile model")));
         }
         let root = self.root.clone();
         let r = guarded(&format!("{what}: Model::load"), WATCHDOG, self.fifos.clone(), move || {
-            Model::load(&root, true, true).map(|_| ())
+            Model::load(&root, &LoadOptions::new()).map(|_| ())
         });
         errors.push(r.expect_err(&format!("{what}: Model::load accepted the hostile model")));
         self.outside.assert_untouched(&format!("{what}: validating and loading"));
@@ -232,7 +221,7 @@ impl Fx {
         let mut model = self.model(init);
         let root = self.root.clone();
         let r = guarded(&format!("{what}: save(force={force})"), WATCHDOG, self.fifos.clone(), move || {
-            model.save(&root, force)
+            model.save(&root, &SaveOptions::new().force(force))
         });
         self.outside.assert_untouched(&format!("{what}: save(force={force}) over the hostile model"));
         r
@@ -240,9 +229,9 @@ impl Fx {
 
     fn edit_metadata(&self, rel: &str, edit: impl FnOnce(&mut Value)) {
         let p = self.root.join(rel);
-        let mut doc = yaml::parse(&fs::read_to_string(&p).unwrap()).unwrap();
+        let mut doc = parse_yaml(&fs::read_to_string(&p).unwrap()).unwrap();
         edit(&mut doc);
-        fs::write(&p, yaml::to_string(&doc)).unwrap();
+        fs::write(&p, to_yaml(&doc)).unwrap();
     }
 
     fn leftover_staging(&self) -> Vec<PathBuf> {
@@ -290,13 +279,16 @@ fn assert_offence(err: &Error, kind: OffenceKind, location: &str, fragments: &[&
     assert!(found, "no {kind} offence at {location:?} saying {fragments:?} in:\n{err}");
 }
 
+/// Assert that `err` is the refusal to save over a model with the same id whose tree is
+/// invalid, unless forced.
 #[track_caller]
-fn assert_io(err: &Error, fragments: &[&str]) {
-    assert!(matches!(err, Error::Io { .. }), "expected Error::Io, got {err:?}");
-    let text = err.to_string();
-    for f in fragments {
-        assert!(text.contains(f), "{f:?} not in {text:?}");
-    }
+fn assert_invalid_same_model(err: &Error) {
+    assert_err!(
+        err,
+        Error::InvalidSameModel { report, .. } if !report.offences.is_empty(),
+        kind = std::io::ErrorKind::InvalidData,
+        &["invalid PMF model with the same model id", "force"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,9 +420,10 @@ fn absolute_and_parent_paths_in_every_metadata_path_are_refused() {
         }
         // Saving over it: refused without force; with force its PMF files are replaced.
         let err = fx.save_over(&what, init, false).unwrap_err();
-        assert_io(&err, &["invalid PMF model with the same id", "force"]);
+        assert_invalid_same_model(&err);
         fx.save_over(&what, init, true).unwrap_or_else(|e| panic!("{what}: save(force) failed: {e}"));
-        validate(&fx.root, true, true).unwrap_or_else(|e| panic!("{what}: the forced save is invalid: {e}"));
+        validate(&fx.root, &ValidateOptions::new().strict(true))
+            .unwrap_or_else(|e| panic!("{what}: the forced save is invalid: {e}"));
         assert!(fx.leftover_staging().is_empty());
         fx.outside.assert_untouched(&what);
     }
@@ -515,7 +508,7 @@ fn adding_a_checkpoint_in_place_never_follows_links_planted_since_the_last_save(
         let what = format!("{link} -> {target}");
         let fx = Fx::new(init);
         let mut model = fx.model(init);
-        model.save(&fx.root, false).unwrap();
+        model.save(&fx.root, &SaveOptions::new()).unwrap();
         fx.outside.events();
         fx.link(link, link_target(&fx, target));
         fs::write(fx.src.join("3.bin"), b"weights of epoch 3").unwrap();
@@ -524,15 +517,18 @@ fn adding_a_checkpoint_in_place_never_follows_links_planted_since_the_last_save(
         let root = fx.root.clone();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let r = guarded(&format!("{what}: save in place"), WATCHDOG, fx.fifos.clone(), move || {
-                model.save(&root, false)
+                model.save(&root, &SaveOptions::new())
             });
             fx.outside.assert_untouched(&format!("{what}: adding a checkpoint"));
             match r {
                 Ok(()) => {
-                    validate(&fx.root, true, true)
+                    validate(&fx.root, &ValidateOptions::new().strict(true))
                         .unwrap_or_else(|e| panic!("{what}: the save wrote an invalid model: {e}"));
                 }
-                Err(e) => assert!(matches!(e, Error::Io { .. } | Error::InvalidArgument(_)), "{what}: {e:?}"),
+                Err(e) => assert!(
+                    matches!(e, Error::Obstructed { found: "a symbolic link", needed: "a folder", .. }),
+                    "{what}: {e:?}"
+                ),
             }
         }));
         if let Err(panic) = outcome {
@@ -552,14 +548,17 @@ fn save_over_links_out() -> Vec<String> {
         let what = format!("{link} -> {target}");
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let err = fx.save_over(&what, init, false).expect_err("save without force over an invalid model");
-            assert!(matches!(err, Error::Io { .. }), "{what}: {err:?}");
+            assert!(matches!(err, Error::InvalidSameModel { .. }), "{what}: {err:?}");
             // With force: either a clean refusal, or a valid model whose links no longer lead out.
             match fx.save_over(&what, init, true) {
                 Ok(()) => {
-                    validate(&fx.root, true, true)
+                    validate(&fx.root, &ValidateOptions::new().strict(true))
                         .unwrap_or_else(|e| panic!("{what}: forced save wrote an invalid model: {e}"));
                 }
-                Err(e) => assert!(matches!(e, Error::Io { .. } | Error::InvalidArgument(_)), "{what}: {e:?}"),
+                Err(e) => assert!(
+                    matches!(e, Error::Obstructed { found: "a symbolic link", needed: "a folder", .. }),
+                    "{what}: {e:?}"
+                ),
             }
             assert!(fx.leftover_staging().is_empty(), "{what}: staging folder left behind");
         }));
@@ -609,10 +608,11 @@ fn save_does_not_read_a_metadata_yaml_that_links_out_of_the_root() {
     for force in [false, true] {
         let mut model = fx.model(Init::None);
         let root = fx.root.clone();
-        let err =
-            guarded("save over metadata.yaml -> outside", WATCHDOG, fx.fifos.clone(), move || model.save(&root, force))
-                .unwrap_err();
-        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        let err = guarded("save over metadata.yaml -> outside", WATCHDOG, fx.fifos.clone(), move || {
+            model.save(&root, &SaveOptions::new().force(force))
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidDestination { .. }), "{err:?}");
         assert!(!err.to_string().contains("\"secret\""), "the error quotes the file outside the root: {err}");
         fx.outside.assert_untouched(&format!("save(force={force}) over a metadata.yaml that links outside"));
     }
@@ -629,14 +629,14 @@ fn save_with_force_into_a_foreign_folder_does_not_write_through_its_links() {
     let mut model = fx.model(Init::File);
     let target = foreign.clone();
     let err = guarded("save(force=false) into a foreign folder", WATCHDOG, fx.fifos.clone(), move || {
-        model.save(&target, false)
+        model.save(&target, &SaveOptions::new())
     })
     .unwrap_err();
-    assert_io(&err, &["not a PMF model", "force"]);
+    assert_err!(err, Error::ForeignFolder { path } if *path == foreign, &["not a PMF model", "force"]);
     let mut model = fx.model(Init::File);
     let target = foreign.clone();
     let r = guarded("save(force=true) into a foreign folder", WATCHDOG, fx.fifos.clone(), move || {
-        model.save(&target, true)
+        model.save(&target, &SaveOptions::new().force(true))
     });
     fx.outside.assert_untouched(&format!("save(force=true) into a foreign folder whose data/ links outside ({r:?})"));
 }
@@ -655,7 +655,7 @@ fn symlink_loops_are_refused_and_extra_loops_are_harmless() {
         assert_offence(&err, OffenceKind::Tree, "data/checkpoints/1.bin", &["loop"]);
     }
     fx.save_over("checkpoint link loop", Init::None, true).unwrap();
-    validate(&fx.root, true, true).unwrap();
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
 
     // An extra link to an ancestor folder is kept, never followed, and does not hang the walk.
     let fx = Fx::new(Init::None);
@@ -663,12 +663,15 @@ fn symlink_loops_are_refused_and_extra_loops_are_harmless() {
     fx.link("extra/up", "..");
     fx.link("extra/self", ".");
     let root = fx.root.clone();
-    guarded("validate with folder loops", WATCHDOG, vec![], move || validate(&root, true, true)).unwrap();
-    let mut m = Model::load(&fx.root, true, true).unwrap();
+    guarded("validate with folder loops", WATCHDOG, vec![], move || {
+        validate(&root, &ValidateOptions::new().strict(true))
+    })
+    .unwrap();
+    let mut m = Model::load(&fx.root, &LoadOptions::new()).unwrap();
     m.register_epoch(Some(3)).unwrap();
-    m.save(&fx.root, false).unwrap();
+    m.save(&fx.root, &SaveOptions::new()).unwrap();
     assert_eq!(fs::read_link(fx.root.join("extra/up")).unwrap(), Path::new(".."));
-    validate(&fx.root, true, true).unwrap();
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
     fx.outside.assert_untouched("folder loops");
 }
 
@@ -702,17 +705,30 @@ fn fifos_in_the_tree_are_offences_and_never_opened() {
         }
         // Saving over a folder that holds a FIFO: refused without force. With force, a FIFO
         // where PMF owns the path (data/initialisation/) is replaced; anywhere else it is a
-        // clear error, since save carries every other file over.
+        // clear error, since save carries every other file over. A FIFO as metadata.yaml is not
+        // a metadata file save can read: refused with force too.
+        let unreadable = |e: &Error| {
+            matches!(e, Error::InvalidDestination { path, reason }
+                if *path == fx.root.join("metadata.yaml") && reason.contains("not a regular file"))
+        };
         let err = fx.save_over(&what, init, false).expect_err(&format!("{what}: save without force"));
-        assert!(matches!(err, Error::Io { .. }), "{what}: {err:?}");
+        if rel == "metadata.yaml" {
+            assert!(unreadable(&err), "{what}: {err:?}");
+        } else {
+            assert!(matches!(err, Error::InvalidSameModel { .. }), "{what}: {err:?}");
+        }
         match fx.save_over(&what, init, true) {
             Ok(()) => {
                 assert!(rel.starts_with("data/initialisation/"), "{what}: save(force) carried a FIFO over");
-                validate(&fx.root, true, true).unwrap();
+                validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
             }
             Err(e) => {
                 let text = e.to_string();
-                assert!(matches!(e, Error::Io { .. }), "{what}: {e:?}");
+                if rel == "metadata.yaml" {
+                    assert!(unreadable(&e), "{what}: {e:?}");
+                } else {
+                    assert!(matches!(e, Error::Obstructed { needed: "no special file", .. }), "{what}: {e:?}");
+                }
                 assert!(text.contains("special file") || text.contains("not a regular file"), "{what}: {text}");
                 let meta = fs::symlink_metadata(fx.root.join(rel)).unwrap();
                 assert!(
@@ -744,7 +760,7 @@ fn a_100_mb_yaml_file_is_refused_without_being_read() {
         }
         if rel == "metadata.yaml" {
             let err = fx.save_over("100 MB metadata.yaml", Init::None, true).unwrap_err();
-            assert_io(&err, &["not a valid PMF metadata file", "size"]);
+            assert_err!(err, Error::InvalidDestination { .. }, &["not a valid PMF metadata file", "size"]);
         }
         assert!(start.elapsed() < FAST, "refusing a 100 MB {rel} took {:?}", start.elapsed());
         assert_eq!(inotify_events(&watch).len(), 0, "the 100 MB {rel} was opened or read");
@@ -882,15 +898,15 @@ fn yaml_bombs_child() {
             let fx = Fx::new(Init::None);
             fs::write(fx.root.join(rel), doc).unwrap();
             let start = Instant::now();
-            let err = validate(&fx.root, true, true).unwrap_err();
+            let err = validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap_err();
             let took = start.elapsed();
             assert_offence(&err, OffenceKind::Metadata, rel, &["not valid YAML", words]);
             if rel == "metadata.yaml" {
-                let err = Model::load(&fx.root, true, true).unwrap_err();
+                let err = Model::load(&fx.root, &LoadOptions::new()).unwrap_err();
                 assert_offence(&err, OffenceKind::Metadata, rel, &[words]);
                 let start = Instant::now();
-                let err = fx.model(Init::None).save(&fx.root, true).unwrap_err();
-                assert_io(&err, &["not a valid PMF metadata file", words]);
+                let err = fx.model(Init::None).save(&fx.root, &SaveOptions::new().force(true)).unwrap_err();
+                assert_err!(err, Error::InvalidDestination { .. }, &["not a valid PMF metadata file", words]);
                 assert!(start.elapsed() < FAST, "{name}: save refused it in {:?}", start.elapsed());
             }
             println!(
@@ -924,13 +940,13 @@ fn deep_nesting_child() {
     ];
     for (name, doc) in &docs {
         let start = Instant::now();
-        let err = yaml::parse(doc).expect_err(name);
+        let err = parse_yaml(doc).expect_err(name);
         assert!(start.elapsed() < FAST, "{name}: {:?}", start.elapsed());
         println!("{name}: {err}");
         for rel in ["metadata.yaml", "data/build_parameters.yaml"] {
             let fx = Fx::new(Init::None);
             fs::write(fx.root.join(rel), doc).unwrap();
-            let err = validate(&fx.root, false, true).unwrap_err();
+            let err = validate(&fx.root, &ValidateOptions::new()).unwrap_err();
             assert_offence(&err, OffenceKind::Metadata, rel, &["not valid YAML"]);
         }
     }
@@ -946,14 +962,14 @@ fn deep_nesting_child() {
             let root = dir.path().join("m");
             write_chain(&root, depth);
             let start = Instant::now();
-            validate(&root, true, true).unwrap();
-            let mut m = Model::load(&root, true, true).unwrap();
+            validate(&root, &ValidateOptions::new().strict(true)).unwrap();
+            let mut m = Model::load(&root, &LoadOptions::new()).unwrap();
             m.register_training_start(0).unwrap();
-            m.save(&root, false).unwrap();
-            validate(&root, true, true).unwrap();
+            m.save(&root, &SaveOptions::new()).unwrap();
+            validate(&root, &ValidateOptions::new().strict(true)).unwrap();
             let copy = dir.path().join("copy");
-            m.save(&copy, false).unwrap();
-            validate(&copy, true, true).unwrap();
+            m.save(&copy, &SaveOptions::new()).unwrap();
+            validate(&copy, &ValidateOptions::new().strict(true)).unwrap();
             println!(
                 "{depth} nested initialisation models: validated, loaded and saved twice in {:?}",
                 start.elapsed()
@@ -1026,14 +1042,14 @@ fn non_utf8_file_names_are_accepted_and_carried_over_by_save() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, content).unwrap();
     }
-    validate(&fx.root, true, true).unwrap();
-    let mut m = Model::load(&fx.root, true, true).unwrap();
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
+    let mut m = Model::load(&fx.root, &LoadOptions::new()).unwrap();
     fs::write(fx.src.join("3.bin"), b"weights of epoch 3").unwrap();
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(Checkpoint::new(3, Some(fx.src.join("3.bin")), Some(3), None).unwrap()).unwrap();
-    m.save(&fx.root, false).unwrap();
-    fx.model(Init::File).save(&fx.root, true).unwrap();
-    validate(&fx.root, true, true).unwrap();
+    m.save(&fx.root, &SaveOptions::new()).unwrap();
+    fx.model(Init::File).save(&fx.root, &SaveOptions::new().force(true)).unwrap();
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
     for (name, content) in extras {
         let p = fx.root.join(OsStr::from_bytes(name));
         assert_eq!(fs::read(&p).unwrap(), content, "{} was not carried over", p.display());
@@ -1046,12 +1062,14 @@ fn a_model_folder_with_a_non_utf8_name_can_be_saved_loaded_and_saved_again() {
     let fx = Fx::new(Init::None);
     let root = fx.base.join(OsStr::from_bytes(b"model-\xff"));
     let mut m = fx.model(Init::None);
-    m.save(&root, false).unwrap();
-    let mut loaded = Model::load(&root, true, true).unwrap();
+    m.save(&root, &SaveOptions::new()).unwrap();
+    let mut loaded = Model::load(&root, &LoadOptions::new()).unwrap();
     loaded.register_epoch(Some(5)).unwrap();
-    loaded.save(&root, false).unwrap();
-    m.save(&root, true).unwrap_err(); // m is stale: the folder changed since
-    validate(&root, true, true).unwrap();
+    loaded.save(&root, &SaveOptions::new()).unwrap();
+    // m is stale: the folder changed since.
+    let err = m.save(&root, &SaveOptions::new().force(true)).unwrap_err();
+    assert!(matches!(&err, Error::ConcurrentChange { path } if *path == root), "{err:?}");
+    validate(&root, &ValidateOptions::new().strict(true)).unwrap();
     let staging: Vec<_> = fs::read_dir(&fx.base)
         .unwrap()
         .flatten()
@@ -1081,7 +1099,7 @@ fn non_utf8_yaml_contents_are_metadata_offences() {
     bytes.extend_from_slice(b"\xff");
     fs::write(fx.root.join("metadata.yaml"), bytes).unwrap();
     let err = fx.save_over("latin-1 metadata.yaml", Init::None, true).unwrap_err();
-    assert_io(&err, &["not a valid PMF metadata file", "UTF-8"]);
+    assert_err!(err, Error::InvalidDestination { .. }, &["not a valid PMF metadata file", "UTF-8"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1128,7 +1146,7 @@ fn integers_beyond_64_bits_are_refused() {
     // The largest 64-bit values are fine where the schema allows them.
     let fx = Fx::new(Init::None);
     replace_line(&fx, "metadata.yaml", "latest_epoch", "9223372036854775807");
-    validate(&fx.root, true, true).unwrap();
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
 }
 
 #[test]
@@ -1160,7 +1178,7 @@ fn duplicate_mapping_keys_are_refused() {
         text.replacen("      two:", "      '1':", 1).replace("latest: two", "latest: '1'"),
     )
     .unwrap();
-    let m = validate(&fx.root, true, true).unwrap();
+    let m = validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
     assert!(m.model.training.checkpoints.contains_key(&Reference::from("1")));
     assert!(m.model.training.checkpoints.contains_key(&Reference::Int(1)));
 }
@@ -1188,15 +1206,20 @@ fn a_configuration_named_like_a_pmf_file_is_refused() {
         let mut m = fx.model(Init::None);
         m.producer.configuration = cfg_dir.join(name);
         let target = fx.base.join("new-model");
-        let err = m.save(&target, false).unwrap_err();
-        assert!(
-            matches!(&err, Error::InvalidArgument(msg) if msg.contains("reserves") && msg.contains(name)),
-            "{name}: {err:?}"
+        let err = m.save(&target, &SaveOptions::new()).unwrap_err();
+        assert_err!(
+            err,
+            Error::WouldNotValidate { reasons }
+                if reasons.len() == 1 && reasons[0].location == "producer.configuration",
+            &["reserves", name]
         );
         assert!(!target.exists(), "{name}: the refused save created the folder");
         let before = fs::read(fx.root.join("metadata.yaml")).unwrap();
-        let err = m.save(&fx.root, true).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{name}: {err:?}");
+        let err = m.save(&fx.root, &SaveOptions::new().force(true)).unwrap_err();
+        assert!(
+            matches!(&err, Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "producer.configuration"),
+            "{name}: {err:?}"
+        );
         assert_eq!(
             fs::read(fx.root.join("metadata.yaml")).unwrap(),
             before,
@@ -1218,7 +1241,7 @@ fn saving_a_model_never_removes_the_staging_folder_of_another_model() {
     let other_staging = fx.base.join(other);
     fs::create_dir(&other_staging).unwrap();
     fs::write(other_staging.join("metadata.yaml"), b"being written by another process").unwrap();
-    fx.model(Init::None).save(&fx.root, true).unwrap();
+    fx.model(Init::None).save(&fx.root, &SaveOptions::new().force(true)).unwrap();
     assert!(
         other_staging.join("metadata.yaml").exists(),
         "saving `model` removed {other}, a staging folder of the model `model.pmf-save-1`"
@@ -1242,8 +1265,8 @@ fn concurrent_saves_of_two_models_with_non_utf8_names_do_not_interfere() {
                     let mut m = fx.model(Init::None);
                     m.register_epoch(Some(3)).unwrap();
                     m.add_checkpoint(Checkpoint::new(3, Some(big), Some(3), None).unwrap()).unwrap();
-                    let options = SaveOptions { force: true, durable: false, ..SaveOptions::default() };
-                    if let Err(e) = m.save_with(&root, &options) {
+                    let options = SaveOptions::new().force(true).durable(false);
+                    if let Err(e) = m.save(&root, &options) {
                         errors.lock().unwrap().push(format!("{} save {i}: {e}", root.display()));
                     }
                 }
@@ -1252,7 +1275,7 @@ fn concurrent_saves_of_two_models_with_non_utf8_names_do_not_interfere() {
     });
     let errors = errors.into_inner().unwrap();
     for name in [&b"m-\xff"[..], &b"m-\xfe"[..]] {
-        validate(fx.base.join(OsStr::from_bytes(name)), true, true).unwrap();
+        validate(fx.base.join(OsStr::from_bytes(name)), &ValidateOptions::new().strict(true)).unwrap();
     }
     assert!(errors.is_empty(), "{} of 30 saves failed:\n{}", errors.len(), errors.join("\n"));
 }
@@ -1265,8 +1288,13 @@ fn a_lock_file_that_links_out_of_the_root_is_not_followed() {
     let r = fx.save_over("lock file -> outside", Init::None, true);
     // The lock file is opened with O_NOFOLLOW: such a folder cannot be saved over (clear error).
     let err = r.unwrap_err();
-    assert_io(&err, &["cannot open the model lock file"]);
-    validate(&fx.root, true, true).unwrap();
+    assert_err!(
+        err,
+        Error::Io { path, source, .. }
+            if *path == fx.root.join(".pmf.lock") && source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()),
+        &["cannot open the model lock file"]
+    );
+    validate(&fx.root, &ValidateOptions::new().strict(true)).unwrap();
 }
 
 /// What a refused save leaves: nothing changed, nothing next to the root.
@@ -1276,12 +1304,20 @@ fn a_refused_save_changes_nothing() {
     let before = fs::read(fx.root.join("metadata.yaml")).unwrap();
     let mut other = fx.model(Init::None);
     other.id = "another-id".into();
-    let err = other.save(&fx.root, true).unwrap_err();
-    assert_io(&err, &["different PMF model"]);
+    let err = other.save(&fx.root, &SaveOptions::new().force(true)).unwrap_err();
+    assert_err!(
+        err,
+        Error::OtherModel { found_id, saving_id, .. } if found_id == MODEL_ID && saving_id == "another-id",
+        &["different PMF model"]
+    );
     let mut invalid = fx.model(Init::None);
     invalid.producer.name = "x".into();
-    let err = invalid.save(&fx.root, true).unwrap_err();
-    assert!(matches!(&err, Error::InvalidArgument(m) if m.contains("producer name")), "{err:?}");
+    let err = invalid.save(&fx.root, &SaveOptions::new().force(true)).unwrap_err();
+    assert_err!(
+        err,
+        Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "producer.name",
+        &["producer name"]
+    );
     assert_eq!(fs::read(fx.root.join("metadata.yaml")).unwrap(), before);
     assert!(fx.leftover_staging().is_empty());
 }

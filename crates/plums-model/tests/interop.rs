@@ -24,7 +24,10 @@ use common::{
     compare, describe, describe_args, describe_with, json_time, run_reference_many, untag, untag_ref, Compare,
     DescribeOptions,
 };
-use plums_model::{check, Checkpoint, Model, Offence, OffenceKind, Status, Training, TrainingRecord, ValidateOptions};
+use plums_model::{
+    check, validate, Checkpoint, Error, LoadOptions, Model, Offence, OffenceKind, Producer, SaveOptions, Status,
+    Training, TrainingRecord, ValidateOptions, Version, VersionFormats, PY_PA,
+};
 use serde_json::Value as Json;
 
 const REFERENCE_LIMIT: Duration = Duration::from_secs(300);
@@ -32,6 +35,12 @@ const REFERENCE_LIMIT: Duration = Duration::from_secs(300);
 const CHECK_LIMIT: Duration = Duration::from_secs(30);
 const PARALLEL: usize = 4;
 const WRONGLY_ACCEPTS: &str = "reference wrongly accepts: ";
+
+/// Invalid cases that validation accepts, as the reference's `validate` does, and that only
+/// `Model::load` refuses (as the reference's `Model.load` does): the case, and what load must
+/// say. A producer version format is checked where a version is parsed: validation only checks
+/// `py_pa` versions, and `Model::load` refuses a format its `LoadOptions::formats` does not know.
+const LOAD_REFUSES: [(&str, &str); 1] = [("unknown_version_format", "semver")];
 
 // ---------------------------------------------------------------------------------------------
 // What the reference generates, once per test binary
@@ -123,7 +132,7 @@ fn models_saved_by_the_reference_load_here_identically() {
     for case in &g.cases {
         let theirs = reference_model(g, case);
         let dir = g.corpus_dir.join(case).join("model");
-        let model = match Model::load(&dir, true, true) {
+        let model = match Model::load(&dir, &LoadOptions::new()) {
             Ok(m) => m,
             Err(e) => {
                 problems.push(format!("{case}: Model::load(strict, checkpoints) refuses the reference model: {e}"));
@@ -136,7 +145,7 @@ fn models_saved_by_the_reference_load_here_identically() {
         }
         // Also the plain validate entry points, every mode.
         for (strict, checkpoints) in [(true, true), (false, true), (true, false), (false, false)] {
-            if let Err(e) = plums_model::validate(&dir, strict, checkpoints) {
+            if let Err(e) = validate(&dir, &ValidateOptions::new().strict(strict).checkpoints(checkpoints)) {
                 problems.push(format!(
                     "{case}: validate(strict={strict}, checkpoints={checkpoints}) refuses the reference model: {e}"
                 ));
@@ -161,15 +170,11 @@ fn opt_i64(v: &Json, key: &str) -> Option<i64> {
 fn build_from_recipe(case_dir: &Path, recipe: &Json) -> plums_model::Result<Model> {
     let p = &recipe["producer"];
     let s = |v: &Json| v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_owned();
-    let mut model = Model::new(
-        &s(&p["name"]),
-        &s(&p["version_format"]),
-        &s(&p["version"]),
-        recipe["name"].as_str().map(str::to_owned),
-        s(&recipe["id"]),
-        case_dir.join(s(&recipe["configuration"])),
-        untag(&recipe["build_parameters"]),
-    )?;
+    let version = Version::parse(&s(&p["version_format"]), &s(&p["version"]))?;
+    let producer = Producer::new(s(&p["name"]), version, case_dir.join(s(&recipe["configuration"])))?;
+    let mut model = Model::new(s(&recipe["id"]), producer);
+    model.name = recipe["name"].as_str().map(str::to_owned);
+    model.build_parameters = untag(&recipe["build_parameters"]);
     let t = &recipe["training"];
     model.training = Training::new(TrainingRecord {
         status: s(&t["status"]).parse::<Status>()?,
@@ -225,13 +230,13 @@ fn models_saved_here_load_in_the_reference_identically() {
             }
         };
         let dest = ours_dir.join(case);
-        if let Err(e) = model.save(&dest, false) {
+        if let Err(e) = model.save(&dest, &SaveOptions::new()) {
             problems.push(format!("{case}: save refused: {e}"));
             continue;
         }
         let in_memory = describe_with(&model, DescribeOptions { init_as_saved: true }, false);
         // Our own loader agrees with our in-memory model.
-        match Model::load(&dest, true, true) {
+        match Model::load(&dest, &LoadOptions::new()) {
             Ok(loaded) => {
                 for d in compare(&describe(&loaded), &in_memory, Compare { checkpoints_any_order: false }) {
                     problems.push(format!("{case}: loaded here vs in memory: {d}"));
@@ -292,7 +297,9 @@ fn run_check(path: &Path, mode: Mode) -> Outcome {
     let fifos: Vec<PathBuf> = walk_fifos(path);
     let p = path.to_path_buf();
     common::guarded(&format!("check({}, {mode:?})", path.display()), CHECK_LIMIT, fifos, move || {
-        match std::panic::catch_unwind(|| check(&p, &ValidateOptions::new(mode.strict, mode.checkpoints))) {
+        match std::panic::catch_unwind(|| {
+            check(&p, &ValidateOptions::new().strict(mode.strict).checkpoints(mode.checkpoints))
+        }) {
             Ok(Ok(c)) => Ok(c.offences),
             Ok(Err(e)) => Err(format!("error instead of offences: {e:?}")),
             Err(panic) => Err(format!(
@@ -380,7 +387,6 @@ const EXPECTED: &[Expect] = &[
     // metadata
     meta("invalid_yaml_syntax", "metadata.yaml", "yaml"),
     meta("build_parameters_invalid_yaml", "data/build_parameters.yaml", "yaml"),
-    meta("unknown_version_format", "format.producer.version.format", "semver"),
     meta("unknown_key_root", "extra", "unknown key"),
     meta("unknown_key_format", "format.extra", "unknown key"),
     meta("unknown_key_producer_version", "format.producer.version.extra", "unknown key"),
@@ -440,8 +446,12 @@ fn invalid_models_are_refused_here_too() {
     for case in &g.invalid {
         let name = case["case"].as_str().unwrap();
         let rule = case["rule"].as_str().unwrap_or_default();
-        let wrongly_accepts = rule.starts_with(WRONGLY_ACCEPTS);
         let path = g.invalid_dir.join(case["path"].as_str().unwrap());
+        if let Some(&(_, format)) = LOAD_REFUSES.iter().find(|(c, _)| *c == name) {
+            load_refuses(name, format, &path, &mut problems);
+            continue;
+        }
+        let wrongly_accepts = rule.starts_with(WRONGLY_ACCEPTS);
         let mut row = format!("{name:45}");
         for mode in MODES {
             let verdict = &case[mode.key];
@@ -550,6 +560,42 @@ fn invalid_models_are_refused_here_too() {
     fail_with_all(&format!("{} invalid models checked here", g.invalid.len()), &problems);
 }
 
+/// A case of [`LOAD_REFUSES`]: no offence in any mode, `Model::load` refuses the unknown version
+/// `format` (every mode), and loads it when its `LoadOptions::formats` know the format.
+fn load_refuses(name: &str, format: &str, path: &Path, problems: &mut Vec<String>) {
+    for mode in MODES {
+        match run_check(path, mode) {
+            Err(e) => problems.push(format!("{name} [{}]: {e}", mode.key)),
+            Ok(offences) if !offences.is_empty() => problems.push(format!(
+                "{name} [{}]: validation checks version formats only where versions are parsed (load), but we give {}",
+                mode.key,
+                show(&Ok(offences))
+            )),
+            Ok(_) => {}
+        }
+        let options = LoadOptions::new().strict(mode.strict).checkpoints(mode.checkpoints);
+        match Model::load(path, &options) {
+            Err(Error::UnknownVersionFormat { format: f, known }) if f == format && known == [PY_PA] => {}
+            other => problems.push(format!(
+                "{name} [{}]: Model::load must refuse the unknown version format {format:?} (as the reference's \
+                 Model.load does), got {:?}",
+                mode.key,
+                other.map(|_| ())
+            )),
+        }
+        let mut formats = VersionFormats::new();
+        formats.register_unparsed(format);
+        match Model::load(path, &options.formats(formats)) {
+            Ok(m) if m.producer.version.format() == format => {}
+            other => problems.push(format!(
+                "{name} [{}]: Model::load with the format {format:?} registered: {:?}",
+                mode.key,
+                other.map(|m| m.producer.version.format().to_owned())
+            )),
+        }
+    }
+}
+
 /// The FIFO case must never be opened: checked on its own, with a watchdog, in every mode.
 #[test]
 fn a_fifo_in_a_model_is_an_offence_and_never_opened() {
@@ -570,9 +616,13 @@ fn a_fifo_in_a_model_is_an_offence_and_never_opened() {
         // Loading is refused too, with the same offence, without blocking.
         let p = path.clone();
         let err = common::guarded("Model::load(fifo_in_tree)", CHECK_LIMIT, walk_fifos(&path), move || {
-            Model::load(&p, mode.strict, mode.checkpoints).map(|_| ()).map_err(|e| e.to_string())
+            Model::load(&p, &LoadOptions::new().strict(mode.strict).checkpoints(mode.checkpoints)).map(|_| ())
         })
         .expect_err("a model with a FIFO loads");
-        assert!(err.contains("data/a_fifo"), "{err}");
+        assert!(
+            matches!(&err, Error::TreeValidation(report) if report.offences.iter().any(|o| o.location == "data/a_fifo")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("data/a_fifo"), "{err}");
     }
 }

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
-use plums_model::training::{Status, Timestamp, Training, TrainingRecord};
-use plums_model::validate::{validate_model, ValidateOptions};
-use plums_model::yaml::{self, Mapping, Value};
-use plums_model::{md5_file, validate, Checkpoint, Error, Initialisation, Md5, Model, Reference, SaveOptions};
+use plums_model::{
+    md5_file, to_yaml, validate, validate_model, Checkpoint, Error, Initialisation, LoadOptions, Mapping, Md5, Model,
+    Producer, Reference, SaveOptions, Status, Timestamp, Training, TrainingRecord, ValidateOptions, Value, Version,
+    LOCK_FILE,
+};
 
 const ROLE: &str = "PMF_RELIABILITY_ROLE";
 const DIR: &str = "PMF_RELIABILITY_DIR";
@@ -124,7 +125,7 @@ fn fingerprint_of_model(m: &Model) -> Fingerprint {
     Fingerprint {
         name: m.name.clone(),
         id: m.id.clone(),
-        build_parameters: yaml::to_string(&m.build_parameters),
+        build_parameters: to_yaml(&m.build_parameters),
         training: format!("{:?}", m.training.record()),
         latest: m.checkpoint_collection.latest().cloned(),
         checkpoints: m
@@ -141,7 +142,7 @@ fn fingerprint_of_model(m: &Model) -> Fingerprint {
 
 /// Validate `root` strictly and read what it holds (file contents hashed again here).
 fn fingerprint_of_folder(root: &Path) -> Result<Fingerprint, String> {
-    let v = validate_model(root, &ValidateOptions::new(true, true)).map_err(|e| e.to_string())?;
+    let v = validate_model(root, &ValidateOptions::new().strict(true)).map_err(|e| e.to_string())?;
     let m = &v.metadata.model;
     let hash = |rel: &str| md5_file(root.join(rel)).map_err(|e| e.to_string());
     let mut checkpoints = Vec::new();
@@ -151,7 +152,7 @@ fn fingerprint_of_folder(root: &Path) -> Result<Fingerprint, String> {
     Ok(Fingerprint {
         name: m.name.clone(),
         id: m.id.clone(),
-        build_parameters: yaml::to_string(&v.build_parameters),
+        build_parameters: to_yaml(&v.build_parameters),
         training: format!("{:?}", m.training.record),
         latest: m.training.latest.clone(),
         checkpoints,
@@ -252,7 +253,10 @@ impl States {
     fn fresh(&self, b: bool) -> Model {
         let name = if b { "state-b" } else { "state-a" };
         let (cfg, params) = (self.config(b), Self::params(self.full(b)));
-        let mut m = Model::new("reliability", "py_pa", "1.0.0", Some(name.into()), "kill-model", cfg, params).unwrap();
+        let mut m =
+            Model::new("kill-model", Producer::new("reliability", Version::pep440("1.0.0").unwrap(), cfg).unwrap());
+        m.name = Some(name.into());
+        m.build_parameters = params;
         m.training = Self::training(b);
         for n in 1..=(if b { 4 } else { 3 }) {
             m.add_checkpoint(self.checkpoint(n, b)).unwrap();
@@ -279,7 +283,7 @@ impl States {
     /// mode: only a model that knows the folder saves in place).
     /// `before_save` is told whether this save only adds a checkpoint (A -> B in append mode).
     fn flip(&self, root: &Path, round: u64, before_save: impl FnOnce(bool)) -> Result<bool, Error> {
-        let mut loaded = Model::load(root, false, true)?;
+        let mut loaded = Model::load(root, &LoadOptions::new().strict(false))?;
         let to_b = loaded.name.as_deref() == Some("state-a");
         let mut model = if round % 2 == 0 && !self.append {
             self.fresh(to_b)
@@ -288,7 +292,7 @@ impl States {
             loaded
         };
         before_save(self.append && to_b);
-        model.save(root, false)?;
+        model.save(root, &SaveOptions::new())?;
         Ok(to_b)
     }
 }
@@ -380,7 +384,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     let b = fingerprint_of_model(&states.fresh(true));
     assert_ne!(a, b);
     let root = dir.join("model");
-    states.fresh(false).save(&root, false).unwrap();
+    states.fresh(false).save(&root, &SaveOptions::new()).unwrap();
 
     // How long one round (load, then save the other state) takes here.
     let mut rounds = Vec::new();
@@ -427,6 +431,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     let mut completed_saves = 0u64;
     let mut seen = [0usize; 2];
     let mut pending_leftovers: Vec<PathBuf> = Vec::new();
+    let mut interrupted = 0;
     let mut max_leftovers = 0;
     let started = Instant::now();
     let mut failed_trials = 0;
@@ -478,6 +483,37 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
             }
         }
         pending_leftovers = leftovers;
+        // Killed between the last two renames of a save without RENAME_EXCHANGE: no model folder,
+        // its complete new tree next to it. Readers report it and change nothing; the next save
+        // puts that tree in place (here: a save of the state it holds).
+        if let Err(Error::InterruptedSave { path, leftover }) =
+            validate_model(&root, &ValidateOptions::new().strict(true))
+        {
+            interrupted += 1;
+            assert_eq!(path, root);
+            assert!(
+                !root.exists() && leftover.is_dir(),
+                "trial {trial}: {} is not an interrupted save",
+                leftover.display()
+            );
+            match fingerprint_of_folder(&leftover) {
+                Ok(f) if f == a || f == b => {
+                    let mut model = states.fresh(f == b);
+                    if let Err(e) = model.save(&root, &SaveOptions::new()) {
+                        failures.push(format!("trial {trial}: the save after an interrupted one failed: {e}"));
+                    } else if leftover.exists() {
+                        failures.push(format!(
+                            "trial {trial}: the save after an interrupted one did not put {} in place",
+                            leftover.display()
+                        ));
+                    }
+                }
+                other => failures.push(format!(
+                    "trial {trial} (killed after {delay:?}{child_error}): the interrupted save's new tree {} is neither A nor B: {other:?}",
+                    leftover.display()
+                )),
+            }
+        }
         match fingerprint_of_folder(&root) {
             Ok(f) if f == a => seen[0] += 1,
             Ok(f) if f == b => seen[1] += 1,
@@ -491,7 +527,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
         if failures.len() > before {
             failed_trials += 1;
             // Repair it, so that each failure is counted once.
-            states.fresh(false).save(&root, true).unwrap();
+            states.fresh(false).save(&root, &SaveOptions::new().force(true)).unwrap();
         }
     }
     // The next successful save cleans every leftover.
@@ -508,7 +544,8 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     fingerprint_of_folder(&root).unwrap();
     println!(
         "{label}: {trials} SIGKILLs in {:?}; {in_save} landed inside save() ({in_save_with_staging} of them with a staging folder on disk, {in_append} in a save that only adds a checkpoint); \
-         {completed_saves} saves completed between kills; state after kill: A {} times, B {} times; at most {max_leftovers} staging folder(s) left at once; \
+         {completed_saves} saves completed between kills; state after kill: A {} times, B {} times ({interrupted} of them left by a save \
+         interrupted between its renames, put in place by the next save); at most {max_leftovers} staging folder(s) left at once; \
          trials failed: {failed_trials}",
         started.elapsed(),
         seen[0],
@@ -524,7 +561,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
 
 /// The entries of `data/checkpoints/` of the model at `root` that its metadata does not register.
 fn unregistered_checkpoint_files(root: &Path) -> Vec<String> {
-    let registered: Vec<String> = Model::load(root, false, true)
+    let registered: Vec<String> = Model::load(root, &LoadOptions::new().strict(false))
         .unwrap()
         .checkpoint_collection
         .values()
@@ -600,18 +637,10 @@ fn two_writers_never_lose_an_update() {
     let cfg = dir.path().join("config.py");
     fs::write(&cfg, b"shared = True\n").unwrap();
     let root = dir.path().join("model");
-    Model::new(
-        "reliability",
-        "py_pa",
-        "1.0.0",
-        Some("shared".into()),
-        "shared-model",
-        &cfg,
-        Model::empty_build_parameters(),
-    )
-    .unwrap()
-    .save(&root, false)
-    .unwrap();
+    let mut shared =
+        Model::new("shared-model", Producer::new("reliability", Version::pep440("1.0.0").unwrap(), &cfg).unwrap());
+    shared.name = Some("shared".into());
+    shared.save(&root, &SaveOptions::new()).unwrap();
     let started = Instant::now();
     let procs: Vec<_> = (0..2)
         .map(|w| {
@@ -633,7 +662,7 @@ fn two_writers_never_lose_an_update() {
         stats.extend(stdout.lines().filter_map(|l| l.find("PMF-WRITER").map(|i| l[i + 4..].to_owned())));
     }
     let elapsed = started.elapsed();
-    let v = validate(&root, true, true).unwrap();
+    let v = validate(&root, &ValidateOptions::new().strict(true)).unwrap();
     let checkpoints = &v.model.training.checkpoints;
     let mut missing = Vec::new();
     for w in 0..2 {
@@ -671,12 +700,12 @@ fn writer_child() {
     fs::create_dir_all(&src).unwrap();
     let (mut conflicts, mut timeouts, mut load_errors) = (0, 0, Vec::new());
     let mut rng = Rng(u64::from(std::process::id()) * 0x9e37_79b9 + 1);
-    let options = SaveOptions { lock_timeout: Duration::from_secs(5), ..SaveOptions::default() };
+    let options = SaveOptions::new().lock_timeout(Duration::from_secs(5));
     for i in 0..WRITER_ROUNDS {
         let file = src.join(format!("w{w}-{i}.bin"));
         fs::write(&file, writer_content(w, i)).unwrap();
         loop {
-            let mut m = match Model::load(&root, true, true) {
+            let mut m = match Model::load(&root, &LoadOptions::new()) {
                 Ok(m) => m,
                 Err(e) => {
                     // A load that overlaps the other writer's save: reported, then retried.
@@ -689,10 +718,10 @@ fn writer_child() {
             // Some work between load and save, as a training loop would do: the other writer
             // often saves in between.
             std::thread::sleep(Duration::from_micros(rng.below(4000)));
-            match m.save_with(&root, &options) {
+            match m.save(&root, &options) {
                 Ok(()) => break,
-                Err(Error::Io { message, .. }) if message.contains("changed since") => conflicts += 1,
-                Err(Error::Io { kind: std::io::ErrorKind::WouldBlock, .. }) => timeouts += 1,
+                Err(e @ Error::ConcurrentChange { .. }) if e.to_string().contains("changed since") => conflicts += 1,
+                Err(Error::Locked { .. }) => timeouts += 1,
                 Err(e) => panic!("writer {w} round {i}: unexpected error: {e}"),
             }
         }
@@ -702,6 +731,20 @@ fn writer_child() {
         load_errors.len(),
         load_errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default()
     );
+}
+
+/// Hold the writer lock of the model folder `root` as another writer does (an exclusive `flock`
+/// on its lock file, which names the holder) until the returned file is dropped.
+fn hold_lock(root: &Path) -> fs::File {
+    use std::io::Write;
+    let mut file =
+        fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(root.join(LOCK_FILE)).unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    file.set_len(0).unwrap();
+    writeln!(file, "pid {} on {host} since unix time {since}", std::process::id()).unwrap();
+    file
 }
 
 /// Fast (runs with the ordinary tests): the lost-update check, its opt-out, and the lock.
@@ -714,40 +757,49 @@ fn a_stale_model_is_refused_unless_the_caller_opts_out_and_the_lock_times_out_cl
         fs::write(dir.path().join(format!("{n}.bin")), n).unwrap();
     }
     let root = dir.path().join("model");
-    Model::new("reliability", "py_pa", "1.0", None, "opt-out", &cfg, Model::empty_build_parameters())
-        .unwrap()
-        .save(&root, false)
+    Model::new("opt-out", Producer::new("reliability", Version::pep440("1.0").unwrap(), &cfg).unwrap())
+        .save(&root, &SaveOptions::new())
         .unwrap();
-    let mut first = Model::load(&root, true, true).unwrap();
-    let mut second = Model::load(&root, true, true).unwrap();
+    let mut first = Model::load(&root, &LoadOptions::new()).unwrap();
+    let mut second = Model::load(&root, &LoadOptions::new()).unwrap();
     first.add_checkpoint(Checkpoint::new(1, Some(dir.path().join("1.bin")), Some(1), None).unwrap()).unwrap();
     second.add_checkpoint(Checkpoint::new(2, Some(dir.path().join("2.bin")), Some(2), None).unwrap()).unwrap();
-    first.save(&root, false).unwrap();
+    first.save(&root, &SaveOptions::new()).unwrap();
     // The second writer's model is stale: refused, with a message saying what to do.
-    let err = second.save(&root, false).unwrap_err();
+    let err = second.save(&root, &SaveOptions::new()).unwrap_err();
     assert!(
-        matches!(&err, Error::Io { kind: std::io::ErrorKind::AlreadyExists, message, .. } if message.contains("changed since") && message.contains("reload")),
+        matches!(&err, Error::ConcurrentChange { path } if *path == root)
+            && err.io_kind() == Some(std::io::ErrorKind::AlreadyExists)
+            && err.to_string().contains("changed since")
+            && err.to_string().contains("reload"),
         "{err:?}"
     );
-    let err = second.save(&root, true).unwrap_err();
-    assert!(err.to_string().contains("changed since"), "force does not bypass the check: {err}");
-    assert_eq!(validate(&root, true, true).unwrap().model.training.checkpoints.len(), 1);
+    let err = second.save(&root, &SaveOptions::new().force(true)).unwrap_err();
+    assert!(
+        matches!(err, Error::ConcurrentChange { .. }) && err.to_string().contains("changed since"),
+        "force does not bypass the check: {err:?}"
+    );
+    assert_eq!(validate(&root, &ValidateOptions::new().strict(true)).unwrap().model.training.checkpoints.len(), 1);
     // The opt-out overwrites the other writer's update, as documented.
-    second.save_with(&root, &SaveOptions { overwrite_concurrent_changes: true, ..SaveOptions::default() }).unwrap();
-    let keys: Vec<_> = validate(&root, true, true).unwrap().model.training.checkpoints.into_keys().collect();
+    second.save(&root, &SaveOptions::new().overwrite_concurrent_changes(true)).unwrap();
+    let keys: Vec<_> =
+        validate(&root, &ValidateOptions::new().strict(true)).unwrap().model.training.checkpoints.into_keys().collect();
     assert_eq!(keys, vec![Reference::Int(2)], "the opt-out replaced the folder with the second model");
     // A writer that holds the lock makes another one give up after its time-out, naming it.
-    let held = plums_model::lock::ModelLock::acquire(&root, Duration::from_secs(1)).unwrap();
-    let mut third = Model::load(&root, true, true).unwrap();
+    let held = hold_lock(&root);
+    let mut third = Model::load(&root, &LoadOptions::new()).unwrap();
     let start = Instant::now();
-    let err = third
-        .save_with(&root, &SaveOptions { lock_timeout: Duration::from_millis(200), ..SaveOptions::default() })
-        .unwrap_err();
-    assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::WouldBlock, .. }), "{err:?}");
+    let err = third.save(&root, &SaveOptions::new().lock_timeout(Duration::from_millis(200))).unwrap_err();
+    assert!(
+        matches!(&err, Error::Locked { path, holder, waited }
+            if *path == root && holder.pid == Some(std::process::id()) && *waited == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert_eq!(err.io_kind(), Some(std::io::ErrorKind::WouldBlock), "{err:?}");
     assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
     drop(held);
-    third.save(&root, false).unwrap();
+    third.save(&root, &SaveOptions::new()).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -776,7 +828,7 @@ fn readers_during_saves(label: &str, append: bool) {
     let states = States::create_with(dir.path(), &mut rng, append);
     let (a, b) = (fingerprint_of_model(&states.fresh(false)), fingerprint_of_model(&states.fresh(true)));
     let root = dir.path().join("model");
-    states.fresh(false).save(&root, false).unwrap();
+    states.fresh(false).save(&root, &SaveOptions::new()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let saves = Arc::new(AtomicUsize::new(0));
     let writer = {
@@ -795,7 +847,7 @@ fn readers_during_saves(label: &str, append: bool) {
     let (mut loads, mut errors, mut mixed) = (0, Vec::new(), 0);
     while Instant::now() < deadline {
         loads += 1;
-        match Model::load(&root, true, true) {
+        match Model::load(&root, &LoadOptions::new()) {
             Ok(m) => {
                 // What the loaded metadata says (the strict load compared it with the files).
                 let f = Fingerprint {
@@ -839,7 +891,7 @@ fn fingerprint_of_model_shallow(m: &Model) -> Fingerprint {
     Fingerprint {
         name: m.name.clone(),
         id: m.id.clone(),
-        build_parameters: yaml::to_string(&m.build_parameters),
+        build_parameters: to_yaml(&m.build_parameters),
         training: format!("{:?}", m.training.record()),
         latest: m.checkpoint_collection.latest().cloned(),
         checkpoints: Vec::new(),
@@ -925,7 +977,7 @@ fn full_disk_trials(label: &str, append: bool) {
     // State B from the folder's A: a new object, or (in place) the loaded one changed.
     let next = |root: &Path| {
         if append {
-            let mut m = Model::load(root, false, true).unwrap();
+            let mut m = Model::load(root, &LoadOptions::new().strict(false)).unwrap();
             states.mutate(&mut m, true);
             m
         } else {
@@ -957,10 +1009,10 @@ fn full_disk_trials(label: &str, append: bool) {
     for (step, keep) in keeps.iter().enumerate() {
         let _ = fs::remove_file(&filler);
         let _ = fs::remove_dir_all(&root);
-        states.fresh(false).save(&root, false).unwrap();
+        states.fresh(false).save(&root, &SaveOptions::new()).unwrap();
         fill(&filler, *keep);
         let mut model = next(&root);
-        match model.save(&root, false) {
+        match model.save(&root, &SaveOptions::new()) {
             Ok(()) => {
                 succeeded += 1;
                 assert_eq!(
@@ -976,8 +1028,8 @@ fn full_disk_trials(label: &str, append: bool) {
                     matches!(e, Error::Io { .. }),
                     "step {step} ({keep} bytes free): expected Error::Io, got {e:?}"
                 );
-                if let Error::Io { kind, message, .. } = &e {
-                    kinds.insert(format!("{kind:?}: {message}"));
+                if let Error::Io { source, operation, .. } = &e {
+                    kinds.insert(format!("{:?}: {operation}", source.kind()));
                 }
                 assert!(
                     text.contains("No space left") || text.contains("space"),
@@ -1004,7 +1056,7 @@ fn full_disk_trials(label: &str, append: bool) {
     for free in 0..16 {
         let _ = fs::remove_dir_all(mnt.0.join("inodes"));
         let _ = fs::remove_dir_all(&root);
-        states.fresh(false).save(&root, false).unwrap();
+        states.fresh(false).save(&root, &SaveOptions::new()).unwrap();
         fs::create_dir(mnt.0.join("inodes")).unwrap();
         let mut made = Vec::new();
         for i in 0.. {
@@ -1017,13 +1069,13 @@ fn full_disk_trials(label: &str, append: bool) {
         for p in made.iter().rev().take(free) {
             fs::remove_file(p).unwrap();
         }
-        match next(&root).save(&root, false) {
+        match next(&root).save(&root, &SaveOptions::new()) {
             Ok(()) => assert_eq!(fingerprint_of_folder(&root).unwrap(), b),
             Err(e) => {
                 inode_failures += 1;
                 assert!(matches!(e, Error::Io { .. }), "{free} inodes free: {e:?}");
-                if let Error::Io { kind, message, .. } = &e {
-                    kinds.insert(format!("{kind:?}: {message}"));
+                if let Error::Io { source, operation, .. } = &e {
+                    kinds.insert(format!("{:?}: {operation}", source.kind()));
                 }
                 assert_eq!(fingerprint_of_folder(&root).unwrap(), a, "{free} inodes free: {e}");
                 assert!(staging_leftovers(&root).is_empty());
@@ -1049,11 +1101,11 @@ fn a_read_only_file_system_refuses_saves_and_still_loads() {
     let a = fingerprint_of_model(&states.fresh(false));
     let Some(mnt) = Mount::tmpfs(&dir.path().join("mnt"), "size=32m") else { return };
     let root = mnt.0.join("model");
-    states.fresh(false).save(&root, false).unwrap();
+    states.fresh(false).save(&root, &SaveOptions::new()).unwrap();
     mnt.remount("ro");
     // A read-only bind mount of a writable folder too.
     let writable = dir.path().join("writable");
-    states.fresh(false).save(writable.join("model"), false).unwrap();
+    states.fresh(false).save(writable.join("model"), &SaveOptions::new()).unwrap();
     let bind = dir.path().join("bind");
     fs::create_dir(&bind).unwrap();
     let bound = Command::new("mount").arg("--bind").arg(&writable).arg(&bind).status().unwrap().success()
@@ -1066,19 +1118,22 @@ fn a_read_only_file_system_refuses_saves_and_still_loads() {
         println!("SKIPPED part: cannot make a read-only bind mount");
     }
     for root in &roots {
-        let mut loaded = Model::load(root, true, true).unwrap();
+        let mut loaded = Model::load(root, &LoadOptions::new()).unwrap();
         assert_eq!(fingerprint_of_folder(root).unwrap(), a);
         for mut model in [states.fresh(true), loaded.clone()] {
-            let err = model.save(root, false).unwrap_err();
-            assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::ReadOnlyFilesystem, .. }), "{err:?}");
+            let err = model.save(root, &SaveOptions::new()).unwrap_err();
+            assert!(
+                matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem),
+                "{err:?}"
+            );
             assert!(err.to_string().contains("Read-only file system"), "{err}");
-            let err = model.save(root, true).unwrap_err();
+            let err = model.save(root, &SaveOptions::new().force(true)).unwrap_err();
             assert!(matches!(err, Error::Io { .. }), "{err:?}");
         }
         assert_eq!(fingerprint_of_folder(root).unwrap(), a);
         // The loaded model can be saved elsewhere.
         let copy = dir.path().join(format!("copy-{}", roots.iter().position(|r| r == root).unwrap()));
-        loaded.save(&copy, false).unwrap();
+        loaded.save(&copy, &SaveOptions::new()).unwrap();
         assert_eq!(fingerprint_of_folder(&copy).unwrap(), a);
     }
     println!("read-only: saves over {} read-only model folder(s) refused with ReadOnlyFilesystem; models intact and loadable", roots.len());
@@ -1104,7 +1159,7 @@ fn permission_denied_during_save_keeps_the_previous_model() {
     let b_root = dir.path().join("b/model");
     let c_root = dir.path().join("c/model");
     for root in [&a_root, &b_root, &c_root] {
-        states.fresh(false).save(root, false).unwrap();
+        states.fresh(false).save(root, &SaveOptions::new()).unwrap();
         fs::set_permissions(root.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
     }
     for p in walk(&b_root).into_iter().chain(walk(&c_root)).chain([c_root.parent().unwrap().to_path_buf()]) {
@@ -1159,16 +1214,19 @@ fn permission_child() {
         [("a", "cannot open the model lock file"), ("b", "cannot create the staging folder next to the model")]
     {
         let root = dir.join(case).join("model");
-        Model::load(&root, true, true).unwrap();
-        let err = states.fresh(true).save(&root, false).unwrap_err();
-        assert!(matches!(err, Error::Io { kind: std::io::ErrorKind::PermissionDenied, .. }), "case {case}: {err:?}");
+        Model::load(&root, &LoadOptions::new()).unwrap();
+        let err = states.fresh(true).save(&root, &SaveOptions::new()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+            "case {case}: {err:?}"
+        );
         assert!(err.to_string().contains(expected), "case {case}: {err}");
         assert_eq!(fingerprint_of_folder(&root).unwrap(), a, "case {case}");
         assert!(staging_leftovers(&root).is_empty());
         println!("permission case {case}: refused with PermissionDenied: {err}");
     }
     let root = dir.join("c/model");
-    states.fresh(true).save(&root, false).unwrap();
+    states.fresh(true).save(&root, &SaveOptions::new()).unwrap();
     println!("permission case c: saved");
     println!("PMF-CHILD-DONE");
 }
@@ -1416,16 +1474,10 @@ mod roundtrip {
         fs::create_dir_all(src.join("cfg")).unwrap();
         let cfg = src.join("cfg").join(&spec.config_name);
         fs::write(&cfg, format!("config of {:?}\n", spec.id)).unwrap();
-        let mut m = Model::new(
-            &spec.producer,
-            "py_pa",
-            spec.version,
-            spec.name.clone(),
-            spec.id.clone(),
-            &cfg,
-            spec.build_parameters.clone(),
-        )
-        .unwrap();
+        let producer = Producer::new(&spec.producer, Version::pep440(spec.version).unwrap(), &cfg).unwrap();
+        let mut m = Model::new(spec.id.clone(), producer);
+        m.name = spec.name.clone();
+        m.build_parameters = spec.build_parameters.clone();
         m.training = Training::new(spec.training).unwrap();
         for (i, (r, f, epoch, content)) in spec.checkpoints.iter().enumerate() {
             let d = src.join(format!("ck{i}"));
@@ -1446,21 +1498,15 @@ mod roundtrip {
             }
             2 => {
                 let init_root = dir.join("init-model");
-                let mut i = Model::new(
-                    &spec.producer,
-                    "py_pa",
-                    "0.1",
-                    Some(spec.init_name.clone()),
-                    format!("{}-init", spec.id),
-                    &cfg,
-                    spec.build_parameters.clone(),
-                )
-                .unwrap();
+                let producer = Producer::new(&spec.producer, Version::pep440("0.1").unwrap(), &cfg).unwrap();
+                let mut i = Model::new(format!("{}-init", spec.id), producer);
+                i.name = Some(spec.init_name.clone());
+                i.build_parameters = spec.build_parameters.clone();
                 fs::write(src.join("init.bin"), b"init checkpoint").unwrap();
                 let r = spec.checkpoints.first().map(|c| c.0.clone()).unwrap_or(Reference::Int(0));
                 i.add_checkpoint(Checkpoint::new(r.clone(), Some(src.join("init.bin")), Some(0), None).unwrap())
                     .unwrap();
-                i.save(&init_root, false).unwrap();
+                i.save(&init_root, &SaveOptions::new()).unwrap();
                 m.register_initialisation(&init_root, Some(r), None).unwrap();
             }
             _ => {}
@@ -1490,7 +1536,7 @@ mod roundtrip {
             m.name,
             m.id,
             m.build_parameters.type_name(),
-            yaml::to_string(&m.build_parameters),
+            to_yaml(&m.build_parameters),
             m.training.record(),
             m.checkpoint_collection.latest(),
             m.producer.configuration.file_name(),
@@ -1512,14 +1558,14 @@ mod roundtrip {
             let dir = tempfile::tempdir().unwrap();
             let mut model = build(&spec, dir.path());
             let root = dir.path().join(OsStr::new("model"));
-            model.save(&root, false).unwrap_or_else(|e| panic!("save failed: {e}\n{spec:?}"));
-            let loaded = Model::load(&root, true, true).unwrap_or_else(|e| panic!("load failed: {e}\n{spec:?}"));
+            model.save(&root, &SaveOptions::new()).unwrap_or_else(|e| panic!("save failed: {e}\n{spec:?}"));
+            let loaded = Model::load(&root, &LoadOptions::new()).unwrap_or_else(|e| panic!("load failed: {e}\n{spec:?}"));
             prop_assert_eq!(describe(&loaded, true), describe(&model, true));
             prop_assert!(loaded.producer.version == model.producer.version);
             prop_assert!(loaded.build_parameters == model.build_parameters);
             let first = fs::read(root.join("metadata.yaml")).unwrap();
             let mut again = loaded.clone();
-            again.save(&root, false).unwrap();
+            again.save(&root, &SaveOptions::new()).unwrap();
             prop_assert_eq!(fs::read(root.join("metadata.yaml")).unwrap(), first, "saving the loaded model changed metadata.yaml");
         }
     }

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{guarded, inotify_events, inotify_watch, mkfifo, snapshot};
-use plums_model::yaml::{Mapping, Value};
 use plums_model::{
-    check, validate, Checkpoint, Error, Initialisation, Model, Offence, OffenceKind, Reference, SaveOptions, Status,
-    Timestamp, Training, TrainingRecord, ValidateOptions,
+    check, validate, Checkpoint, Error, Initialisation, InitialisationMetadata, LoadOptions, Mapping, Md5, Model,
+    Offence, OffenceKind, Producer, Reference, SaveOptions, Status, Timestamp, Training, TrainingRecord,
+    ValidateOptions, Value, Version,
 };
 use tempfile::TempDir;
 
@@ -54,16 +54,11 @@ impl Fx {
         let mut bp = Mapping::new();
         bp.insert("backbone".into(), "resnet50".into());
         bp.insert("classes".into(), Value::Int(3));
-        Model::new(
-            "trainer",
-            "py_pa",
-            "1.0.0",
-            Some("detector".into()),
-            id,
-            self.path("inputs/config.py"),
-            Value::Map(bp),
-        )
-        .unwrap()
+        let producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), self.path("inputs/config.py"));
+        let mut m = Model::new(id, producer.unwrap());
+        m.name = Some("detector".into());
+        m.build_parameters = Value::Map(bp);
+        m
     }
 
     /// A checkpoint for epoch `epoch`, file `inputs/<epoch>.h5`.
@@ -88,26 +83,9 @@ fn ino(p: &Path) -> u64 {
     fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino()
 }
 
-fn io_kind(err: &Error) -> Option<ErrorKind> {
-    match err {
-        Error::Io { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
+/// Assert that `err` is an operating-system error of kind `kind` whose message contains every fragment.
 fn assert_io(err: &Error, kind: ErrorKind, fragments: &[&str]) {
-    assert_eq!(io_kind(err), Some(kind), "expected Error::Io {{ kind: {kind:?} }}, got {err:?}");
-    let text = err.to_string();
-    for f in fragments {
-        assert!(text.contains(f), "{f:?} not in the message: {text}");
-    }
-}
-
-fn assert_invalid_argument(err: &Error, fragments: &[&str]) {
-    let Error::InvalidArgument(text) = err else { panic!("expected Error::InvalidArgument, got {err:?}") };
-    for f in fragments {
-        assert!(text.contains(f), "{f:?} not in the message: {text}");
-    }
+    assert_err!(err, Error::Io { source, .. } if source.kind() == kind, fragments);
 }
 
 fn replace_in(path: &Path, old: &str, new: &str) {
@@ -117,7 +95,7 @@ fn replace_in(path: &Path, old: &str, new: &str) {
 }
 
 fn offences(root: &Path, strict: bool, checkpoints: bool) -> Vec<Offence> {
-    check(root, &ValidateOptions::new(strict, checkpoints))
+    check(root, &ValidateOptions::new().strict(strict).checkpoints(checkpoints))
         .unwrap_or_else(|e| panic!("check {}: {e}", root.display()))
         .offences
 }
@@ -146,13 +124,13 @@ fn not_lock(rel: &Path) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn saving_to_a_file_path_is_an_invalid_argument() {
+fn saving_to_a_file_path_is_refused() {
     let fx = Fx::new();
     let dest = fx.file("dest", b"a file, not a folder");
-    let err = fx.model("m1").save(&dest, false).unwrap_err();
-    assert_invalid_argument(&err, &["is a file"]);
-    let err = fx.model("m1").save(&dest, true).unwrap_err();
-    assert_invalid_argument(&err, &["is a file"]);
+    let err = fx.model("m1").save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(err, Error::DestinationIsFile { path } if *path == dest, &["is a file"]);
+    let err = fx.model("m1").save(&dest, &SaveOptions::new().force(true)).unwrap_err();
+    assert_err!(err, Error::DestinationIsFile { path } if *path == dest, &["is a file"]);
     assert_eq!(fs::read(&dest).unwrap(), b"a file, not a folder");
 }
 
@@ -165,8 +143,13 @@ fn a_foreign_file_where_pmf_needs_a_folder_is_never_replaced() {
     fs::create_dir(&dest).unwrap();
     fs::write(dest.join("data"), b"precious").unwrap();
     let mut m = fx.trained("m1", 1);
-    let err = m.save(&dest, true).unwrap_err();
-    assert_io(&err, ErrorKind::AlreadyExists, &["data is a file", "PMF needs a folder there"]);
+    let err = m.save(&dest, &SaveOptions::new().force(true)).unwrap_err();
+    assert_err!(
+        err,
+        Error::Obstructed { path, found: "a file", needed: "a folder" } if path.ends_with("data"),
+        kind = ErrorKind::AlreadyExists,
+        &["data is a file", "PMF needs a folder there"]
+    );
     assert_eq!(fs::read(dest.join("data")).unwrap(), b"precious");
     assert!(staging_leftovers(&dest).is_empty());
 }
@@ -179,15 +162,20 @@ fn saving_into_a_foreign_folder_needs_force_and_keeps_its_files() {
     let deep = fx.file("dest/sub/x.bin", b"\x00\x01");
     let before = (ino(&notes), ino(&deep), fs::metadata(&notes).unwrap().mtime_nsec());
 
-    let err = fx.trained("m1", 2).save(&dest, false).unwrap_err();
-    assert_io(&err, ErrorKind::AlreadyExists, &["not a PMF model", "force"]);
+    let err = fx.trained("m1", 2).save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::ForeignFolder { path } if *path == dest,
+        kind = ErrorKind::AlreadyExists,
+        &["not a PMF model", "force"]
+    );
     assert!(
         !dest.join("metadata.yaml").exists() && !dest.join("data").exists(),
         "a refused save wrote into the folder"
     );
 
-    fx.trained("m1", 2).save(&dest, true).unwrap();
-    validate(&dest, true, true).unwrap();
+    fx.trained("m1", 2).save(&dest, &SaveOptions::new().force(true)).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!(fs::read(&notes).unwrap(), b"my notes");
     assert_eq!(fs::read(&deep).unwrap(), b"\x00\x01");
     assert_eq!(
@@ -204,19 +192,25 @@ fn saving_into_an_empty_folder_needs_no_force() {
     let fx = Fx::new();
     let dest = fx.path("empty");
     fs::create_dir(&dest).unwrap();
-    fx.trained("m1", 1).save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    fx.trained("m1", 1).save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
 }
 
 #[test]
 fn saving_over_a_model_with_another_id_is_refused_even_with_force() {
     let fx = Fx::new();
     let dest = fx.path("dest");
-    fx.trained("first-id", 2).save(&dest, false).unwrap();
+    fx.trained("first-id", 2).save(&dest, &SaveOptions::new()).unwrap();
     let before = snapshot(&dest, &not_lock);
     for force in [false, true] {
-        let err = fx.trained("second-id", 1).save(&dest, force).unwrap_err();
-        assert_io(&err, ErrorKind::AlreadyExists, &["different PMF model", "\"first-id\"", "\"second-id\""]);
+        let err = fx.trained("second-id", 1).save(&dest, &SaveOptions::new().force(force)).unwrap_err();
+        assert_err!(
+            err,
+            Error::OtherModel { path, found_id, saving_id }
+                if *path == dest && found_id == "first-id" && saving_id == "second-id",
+            kind = ErrorKind::AlreadyExists,
+            &["different PMF model", "\"first-id\"", "\"second-id\""]
+        );
     }
     assert_eq!(snapshot(&dest, &not_lock), before, "a refused save changed the model");
     assert!(staging_leftovers(&dest).is_empty());
@@ -234,8 +228,13 @@ fn saving_over_invalid_metadata_is_refused_even_with_force() {
         fx.file(&format!("dest-{}/metadata.yaml", what.replace(' ', "-")), text.as_bytes());
         fx.file(&format!("dest-{}/keep.txt", what.replace(' ', "-")), b"keep");
         for force in [false, true] {
-            let err = fx.trained("m1", 1).save(&dest, force).unwrap_err();
-            assert_io(&err, ErrorKind::InvalidData, &["not a valid PMF metadata file"]);
+            let err = fx.trained("m1", 1).save(&dest, &SaveOptions::new().force(force)).unwrap_err();
+            assert_err!(
+                err,
+                Error::InvalidDestination { path, .. } if *path == dest.join("metadata.yaml"),
+                kind = ErrorKind::InvalidData,
+                &["not a valid PMF metadata file"]
+            );
         }
         assert_eq!(fs::read_to_string(dest.join("metadata.yaml")).unwrap(), text, "{what}: metadata.yaml was changed");
         assert!(!dest.join("data").exists(), "{what}: a refused save wrote data/");
@@ -247,7 +246,7 @@ fn saving_over_the_same_model_does_not_rewrite_unchanged_files() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let ck1 = dest.join("data/checkpoints/1.h5");
     let ck2 = dest.join("data/checkpoints/2.h5");
     let cfg = dest.join("config.py");
@@ -256,23 +255,23 @@ fn saving_over_the_same_model_does_not_rewrite_unchanged_files() {
     // 1. The same object, one more epoch.
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
-    m.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!((ino(&ck1), ino(&ck2), ino(&cfg)), inodes, "the same model's save rewrote unchanged files");
 
     // 2. A fresh object with the same id (nothing known of the folder): files are checked, then reused.
     let mut fresh = fx.trained("m1", 4);
-    fresh.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    fresh.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!((ino(&ck1), ino(&ck2), ino(&cfg)), inodes, "a save of an equal model rewrote unchanged files");
-    assert_eq!(plums_model::validate(&dest, true, true).unwrap().model.training.checkpoints.len(), 4);
+    assert_eq!(validate(&dest, &ValidateOptions::new().strict(true)).unwrap().model.training.checkpoints.len(), 4);
 
     // 3. A loaded copy.
-    let mut loaded = Model::load(&dest, true, true).unwrap();
+    let mut loaded = Model::load(&dest, &LoadOptions::new()).unwrap();
     loaded.register_epoch(Some(5)).unwrap();
     loaded.add_checkpoint(fx.ckpt(5, 5)).unwrap();
-    loaded.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    loaded.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!((ino(&ck1), ino(&ck2), ino(&cfg)), inodes, "a loaded model's save rewrote unchanged files");
     assert!(staging_leftovers(&dest).is_empty());
 }
@@ -281,15 +280,15 @@ fn saving_over_the_same_model_does_not_rewrite_unchanged_files() {
 fn a_changed_file_with_the_same_name_is_rewritten() {
     let fx = Fx::new();
     let dest = fx.path("dest");
-    fx.trained("m1", 2).save(&dest, false).unwrap();
+    fx.trained("m1", 2).save(&dest, &SaveOptions::new()).unwrap();
     // Same file name, other content: the destination copy must not be reused.
     let mut m = fx.model("m1");
     m.register_training_start(0).unwrap();
     m.register_epoch(Some(2)).unwrap();
     let other = fx.file("other/2.h5", b"retrained weights of epoch 2\n");
     m.add_checkpoint(Checkpoint::new(2, Some(&other), Some(2), None).unwrap()).unwrap();
-    m.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!(fs::read(dest.join("data/checkpoints/2.h5")).unwrap(), b"retrained weights of epoch 2\n");
 }
 
@@ -301,14 +300,14 @@ fn a_corrupted_file_in_the_destination_is_not_reused() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let ck1 = dest.join("data/checkpoints/1.h5");
     let mut bytes = fs::read(&ck1).unwrap();
     bytes[0] ^= 0x20;
     fs::write(&ck1, &bytes).unwrap();
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
-    let outcome = m.save(&dest, false);
+    let outcome = m.save(&dest, &SaveOptions::new());
     match outcome {
         Ok(()) => {
             let strict = offences(&dest, true, true);
@@ -326,17 +325,17 @@ fn a_file_damaged_after_load_is_not_reused_by_the_loaded_model() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     // Files changed within a second before a load are not trusted either (coarse file clocks).
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut loaded = plums_model::Model::load(&dest, false, true).unwrap();
+    let mut loaded = Model::load(&dest, &LoadOptions::new().strict(false)).unwrap();
     let ck1 = dest.join("data/checkpoints/1.h5");
     let mut bytes = fs::read(&ck1).unwrap();
     bytes[0] ^= 0x20;
     fs::write(&ck1, &bytes).unwrap();
-    loaded.build_parameters = plums_model::yaml::Value::from("changed");
-    let err = loaded.save(&dest, false).unwrap_err();
-    assert!(err.to_string().contains("changed since it was registered"), "{err}");
+    loaded.build_parameters = Value::from("changed");
+    let err = loaded.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(err, Error::ChecksumMismatch { path, .. } if *path == ck1, &["does not have the checksum it was registered with"]);
     assert!(offences(&dest, false, true).is_empty(), "the refused save left the model intact");
 }
 
@@ -346,8 +345,12 @@ fn a_source_file_changed_after_registration_is_refused() {
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
     fx.file("inputs/2.h5", b"overwritten after the checkpoint was registered, longer\n");
-    let err = m.save(&dest, false).unwrap_err();
-    assert_invalid_argument(&err, &["changed since it was registered"]);
+    let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::ChecksumMismatch { path, .. } if *path == fx.path("inputs/2.h5"),
+        &["does not have the checksum it was registered with"]
+    );
     assert!(!dest.join("metadata.yaml").exists(), "a failed save left a metadata.yaml");
     assert!(staging_leftovers(&dest).is_empty(), "a failed save left a staging folder");
 }
@@ -356,7 +359,7 @@ fn a_source_file_changed_after_registration_is_refused() {
 fn same_id_with_an_invalid_tree_needs_force_and_force_replaces_pmf_files_only() {
     let fx = Fx::new();
     let dest = fx.path("dest");
-    fx.trained("m1", 2).save(&dest, false).unwrap();
+    fx.trained("m1", 2).save(&dest, &SaveOptions::new()).unwrap();
     fs::remove_file(dest.join("data/checkpoints/1.h5")).unwrap();
     let extra = fx.file("dest/extra.txt", b"extra");
     let kept = fx.file("dest/data/extra/keep.bin", b"keep");
@@ -364,12 +367,18 @@ fn same_id_with_an_invalid_tree_needs_force_and_force_replaces_pmf_files_only() 
     let before = snapshot(&dest, &not_lock);
     let inodes = (ino(&extra), ino(&kept), ino(&foreign_ckpt));
 
-    let err = fx.trained("m1", 2).save(&dest, false).unwrap_err();
-    assert_io(&err, ErrorKind::InvalidData, &["invalid PMF model with the same id", "force"]);
+    let err = fx.trained("m1", 2).save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::InvalidSameModel { path, report }
+            if *path == dest && report.offences.iter().any(|o| o.location == "data/checkpoints/1.h5"),
+        kind = ErrorKind::InvalidData,
+        &["invalid PMF model with the same model id", "force"]
+    );
     assert_eq!(snapshot(&dest, &not_lock), before, "a refused save changed the folder");
 
-    fx.trained("m1", 2).save(&dest, true).unwrap();
-    validate(&dest, true, true).unwrap();
+    fx.trained("m1", 2).save(&dest, &SaveOptions::new().force(true)).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!(fs::read(dest.join("data/checkpoints/1.h5")).unwrap(), b"weights of epoch 1\n");
     assert_eq!(fs::read(&extra).unwrap(), b"extra");
     assert_eq!(fs::read(&kept).unwrap(), b"keep");
@@ -396,15 +405,15 @@ fn a_pmf_initialisation_is_saved_recursively_without_checkpoint_files() {
     let base = fx.file("inputs/imagenet.npz", b"imagenet weights\n");
     init.register_initialisation(&base, None, Some("imagenet")).unwrap();
     init.register_training_end(true).unwrap();
-    init.save(&init_src, false).unwrap();
+    init.save(&init_src, &SaveOptions::new()).unwrap();
 
     let mut m = fx.trained("top-id", 1);
     m.register_initialisation(&init_src, Some("best".into()), None).unwrap();
     let dest = fx.path("dest");
-    m.save(&dest, false).unwrap();
-    let top = validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    let top = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     match &top.model.initialisation {
-        Some(plums_model::metadata::InitialisationMetadata::Pmf { name, id, checkpoint, path }) => {
+        Some(InitialisationMetadata::Pmf { name, id, checkpoint, path }) => {
             assert_eq!(
                 (name.as_deref(), id.as_str(), checkpoint, path.as_str()),
                 (Some("detector"), "init-id", &Reference::from("best"), "data/initialisation")
@@ -413,7 +422,7 @@ fn a_pmf_initialisation_is_saved_recursively_without_checkpoint_files() {
         other => panic!("expected a PMF initialisation, got {other:?}"),
     }
     let nested_root = dest.join("data/initialisation");
-    let nested = validate(&nested_root, true, false).unwrap();
+    let nested = validate(&nested_root, &ValidateOptions::new().strict(true).checkpoints(false)).unwrap();
     assert_eq!(nested.model.id, "init-id");
     let refs: Vec<String> = nested.model.training.checkpoints.keys().map(|r| r.quoted()).collect();
     assert_eq!(refs, ["1", "2", "\"best\""]);
@@ -428,7 +437,7 @@ fn a_pmf_initialisation_is_saved_recursively_without_checkpoint_files() {
     assert_eq!(fs::read(nested_root.join("config.py")).unwrap(), b"lr = 0.01\n");
 
     // Loading gives the initialisation model back, with its checkpoint reference, no files.
-    let loaded = Model::load(&dest, true, true).unwrap();
+    let loaded = Model::load(&dest, &LoadOptions::new()).unwrap();
     let Some(Initialisation::Model(init_loaded)) = loaded.initialisation() else {
         panic!("no PMF initialisation after load")
     };
@@ -443,8 +452,8 @@ fn a_pmf_initialisation_is_saved_recursively_without_checkpoint_files() {
     // Saving the loaded model again (its initialisation has no checkpoint files) works.
     let again = fx.path("again");
     let mut loaded = loaded;
-    loaded.save(&again, false).unwrap();
-    validate(&again, true, true).unwrap();
+    loaded.save(&again, &SaveOptions::new()).unwrap();
+    validate(&again, &ValidateOptions::new().strict(true)).unwrap();
 }
 
 #[test]
@@ -454,13 +463,13 @@ fn a_file_initialisation_is_copied() {
     let mut m = fx.trained("m1", 1);
     m.register_initialisation(&w, None, Some("imagenet")).unwrap();
     let dest = fx.path("dest");
-    m.save(&dest, false).unwrap();
-    let md = validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     match &md.model.initialisation {
-        Some(plums_model::metadata::InitialisationMetadata::File { name, path, hash }) => {
+        Some(InitialisationMetadata::File { name, path, hash }) => {
             assert_eq!(name.as_deref(), Some("imagenet"));
             assert_eq!(path, "data/initialisation/pretrained weights.h5");
-            assert_eq!(*hash, plums_model::Md5::of_bytes(b"pretrained\n"));
+            assert_eq!(*hash, Md5::of_bytes(b"pretrained\n"));
         }
         other => panic!("expected a file initialisation, got {other:?}"),
     }
@@ -483,8 +492,12 @@ fn two_checkpoints_whose_different_files_share_a_name_are_refused() {
     m.add_checkpoint(Checkpoint::new("first", Some(&a), Some(1), None).unwrap()).unwrap();
     m.add_checkpoint(Checkpoint::new(2, Some(&b), Some(2), None).unwrap()).unwrap();
     let dest = fx.path("dest");
-    let err = m.save(&dest, false).unwrap_err();
-    assert_invalid_argument(&err, &["\"first\"", " 2 ", "weights.h5"]);
+    let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "checkpoints.2",
+        &["\"first\"", " 2 ", "weights.h5"]
+    );
     assert!(!dest.exists(), "the destination was created by a refused save");
 
     // Two references to one file (same content) are fine: one file is written.
@@ -493,8 +506,8 @@ fn two_checkpoints_whose_different_files_share_a_name_are_refused() {
     ok.register_epoch(Some(1)).unwrap();
     ok.add_checkpoint(Checkpoint::new(1, Some(&a), Some(1), None).unwrap()).unwrap();
     ok.add_checkpoint(Checkpoint::new("best", Some(&a), Some(1), None).unwrap()).unwrap();
-    ok.save(&dest, false).unwrap();
-    let md = validate(&dest, true, true).unwrap();
+    ok.save(&dest, &SaveOptions::new()).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     let paths: Vec<&str> = md.model.training.checkpoints.values().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["data/checkpoints/weights.h5", "data/checkpoints/weights.h5"]);
 }
@@ -504,11 +517,14 @@ fn a_configuration_named_like_a_pmf_file_is_refused() {
     let fx = Fx::new();
     for name in ["metadata.yaml", "data"] {
         let cfg = fx.file(&format!("cfg-{name}/{name}"), b"format: nope\n");
-        let m = Model::new("trainer", "py_pa", "1.0.0", None, "m1", &cfg, Model::empty_build_parameters());
-        let mut m = m.unwrap();
+        let mut m = Model::new("m1", Producer::new("trainer", Version::pep440("1.0.0").unwrap(), &cfg).unwrap());
         let dest = fx.path(&format!("dest-{name}"));
-        let err = m.save(&dest, false).unwrap_err();
-        assert_invalid_argument(&err, &[&format!("{name:?}"), "reserves"]);
+        let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+        assert_err!(
+            err,
+            Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "producer.configuration",
+            &[&format!("{name:?}"), "reserves"]
+        );
         assert!(!dest.exists(), "{name}: the destination was created by a refused save");
     }
 }
@@ -517,19 +533,26 @@ fn a_configuration_named_like_a_pmf_file_is_refused() {
 fn a_one_letter_producer_name_is_refused_before_anything_is_written() {
     let fx = Fx::new();
     let mut m =
-        Model::new("a", "py_pa", "1.0.0", None, "m1", fx.path("inputs/config.py"), Model::empty_build_parameters())
-            .unwrap();
+        Model::new("m1", Producer::new("a", Version::pep440("1.0.0").unwrap(), fx.path("inputs/config.py")).unwrap());
     let parent = fx.path("not/yet");
     let dest = parent.join("model");
-    let err = m.save(&dest, false).unwrap_err();
-    assert_invalid_argument(&err, &["producer name \"a\""]);
+    let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "producer.name",
+        &["producer name \"a\""]
+    );
     assert!(!fx.path("not").exists(), "a refused save created folders");
     // Also over an existing model: refused, nothing changed.
     let existing = fx.path("existing");
-    fx.model("m1").save(&existing, false).unwrap();
+    fx.model("m1").save(&existing, &SaveOptions::new()).unwrap();
     let before = snapshot(&existing, &not_lock);
-    let err = m.save(&existing, true).unwrap_err();
-    assert_invalid_argument(&err, &["producer name"]);
+    let err = m.save(&existing, &SaveOptions::new().force(true)).unwrap_err();
+    assert_err!(
+        err,
+        Error::WouldNotValidate { reasons } if reasons.len() == 1 && reasons[0].location == "producer.name",
+        &["producer name"]
+    );
     assert_eq!(snapshot(&existing, &not_lock), before);
 }
 
@@ -556,16 +579,10 @@ fn rich_model(fx: &Fx, id: &str) -> Model {
         "nested".into(),
         Value::Map(Mapping::from_iter([(Value::Null, Value::Bool(true)), ("b".into(), Value::Seq(vec![]))])),
     );
-    let mut m = Model::new(
-        "Producer_9",
-        "py_pa",
-        "v2!1.0-post1.DEV2",
-        Some("yes".into()),
-        id,
-        fx.path("inputs/config.py"),
-        Value::Map(bp),
-    )
-    .unwrap();
+    let version = Version::pep440("v2!1.0-post1.DEV2").unwrap();
+    let mut m = Model::new(id, Producer::new("Producer_9", version, fx.path("inputs/config.py")).unwrap());
+    m.name = Some("yes".into());
+    m.build_parameters = Value::Map(bp);
     m.training = Training::new(TrainingRecord {
         status: Status::Finished,
         start_epoch: Some(0),
@@ -594,8 +611,8 @@ fn save_then_load_gives_the_same_model() {
     let fx = Fx::new();
     let mut m = rich_model(&fx, "1e10");
     let dest = fx.path("dest");
-    m.save(&dest, false).unwrap();
-    let l = Model::load(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    let l = Model::load(&dest, &LoadOptions::new()).unwrap();
     assert_eq!(l.name, m.name);
     assert_eq!(l.id, m.id);
     assert_eq!(l.build_parameters, m.build_parameters);
@@ -643,7 +660,7 @@ fn model_with_pmf_init(fx: &Fx) -> Model {
     let w = fx.file("inputs/imagenet.h5", b"imagenet weights\n");
     let mut parent = fx.trained("parent-id", 2);
     parent.register_initialisation(&w, None, Some("imagenet")).unwrap();
-    parent.save(fx.path("parent"), false).unwrap();
+    parent.save(fx.path("parent"), &SaveOptions::new()).unwrap();
     let mut m = fx.model("child-id");
     m.register_initialisation(fx.path("parent"), Some(Reference::Int(2)), None).unwrap();
     m.register_training_start(0).unwrap();
@@ -655,14 +672,14 @@ fn a_save_that_only_adds_checkpoints_is_done_in_place_and_writes_what_a_full_sav
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = model_with_pmf_init(&fx);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let root = folder_ino(&dest);
     let nested_cfg = ino(&dest.join("data/initialisation/config.py"));
     for epoch in 1..=6 {
         m.register_epoch(None).unwrap();
         let reference = if epoch % 2 == 0 { Reference::Int(epoch) } else { Reference::from(format!("e{epoch}")) };
         m.add_checkpoint(fx.ckpt(reference, epoch)).unwrap();
-        m.save(&dest, false).unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
+        m.save(&dest, &SaveOptions::new()).unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
         assert_eq!(folder_ino(&dest), root, "epoch {epoch}: the folder was replaced, not appended to");
         let strict = offences(&dest, true, true);
         assert!(strict.is_empty(), "epoch {epoch}: {strict:?}");
@@ -670,16 +687,16 @@ fn a_save_that_only_adds_checkpoints_is_done_in_place_and_writes_what_a_full_sav
     // Metadata-only changes (training status, name) are done in place too.
     m.register_training_end(true).unwrap();
     m.name = Some("renamed".into());
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert_eq!(folder_ino(&dest), root);
     assert_eq!(ino(&dest.join("data/initialisation/config.py")), nested_cfg, "the initialisation was rewritten");
     assert!(staging_leftovers(&dest).is_empty());
 
     let full = fx.path("full");
-    m.save(&full, false).unwrap();
+    m.save(&full, &SaveOptions::new()).unwrap();
     assert_eq!(snapshot(&dest, &not_lock), snapshot(&full, &not_lock), "in place and full saves differ");
     // And it loads as the full save does.
-    let (a, b) = (Model::load(&dest, true, true).unwrap(), Model::load(&full, true, true).unwrap());
+    let (a, b) = (Model::load(&dest, &LoadOptions::new()).unwrap(), Model::load(&full, &LoadOptions::new()).unwrap());
     assert_eq!(common::describe(&a), common::describe(&b));
     assert_eq!(a.checkpoint_collection.len(), 6);
 }
@@ -693,7 +710,7 @@ fn a_save_that_changes_more_than_checkpoints_replaces_the_folder_whole() {
         ("build parameters", |_, m| m.build_parameters = Value::from("other")),
         ("configuration content", |fx, m| {
             let cfg = fx.file("inputs/config2/config.py", b"lr = 0.5\n");
-            m.producer = plums_model::Producer::new("trainer", "py_pa", "1.0.0", &cfg).unwrap();
+            m.producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), &cfg).unwrap();
         }),
         ("removed checkpoint", |_, m| {
             m.checkpoint_collection.remove(&Reference::Int(1)).unwrap();
@@ -711,15 +728,15 @@ fn a_save_that_changes_more_than_checkpoints_replaces_the_folder_whole() {
         let fx = Fx::new();
         let dest = fx.path("dest");
         let mut m = fx.trained("m1", 2);
-        m.save(&dest, false).unwrap();
+        m.save(&dest, &SaveOptions::new()).unwrap();
         let root = folder_ino(&dest);
         change(&fx, &mut m);
-        m.save(&dest, false).unwrap_or_else(|e| panic!("{what}: {e}"));
+        m.save(&dest, &SaveOptions::new()).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_ne!(folder_ino(&dest), root, "{what}: saved in place");
         let strict = offences(&dest, true, true);
         assert!(strict.is_empty(), "{what}: {strict:?}");
         let full = fx.path("full");
-        m.save(&full, false).unwrap();
+        m.save(&full, &SaveOptions::new()).unwrap();
         assert_eq!(snapshot(&dest, &not_lock), snapshot(&full, &not_lock), "{what}: differs from a full save");
     }
 }
@@ -729,13 +746,13 @@ fn keeping_unregistered_files_lets_a_removal_be_done_in_place() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 3);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let root = folder_ino(&dest);
     m.checkpoint_collection.remove(&Reference::Int(1)).unwrap();
-    m.save_with(&dest, &SaveOptions { keep_unregistered_files: true, ..SaveOptions::default() }).unwrap();
+    m.save(&dest, &SaveOptions::new().keep_unregistered_files(true)).unwrap();
     assert_eq!(folder_ino(&dest), root);
     assert!(dest.join("data/checkpoints/1.h5").is_file(), "the unregistered file was kept");
-    let md = validate(&dest, true, true).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!(
         md.model.training.checkpoints.keys().cloned().collect::<Vec<_>>(),
         [Reference::Int(2), Reference::Int(3)]
@@ -749,12 +766,12 @@ fn a_new_checkpoint_never_replaces_a_file_of_the_same_name_in_place() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     fs::write(dest.join("data/checkpoints/3.h5"), b"left by hand\n").unwrap();
     let root = folder_ino(&dest);
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert_ne!(folder_ino(&dest), root, "the in-place path wrote over a file it did not create");
     assert_eq!(fs::read(dest.join("data/checkpoints/3.h5")).unwrap(), b"weights of epoch 3\n");
     assert!(offences(&dest, true, true).is_empty());
@@ -765,12 +782,12 @@ fn a_checkpoint_file_deleted_behind_the_models_back_is_not_registered_in_place()
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     fs::remove_file(dest.join("data/checkpoints/1.h5")).unwrap();
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
     // Its source still exists: the staging path copies it again; what save leaves validates.
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert!(offences(&dest, true, true).is_empty());
     assert_eq!(fs::read(dest.join("data/checkpoints/1.h5")).unwrap(), b"weights of epoch 1\n");
 }
@@ -783,15 +800,19 @@ fn a_failed_save_in_place_leaves_the_folder_as_it_was() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let before = snapshot(&dest, &not_lock);
     m.register_epoch(Some(4)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
     let four = fx.ckpt(4, 4);
     fs::write(fx.path("inputs/4.h5"), b"changed after registration\n").unwrap();
     m.add_checkpoint(four).unwrap();
-    let err = m.save(&dest, false).unwrap_err();
-    assert_invalid_argument(&err, &["4.h5", "changed since it was registered"]);
+    let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(
+        err,
+        Error::ChecksumMismatch { path, .. } if *path == fx.path("inputs/4.h5"),
+        &["4.h5", "does not have the checksum it was registered with"]
+    );
     assert_eq!(snapshot(&dest, &not_lock), before, "the failed save changed the folder");
     assert!(offences(&dest, true, true).is_empty());
 }
@@ -801,7 +822,7 @@ fn leftovers_of_an_interrupted_append_are_removed_by_the_next_save() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let ckpts = dest.join("data/checkpoints");
     // What a save killed while adding checkpoint 9 leaves: its temporary copy, then (killed
     // after the rename) the file and the journal naming it; a journal naming a registered file
@@ -813,7 +834,7 @@ fn leftovers_of_an_interrupted_append_are_removed_by_the_next_save() {
     assert!(offences(&dest, true, true).is_empty(), "leftovers are ignored by validation");
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     let mut names: Vec<String> =
         fs::read_dir(&ckpts).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
@@ -827,10 +848,10 @@ fn a_temporary_leftover_is_never_carried_into_a_new_tree() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     fs::write(dest.join(".metadata.yaml.pmf-tmp-77-0-0000abcd"), b"half").unwrap();
     m.build_parameters = Value::from("changed"); // a staging save
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert!(!dest.join(".metadata.yaml.pmf-tmp-77-0-0000abcd").exists());
 }
 
@@ -842,32 +863,33 @@ fn a_temporary_leftover_is_never_carried_into_a_new_tree() {
 fn a_concurrent_change_is_detected() {
     let fx = Fx::new();
     let dest = fx.path("dest");
-    fx.trained("m1", 2).save(&dest, false).unwrap();
-    let mut a = Model::load(&dest, true, true).unwrap();
-    let mut b = Model::load(&dest, true, true).unwrap();
+    fx.trained("m1", 2).save(&dest, &SaveOptions::new()).unwrap();
+    let mut a = Model::load(&dest, &LoadOptions::new()).unwrap();
+    let mut b = Model::load(&dest, &LoadOptions::new()).unwrap();
     a.register_epoch(Some(3)).unwrap();
     a.add_checkpoint(fx.ckpt("from a", 3)).unwrap();
-    a.save(&dest, false).unwrap();
+    a.save(&dest, &SaveOptions::new()).unwrap();
     let after_a = fs::read(dest.join("metadata.yaml")).unwrap();
 
     b.register_epoch(Some(4)).unwrap();
     b.add_checkpoint(fx.ckpt("from b", 4)).unwrap();
     for force in [false, true] {
-        let err = b.save(&dest, force).unwrap_err();
-        assert_io(
-            &err,
-            ErrorKind::AlreadyExists,
-            &["changed since this model was loaded", "overwrite_concurrent_changes"],
+        let err = b.save(&dest, &SaveOptions::new().force(force)).unwrap_err();
+        assert_err!(
+            err,
+            Error::ConcurrentChange { path } if *path == dest,
+            kind = ErrorKind::AlreadyExists,
+            &["changed since this model was loaded", "overwrite_concurrent_changes"]
         );
         assert_eq!(fs::read(dest.join("metadata.yaml")).unwrap(), after_a, "the refused save changed metadata.yaml");
     }
-    b.save_with(&dest, &SaveOptions { overwrite_concurrent_changes: true, ..SaveOptions::default() }).unwrap();
-    let md = validate(&dest, true, true).unwrap();
+    b.save(&dest, &SaveOptions::new().overwrite_concurrent_changes(true)).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     let refs: Vec<String> = md.model.training.checkpoints.keys().map(|r| r.to_string()).collect();
     assert_eq!(refs, ["1", "2", "from b"]);
     // And now `a` is the stale one.
-    let err = a.save(&dest, false).unwrap_err();
-    assert_eq!(io_kind(&err), Some(ErrorKind::AlreadyExists), "{err:?}");
+    let err = a.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_err!(err, Error::ConcurrentChange { path } if *path == dest, kind = ErrorKind::AlreadyExists, &[]);
 }
 
 #[test]
@@ -881,9 +903,9 @@ fn saving_every_epoch_keeps_the_model_strictly_valid() {
         m.register_epoch(None).unwrap();
         assert_eq!(m.training.latest_epoch(), Some(epoch));
         m.add_checkpoint(fx.ckpt(epoch, epoch)).unwrap();
-        m.save(&dest, false).unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
-        let md =
-            validate(&dest, true, true).unwrap_or_else(|e| panic!("epoch {epoch}: the saved model is invalid: {e}"));
+        m.save(&dest, &SaveOptions::new()).unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
+        let md = validate(&dest, &ValidateOptions::new().strict(true))
+            .unwrap_or_else(|e| panic!("epoch {epoch}: the saved model is invalid: {e}"));
         assert_eq!(md.model.training.latest, Some(Reference::Int(epoch)));
         assert_eq!(md.model.training.checkpoints.len() as i64, epoch);
         assert_eq!(md.model.training.record.latest_epoch, Some(epoch));
@@ -892,8 +914,8 @@ fn saving_every_epoch_keeps_the_model_strictly_valid() {
         assert!(staging_leftovers(&dest).is_empty(), "epoch {epoch}: staging folder left");
     }
     m.register_training_end(true).unwrap();
-    m.save(&dest, false).unwrap();
-    let md = validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert_eq!(md.model.training.record.status, Status::Finished);
     assert_eq!(md.model.training.record.end_epoch, Some(20));
 }
@@ -907,16 +929,16 @@ fn an_incremental_save_writes_what_a_full_save_writes() {
     for epoch in 1..=5 {
         m.register_epoch(None).unwrap();
         m.add_checkpoint(fx.ckpt(epoch, epoch)).unwrap();
-        m.save(&inc, false).unwrap();
+        m.save(&inc, &SaveOptions::new()).unwrap();
     }
     let w = fx.file("inputs/w.h5", b"init\n");
     m.register_initialisation(&w, None, Some("imagenet")).unwrap();
-    m.save(&inc, false).unwrap();
+    m.save(&inc, &SaveOptions::new()).unwrap();
     m.register_training_end(true).unwrap();
-    m.save(&inc, false).unwrap();
+    m.save(&inc, &SaveOptions::new()).unwrap();
 
     let full = fx.path("full");
-    m.save(&full, false).unwrap();
+    m.save(&full, &SaveOptions::new()).unwrap();
     let (a, b) = (snapshot(&inc, &not_lock), snapshot(&full, &not_lock));
     let names = |s: &std::collections::BTreeMap<PathBuf, Option<Vec<u8>>>| {
         s.keys().map(|p| p.display().to_string()).collect::<Vec<_>>()
@@ -936,17 +958,17 @@ fn an_incremental_save_after_removing_or_replacing_checkpoints_writes_what_a_ful
     let fx = Fx::new();
     let inc = fx.path("incremental");
     let mut m = fx.trained("m1", 3);
-    m.save(&inc, false).unwrap();
+    m.save(&inc, &SaveOptions::new()).unwrap();
     m.checkpoint_collection.remove(&Reference::Int(1)).unwrap();
     let other = fx.file("inputs/retrained_2.h5", b"retrained 2\n");
     m.checkpoint_collection.insert(2, &Checkpoint::new("x", Some(&other), Some(2), None).unwrap()).unwrap();
     let cfg = fx.file("inputs/settings.cfg", b"lr = 0.02\n");
-    m.producer = plums_model::Producer::new("trainer", "py_pa", "1.0.0", &cfg).unwrap();
-    m.save(&inc, false).unwrap();
-    validate(&inc, true, true).unwrap();
+    m.producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), &cfg).unwrap();
+    m.save(&inc, &SaveOptions::new()).unwrap();
+    validate(&inc, &ValidateOptions::new().strict(true)).unwrap();
 
     let full = fx.path("full");
-    m.save(&full, false).unwrap();
+    m.save(&full, &SaveOptions::new()).unwrap();
     let (a, b) = (snapshot(&inc, &not_lock), snapshot(&full, &not_lock));
     let only_inc: Vec<_> = a.keys().filter(|p| !b.contains_key(*p)).map(|p| p.display().to_string()).collect();
     let only_full: Vec<_> = b.keys().filter(|p| !a.contains_key(*p)).map(|p| p.display().to_string()).collect();
@@ -961,17 +983,17 @@ fn an_incremental_save_after_removing_or_replacing_checkpoints_writes_what_a_ful
 fn changing_the_initialisation_replaces_data_initialisation() {
     let fx = Fx::new();
     let init_src = fx.path("init_model");
-    fx.trained("init-id", 2).save(&init_src, false).unwrap();
+    fx.trained("init-id", 2).save(&init_src, &SaveOptions::new()).unwrap();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 1);
     m.register_initialisation(&init_src, Some(2.into()), None).unwrap();
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert!(dest.join("data/initialisation/metadata.yaml").is_file());
     // PMF initialisation -> file initialisation -> none: data/initialisation follows.
     let w = fx.file("inputs/w.h5", b"init\n");
     m.register_initialisation(&w, None, Some("imagenet")).unwrap();
-    m.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     let names = |dir: &Path| {
         let mut v: Vec<String> =
             fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
@@ -980,15 +1002,15 @@ fn changing_the_initialisation_replaces_data_initialisation() {
     };
     assert_eq!(names(&dest.join("data/initialisation")), ["w.h5"]);
     m.set_initialisation(None);
-    m.save(&dest, false).unwrap();
-    validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert!(names(&dest.join("data/initialisation")).is_empty());
     // ... and back to a PMF initialisation.
     m.register_initialisation(&init_src, Some(1.into()), None).unwrap();
-    m.save(&dest, false).unwrap();
-    let md = validate(&dest, true, true).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
+    let md = validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     assert!(
-        matches!(md.model.initialisation, Some(plums_model::metadata::InitialisationMetadata::Pmf { ref checkpoint, .. }) if *checkpoint == Reference::Int(1))
+        matches!(md.model.initialisation, Some(InitialisationMetadata::Pmf { ref checkpoint, .. }) if *checkpoint == Reference::Int(1))
     );
 }
 
@@ -997,24 +1019,24 @@ fn no_staging_folder_remains_after_saves_that_succeed_or_fail() {
     let fx = Fx::new();
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 2);
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert!(staging_leftovers(&dest).is_empty());
     // A save that fails while building the new tree (a source file vanished).
     m.register_epoch(Some(3)).unwrap();
     m.add_checkpoint(fx.ckpt(3, 3)).unwrap();
     fs::remove_file(fx.path("inputs/3.h5")).unwrap();
     let before = snapshot(&dest, &not_lock);
-    let err = m.save(&dest, false).unwrap_err();
-    assert!(matches!(err, Error::Io { kind: ErrorKind::NotFound, .. }), "{err:?}");
+    let err = m.save(&dest, &SaveOptions::new()).unwrap_err();
+    assert_io(&err, ErrorKind::NotFound, &["3.h5"]);
     assert!(staging_leftovers(&dest).is_empty(), "a failed save left {:?}", staging_leftovers(&dest));
     assert_eq!(snapshot(&dest, &not_lock), before, "a failed save changed the model");
-    validate(&dest, true, true).unwrap();
+    validate(&dest, &ValidateOptions::new().strict(true)).unwrap();
     // A stale staging folder left by an interrupted save is removed by the next save.
     let stale = fx.path(".dest.pmf-save-12345-0-0000abcd");
     fs::create_dir(&stale).unwrap();
     fs::write(stale.join("metadata.yaml"), b"half written").unwrap();
     fx.file("inputs/3.h5", b"weights of epoch 3\n");
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     assert!(staging_leftovers(&dest).is_empty(), "left: {:?}", staging_leftovers(&dest));
 }
 
@@ -1028,7 +1050,7 @@ fn validate_reports_every_offence_at_once() {
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 3);
     m.register_initialisation(fx.file("inputs/w.h5", b"init\n"), None, Some("imagenet")).unwrap();
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     fs::remove_file(dest.join("data/checkpoints/2.h5")).unwrap();
     fs::write(dest.join("config.py"), b"lr = 0.5\n").unwrap();
     fs::write(dest.join("data/initialisation/w.h5"), b"changed\n").unwrap();
@@ -1050,8 +1072,9 @@ fn validate_reports_every_offence_at_once() {
     assert_eq!(found.len(), expect.len(), "unexpected extra offences: {found:#?}");
     // The error of validate carries the same report; a metadata offence makes it a metadata error.
     let d = dest.clone();
-    let err =
-        guarded("validate", WATCHDOG, vec![dest.join("data/a_fifo")], move || validate(&d, true, true).unwrap_err());
+    let err = guarded("validate", WATCHDOG, vec![dest.join("data/a_fifo")], move || {
+        validate(&d, &ValidateOptions::new().strict(true)).unwrap_err()
+    });
     assert!(matches!(err, Error::MetadataValidation(_)), "{err:?}");
     assert_eq!(err.report().unwrap().offences.len(), expect.len());
     // Non-strict: no checksum offences.
@@ -1068,7 +1091,7 @@ fn validate_reports_tree_offences_alongside_training_offences() {
     let dest = fx.path("dest");
     let mut m = fx.trained("m1", 3);
     m.register_training_end(true).unwrap();
-    m.save(&dest, false).unwrap();
+    m.save(&dest, &SaveOptions::new()).unwrap();
     replace_in(&dest.join("metadata.yaml"), "status: finished", "status: running");
     fs::remove_file(dest.join("data/checkpoints/2.h5")).unwrap();
     fs::write(dest.join("config.py"), b"lr = 0.5\n").unwrap();
@@ -1120,7 +1143,7 @@ fn hostile_metadata_paths_are_offences_and_nothing_outside_is_opened() {
     let base = fx.path("base");
     let mut m = fx.trained("m1", 3);
     m.register_initialisation(fx.file("inputs/w.h5", b"init\n"), None, Some("imagenet")).unwrap();
-    m.save(&base, false).unwrap();
+    m.save(&base, &SaveOptions::new()).unwrap();
     let md = base.join("metadata.yaml");
 
     type Setup = Box<dyn Fn(&Path)>;
@@ -1269,7 +1292,9 @@ fn hostile_metadata_paths_are_offences_and_nothing_outside_is_opened() {
             }
             let r = root.clone();
             let loaded = guarded(what, WATCHDOG, outside.fifos(), move || {
-                Model::load(&r, strict, checkpoints).map(|_| ()).map_err(|e| e.to_string())
+                Model::load(&r, &LoadOptions::new().strict(strict).checkpoints(checkpoints))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             });
             if loaded.is_ok() {
                 failures.push(format!("{what} (strict={strict}): Model::load accepts it"));
@@ -1279,10 +1304,12 @@ fn hostile_metadata_paths_are_offences_and_nothing_outside_is_opened() {
         let r = root.clone();
         let mut fresh = fx.trained("m1", 3);
         fresh.register_initialisation(fx.path("inputs/w.h5"), None, Some("imagenet")).unwrap();
-        let saved =
-            guarded(what, WATCHDOG, outside.fifos(), move || fresh.save(&r, false).map_err(|e| format!("{e:?}")));
-        if !matches!(&saved, Err(e) if e.starts_with("Io")) {
-            failures.push(format!("{what}: save without force over it: expected an Io error, got {saved:?}"));
+        let saved = guarded(what, WATCHDOG, outside.fifos(), move || {
+            fresh.save(&r, &SaveOptions::new()).map_err(|e| (e.code(), format!("{e:?}")))
+        });
+        if !matches!(&saved, Err((code, _)) if *code == "invalid_same_model") {
+            failures
+                .push(format!("{what}: save without force over it: expected Error::InvalidSameModel, got {saved:?}"));
         }
         let events = outside.events();
         if !events.is_empty() {

@@ -1,7 +1,7 @@
-//! `plums_model::yaml` against PyYAML itself, in both directions.
+//! The YAML layer of `plums_model` against PyYAML itself, in both directions.
 //!
 //! (a) PyYAML writes each corpus document (`yaml.safe_dump`, in several styles) and our
-//!     [`parse`] must read the value PyYAML holds; (b) our [`to_string`] writes it and
+//!     [`parse_yaml`] must read the value PyYAML holds; (b) our [`to_yaml`] writes it and
 //!     `yaml.safe_load` must read back the original. Values are compared as "tagged JSON"
 //!     (see `pyyaml_roundtrip.py`), so a string `"1"` never equals an int `1`.
 //!
@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use plums_model::yaml::{parse, to_string, Mapping, Value};
+use plums_model::{parse_yaml, to_yaml, Mapping, Value};
 use serde_json::{json, Value as Json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyyaml_roundtrip.py");
@@ -381,13 +381,13 @@ fn pyyaml_writes_we_read() {
             if text.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
                 // With allow_unicode, PyYAML writes these raw, and reads them as line breaks
                 // (it reads "\u{85}" back as " "): we refuse such documents.
-                let e = parse(text).expect_err(text);
+                let e = parse_yaml(text).expect_err(text);
                 assert!(e.message.contains("line break for PyYAML"), "{e}");
                 refused += 1;
                 continue;
             }
             assert_eq!(read, expected, "PyYAML does not read back its own\n{text}");
-            let ours = parse(text).unwrap_or_else(|e| panic!("cannot read PyYAML's\n{text}\n{e}"));
+            let ours = parse_yaml(text).unwrap_or_else(|e| panic!("cannot read PyYAML's\n{text}\n{e}"));
             assert_eq!(&tagged(&ours), expected, "PyYAML wrote\n{text}");
             checked += 1;
         }
@@ -402,7 +402,7 @@ fn we_write_pyyaml_reads() {
     let Some(py) = python() else { return };
     let mut docs = corpus_documents();
     docs.extend(random_documents());
-    let texts: Vec<String> = docs.iter().map(to_string).collect();
+    let texts: Vec<String> = docs.iter().map(to_yaml).collect();
     let request =
         Json::Array(docs.iter().zip(&texts).map(|(d, t)| json!({ "yaml": t, "expected": tagged(d) })).collect());
     let answers = run(&py, "load", &request);
@@ -415,7 +415,7 @@ fn we_write_pyyaml_reads() {
         }
         assert_eq!(&answer["loaded"], expected, "we wrote\n{text}");
         // And we read our own text back too.
-        assert_eq!(parse(text).as_ref(), Ok(doc), "we wrote\n{text}");
+        assert_eq!(parse_yaml(text).as_ref(), Ok(doc), "we wrote\n{text}");
     }
 }
 
@@ -430,7 +430,7 @@ fn big_ints_from_pyyaml_are_errors() {
     for answer in run(&py, "dump", &request) {
         for text in answer["texts"].as_array().expect("texts") {
             let text = text.as_str().expect("text");
-            let e = parse(text).expect_err(text);
+            let e = parse_yaml(text).expect_err(text);
             assert!(e.message.contains("64-bit"), "{text}: {e}");
         }
     }
@@ -537,7 +537,7 @@ const WE_REJECT: &[&str] = &[
 fn both_readers_agree_on_hand_written_documents() {
     let Some(py) = python() else { return };
     let all: Vec<&str> = SAME_VALUE.iter().chain(BOTH_REJECT).chain(WE_REJECT).copied().collect();
-    let ours: Vec<_> = all.iter().map(|t| parse(t)).collect();
+    let ours: Vec<_> = all.iter().map(|t| parse_yaml(t)).collect();
     // Our value goes along as "expected", for Python to normalise timestamps the way it holds them.
     let request = Json::Array(
         all.iter()
@@ -626,7 +626,7 @@ fn resolver_agrees_on_random_plain_scalars() {
         docs.push(format!("k: {w}\n"));
         docs.push(format!("{w}: k\n"));
     }
-    let ours: Vec<_> = docs.iter().map(|t| parse(t)).collect();
+    let ours: Vec<_> = docs.iter().map(|t| parse_yaml(t)).collect();
     let request = Json::Array(
         docs.iter()
             .zip(&ours)

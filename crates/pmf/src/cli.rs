@@ -177,6 +177,35 @@ pub struct NewArgs {
     /// Read --init-checkpoint as a string reference even if it is all digits.
     #[arg(long, requires = "init_checkpoint")]
     pub init_checkpoint_str: bool,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
+}
+
+/// Options of every writing command (`new`, `checkpoint ...`, `training ...`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct EditOptions {
+    /// Print one JSON document on stdout, also on failure (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait, in seconds, while another writer holds the model's lock.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub lock_timeout: f64,
+}
+
+impl EditOptions {
+    /// The lock timeout as a duration.
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(self.lock_timeout).unwrap_or(std::time::Duration::MAX)
+    }
+}
+
+/// A number of seconds: finite and not negative.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("expected a number of seconds >= 0, got {text:?}")),
+    }
 }
 
 const CHECKPOINT_HELP: &str = "\
@@ -235,6 +264,9 @@ pub struct CheckpointAddArgs {
     /// Make an all-digit reference a string reference.
     #[arg(long)]
     pub ref_str: bool,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 const CHECKPOINT_RM_HELP: &str = "\
@@ -261,6 +293,9 @@ pub struct CheckpointRmArgs {
     /// Keep the checkpoint file in data/checkpoints/ (unregistered).
     #[arg(long)]
     pub keep_file: bool,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 /// `pmf training ...`.
@@ -292,6 +327,9 @@ pub struct DestArgs {
     /// The model folder.
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 /// `pmf training start`.
@@ -303,6 +341,9 @@ pub struct TrainingStartArgs {
     /// The starting epoch.
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub epoch: i64,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 /// `pmf training epoch`.
@@ -314,6 +355,9 @@ pub struct TrainingEpochArgs {
     /// The epoch (default: latest + 1).
     #[arg(value_name = "N", allow_negative_numbers = true)]
     pub epoch: Option<i64>,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 const COMPLETIONS_HELP: &str = "\

@@ -2,47 +2,95 @@
 //!
 //! Each edit loads the model with the library (`Model::load`, without checksums: the save
 //! verifies every file it keeps or copies), changes it with the library's API, and saves it in
-//! place (`save_with`): the library refuses, before writing anything, a change that would
-//! make the model invalid, and its save is crash-safe. Refusals exit with code 1.
+//! place: the library refuses, before writing anything, a change that would make the model
+//! invalid, and its save is crash-safe. Refusals exit with code 1 (see `failure`). Each command
+//! returns what it did, which [`finish`] prints for people or as JSON (`--json`).
 
 use std::path::Path;
 
-use plums_model::{Checkpoint, Model, Reference, SaveOptions, Status};
+use plums_model::{Checkpoint, Error, LoadOptions, Model, Producer, Reference, SaveOptions, Status, Version};
+use serde::Serialize;
 
-use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, NewArgs, TrainingCommand};
-use crate::failure::{parse_reference, Failure};
+use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, EditOptions, NewArgs, TrainingCommand};
+use crate::failure::{kind, parse_reference, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
 use crate::output::{errln, outln};
-use crate::output::{paint, show_path, BOLD, DIM, WARN};
+use crate::output::{paint, show_path, DIM, WARN};
 use crate::{params, progress};
+
+/// `--json` output of a writing command.
+#[derive(Serialize)]
+struct JsonEdit {
+    /// The model folder.
+    path: String,
+    /// Whether the edit was saved.
+    saved: bool,
+    /// What was done (absent on failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// What is wrong (absent on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The failure as data (absent on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<JsonFailure>,
+}
+
+/// Report the outcome of an edit of `dest` (a success message, or a failure) for people or as
+/// JSON; returns the exit code.
+pub fn finish(dest: &Path, options: &EditOptions, outcome: Result<String, Failure>) -> u8 {
+    let code = match &outcome {
+        Ok(_) => EXIT_OK,
+        Err(f) => f.code,
+    };
+    if !options.json {
+        match outcome {
+            Ok(message) => outln!("{message} {}", paint(DIM, format!("({})", show_path(dest)))),
+            Err(failure) => failure.report(),
+        }
+        return code;
+    }
+    let mut out = JsonEdit { path: show_path(dest), saved: false, message: None, error: None, failure: None };
+    match outcome {
+        Ok(message) => {
+            out.saved = true;
+            out.message = Some(message);
+        }
+        Err(failure) => {
+            out.error = Some(failure.message.clone());
+            out.failure = Some(failure.to_json());
+        }
+    }
+    match serde_json::to_string_pretty(&out) {
+        Ok(text) => {
+            outln!("{text}");
+            code
+        }
+        Err(e) => {
+            Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
+            EXIT_USAGE
+        }
+    }
+}
 
 /// Load the model at `dest` for editing.
 fn load(dest: &Path) -> Result<Model, Failure> {
-    progress::during(format!("reading {}", show_path(dest)), || Model::load(dest, false, true)).map_err(|e| {
-        match e.report() {
-            Some(report) => {
-                let mut f = Failure::invalid_model(dest, &report.offences);
+    progress::during(format!("reading {}", show_path(dest)), || Model::load(dest, &LoadOptions::new().strict(false)))
+        .map_err(|e| {
+            let invalid = e.report().is_some();
+            let mut f = Failure::from_library(e, dest);
+            if invalid {
                 f.message = format!("cannot edit an invalid model ({})", f.message);
-                f.hint = Some(format!("fix it first; `pmf validate {}` lists the offences", show_path(dest)));
-                f
+                f = f.replace_hint(format!("fix it first; `pmf validate {}` lists the offences", show_path(dest)));
             }
-            None => Failure::from_library(e, dest),
-        }
-    })
-}
-
-/// Save `model` in place at `dest`.
-fn save(model: &mut Model, dest: &Path) -> Result<(), Failure> {
-    save_with(model, dest, &SaveOptions::default())
+            f
+        })
 }
 
 /// Save `model` in place at `dest` with `options`.
-fn save_with(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<(), Failure> {
-    progress::during(format!("saving {}", show_path(dest)), || model.save_with(dest, options))
+fn save(model: &mut Model, dest: &Path, edit: &EditOptions, options: SaveOptions) -> Result<(), Failure> {
+    let options = options.lock_timeout(edit.lock_timeout());
+    progress::during(format!("saving {}", show_path(dest)), || model.save(dest, &options))
         .map_err(|e| Failure::from_library(e, dest))
-}
-
-fn done(message: String, dest: &Path) {
-    outln!("{message} {}", paint(DIM, format!("({})", show_path(dest))));
 }
 
 fn warn(message: &str) {
@@ -50,24 +98,30 @@ fn warn(message: &str) {
 }
 
 /// `pmf new`.
-pub fn new(args: &NewArgs) -> Result<(), Failure> {
+pub fn new(args: &NewArgs) -> Result<String, Failure> {
     let dest = args.dest.as_path();
     if std::fs::symlink_metadata(dest.join("metadata.yaml")).is_ok() {
-        return Err(Failure::usage("the folder already holds a PMF model (metadata.yaml)").at(dest).hint(
+        let message = "the folder already holds a PMF model (metadata.yaml)";
+        return Err(Failure::of_kind(EXIT_USAGE, kind::MODEL_EXISTS, message).at(dest).hint(
             "`pmf new` creates a model: edit this one with `pmf checkpoint` / `pmf training`, or choose another folder",
         ));
     }
     let build_parameters = params::build(args.params_file.as_deref(), &args.params)?;
-    let mut model = Model::new(
-        &args.producer,
-        &args.version_format,
-        &args.producer_version,
-        args.name.clone(),
-        args.id.clone(),
-        &args.config,
-        build_parameters,
-    )
-    .map_err(|e| Failure::from_library(e, dest))?;
+    let version = Version::parse(&args.version_format, &args.producer_version).map_err(|e| {
+        let unknown = matches!(e, Error::UnknownVersionFormat { .. });
+        let f = Failure::from_library(e, dest);
+        if unknown {
+            let known = plums_model::VersionFormats::new().names().join(", ");
+            f.replace_hint(format!("choose a --version-format among: {known}"))
+        } else {
+            f
+        }
+    })?;
+    let producer =
+        Producer::new(&args.producer, version, &args.config).map_err(|e| Failure::from_library(e, &args.config))?;
+    let mut model = Model::new(args.id.clone(), producer);
+    model.name = args.name.clone();
+    model.build_parameters = build_parameters;
     if let Some(file) = &args.init_file {
         if file.extension().is_none() {
             warn(&format!(
@@ -88,14 +142,13 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::from_library(e, dir))?;
     }
-    save(&mut model, dest)?;
-    let name = args.name.as_deref().map(|n| format!("{} ", paint(BOLD, n))).unwrap_or_default();
-    done(format!("created model {name}id {} (training pending)", args.id), dest);
-    Ok(())
+    save(&mut model, dest, &args.edit, SaveOptions::new())?;
+    let name = args.name.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
+    Ok(format!("created model {name}id {} (training pending)", args.id))
 }
 
 /// `pmf checkpoint add`.
-pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
+pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
     let dest = args.dest.as_path();
     let reference = match &args.reference {
         Some(text) => parse_reference(text, args.ref_str)?,
@@ -104,7 +157,7 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
     };
     let mut model = load(dest)?;
     if model.checkpoint_collection.contains(&reference) {
-        return Err(Failure::from_library(plums_model::Error::DuplicateReference(reference), dest));
+        return Err(Failure::from_library(Error::DuplicateReference(reference), dest));
     }
     // A running training registers the epoch first; the library then checks the result
     // (before the file is hashed, which may take long).
@@ -115,8 +168,8 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
     }
     let mut epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
     epochs.push(args.epoch);
-    let offences = plums_model::training::check_training(model.training.record(), false, &epochs);
-    if let Some((_, message)) = offences.into_iter().next() {
+    let offences = plums_model::check_training(model.training.record(), false, &epochs);
+    if let Some(message) = offences.first().map(|o| o.message.clone()) {
         let status = model.training.status();
         let hint = match status {
             Status::Finished | Status::Failed => format!(
@@ -125,9 +178,10 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
             ),
             _ => "register the epoch first with `pmf training epoch`".to_owned(),
         };
-        return Err(Failure::refused(format!("cannot add a checkpoint at epoch {}: {message}", args.epoch))
-            .at(dest)
-            .hint(hint));
+        let mut f = Failure::from_library(Error::InvalidTraining { offences }, dest).replace_hint(hint);
+        f.message = format!("cannot add a checkpoint at epoch {}: {message}", args.epoch);
+        f.details.clear();
+        return Err(f);
     }
     let file = args.file.as_path();
     let checkpoint = progress::during(format!("hashing {}", show_path(file)), || {
@@ -137,14 +191,13 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<(), Failure> {
     let stored =
         checkpoint.file_name().map(|n| format!("data/checkpoints/{}", n.to_string_lossy())).unwrap_or_default();
     model.add_checkpoint(checkpoint).map_err(|e| Failure::from_library(e, dest))?;
-    save(&mut model, dest)?;
+    save(&mut model, dest, &args.edit, SaveOptions::new())?;
     let registered = registered.map(|e| format!("; latest epoch is now {e}")).unwrap_or_default();
-    done(format!("added checkpoint {} (epoch {}, {stored}){registered}", reference.quoted(), args.epoch), dest);
-    Ok(())
+    Ok(format!("added checkpoint {} (epoch {}, {stored}){registered}", reference.quoted(), args.epoch))
 }
 
 /// `pmf checkpoint rm`.
-pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<(), Failure> {
+pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
     let dest = args.dest.as_path();
     let reference = parse_reference(&args.reference, args.ref_str)?;
     let mut model = load(dest)?;
@@ -164,7 +217,7 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<(), Failure> {
         } else {
             format!("registered references: {}", registered.join(", "))
         };
-        return Err(Failure::from_library(plums_model::Error::MissingReference(reference), dest).hint(hint));
+        return Err(Failure::from_library(Error::MissingReference(reference), dest).hint(hint));
     }
     let removed = model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest))?;
     let name = removed.file_name().map(|n| n.to_os_string());
@@ -172,24 +225,18 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<(), Failure> {
         .as_ref()
         .is_some_and(|n| model.checkpoint_collection.values().any(|c| c.file_name() == Some(n.as_os_str())));
     // The library removes a file the model no longer registers, unless asked to keep it.
-    let options = SaveOptions { keep_unregistered_files: args.keep_file, ..SaveOptions::default() };
-    save_with(&mut model, dest, &options)?;
+    save(&mut model, dest, &args.edit, SaveOptions::new().keep_unregistered_files(args.keep_file))?;
     let note = match name {
         Some(name) if !args.keep_file && !shared => format!("; deleted data/checkpoints/{}", name.to_string_lossy()),
         Some(name) => format!("; kept data/checkpoints/{}", name.to_string_lossy()),
         None => String::new(),
     };
-    done(format!("removed checkpoint {}{note}", reference.quoted()), dest);
-    Ok(())
+    Ok(format!("removed checkpoint {}{note}", reference.quoted()))
 }
 
 /// `pmf training ...`.
-pub fn training(command: &TrainingCommand) -> Result<(), Failure> {
-    let dest = match command {
-        TrainingCommand::Start(a) => a.dest.as_path(),
-        TrainingCommand::Epoch(a) => a.dest.as_path(),
-        TrainingCommand::End(a) | TrainingCommand::Fail(a) => a.dest.as_path(),
-    };
+pub fn training(command: &TrainingCommand) -> Result<String, Failure> {
+    let (dest, edit) = training_target(command);
     let mut model = load(dest)?;
     let before = model.training.clone();
     let outcome = match command {
@@ -218,20 +265,28 @@ pub fn training(command: &TrainingCommand) -> Result<(), Failure> {
         }
         return Err(f);
     }
-    save(&mut model, dest)?;
+    save(&mut model, dest, edit, SaveOptions::new())?;
     let t = &model.training;
     let latest = t.latest_epoch().map(|e| e.to_string()).unwrap_or_else(|| "none".into());
     let message = match command {
-        TrainingCommand::Start(a) => format!("training {} at epoch {}", paint(BOLD, "running"), a.epoch),
+        TrainingCommand::Start(a) => format!("training running at epoch {}", a.epoch),
         TrainingCommand::Epoch(a) => match (a.epoch, before.latest_epoch()) {
             (Some(n), Some(old)) if n < old => {
                 format!("latest epoch stays {latest} (epoch {n} is before it); time updated")
             }
             _ => format!("latest epoch {latest}"),
         },
-        TrainingCommand::End(_) => format!("training {} at epoch {latest}", paint(BOLD, "finished")),
-        TrainingCommand::Fail(_) => format!("training {} at epoch {latest}", paint(BOLD, "failed")),
+        TrainingCommand::End(_) => format!("training finished at epoch {latest}"),
+        TrainingCommand::Fail(_) => format!("training failed at epoch {latest}"),
     };
-    done(message, dest);
-    Ok(())
+    Ok(message)
+}
+
+/// The model folder and the edit options of a `pmf training` command.
+pub fn training_target(command: &TrainingCommand) -> (&Path, &EditOptions) {
+    match command {
+        TrainingCommand::Start(a) => (a.dest.as_path(), &a.edit),
+        TrainingCommand::Epoch(a) => (a.dest.as_path(), &a.edit),
+        TrainingCommand::End(a) | TrainingCommand::Fail(a) => (a.dest.as_path(), &a.edit),
+    }
 }

@@ -1,17 +1,24 @@
 //! Why a command failed, its exit code, and how it is reported: one line
-//! `error: <what is wrong> (<path>)`, the offences of an invalid model, and a hint.
+//! `error: <what is wrong> (<path>)`, details (the offences of an invalid model, the reasons a
+//! save refused), and a hint; with `--json`, the same as data ([`JsonFailure`]).
 //!
 //! Exit codes: 1 for an invalid model or a refused edit (the library refused it: it would make
-//! the model invalid, or the training state does not allow it), 2 for a command that could not
-//! run (bad command line, missing or unreadable path, I/O failure).
+//! the model invalid, the training state does not allow it, the reference is a duplicate or is
+//! not registered), 2 for a command that could not run (bad command line, missing or unreadable
+//! path, a destination that is not a model folder, another writer, I/O failure).
+//!
+//! Library errors are mapped by their variant ([`Failure::from_library`]), never by their
+//! message: the variant decides the exit code, the message, the details and the hint, and the
+//! error's data (reasons, offences, lock holder, ids) is carried into the JSON form.
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use plums_model::{Error, Offence, Reference};
+use plums_model::{Category, Error, LockHolder, Reference, SaveProblem};
+use serde::Serialize;
 
 use crate::output::errln;
-use crate::output::{offence_line, paint, show_path, BAD, WARN};
+use crate::output::{offence_line, paint, show_path, JsonOffence, JsonRef, BAD, WARN};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -20,36 +27,56 @@ pub const EXIT_INVALID: u8 = 1;
 /// Exit code: bad command line, or a path that cannot be read or written.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The kinds of the failures that `pmf` finds itself (a library error's kind is its
+/// [`Error::code`]).
+pub mod kind {
+    /// A bad command-line value (`--param`, a reference, the build parameters file).
+    pub const USAGE: &str = "usage";
+    /// `pmf new` into a folder that already holds a model.
+    pub const MODEL_EXISTS: &str = "model_exists";
+    /// The output could not be written.
+    pub const OUTPUT: &str = "output";
+}
+
 /// A failed command.
 #[derive(Debug)]
 pub struct Failure {
     /// The exit code.
     pub code: u8,
+    /// What kind of failure: [`Error::code`] for a library error, else one of [`kind`].
+    pub kind: &'static str,
     /// What is wrong (the first line of the message).
     pub message: String,
-    /// The path involved, if any.
-    pub path: Option<PathBuf>,
+    /// The path involved, if any (boxed, with the error, to keep failures small in `Result`s).
+    pub path: Option<Box<Path>>,
     /// Details on the following lines (each printed indented), e.g. offences.
     pub details: Vec<String>,
     /// What to do about it.
     pub hint: Option<String>,
+    /// The library error, when the library refused: its data goes into the JSON form (boxed:
+    /// the error is large, and failures travel in `Result`s).
+    pub error: Option<Box<Error>>,
 }
 
 impl Failure {
-    /// A usage or I/O error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure { code: EXIT_USAGE, message: message.into(), path: None, details: Vec::new(), hint: None }
+    fn new(code: u8, kind: &'static str, message: impl Into<String>) -> Self {
+        Failure { code, kind, message: message.into(), path: None, details: Vec::new(), hint: None, error: None }
     }
 
-    /// A refused edit (exit 1).
-    pub fn refused(message: impl Into<String>) -> Self {
-        Failure { code: EXIT_INVALID, message: message.into(), path: None, details: Vec::new(), hint: None }
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure::new(EXIT_USAGE, kind::USAGE, message)
+    }
+
+    /// A failure of its own kind with exit code `code`.
+    pub fn of_kind(code: u8, kind: &'static str, message: impl Into<String>) -> Self {
+        Failure::new(code, kind, message)
     }
 
     /// The same failure, about `path` (kept if one is already set).
     pub fn at(mut self, path: &Path) -> Self {
         if self.path.is_none() {
-            self.path = Some(path.to_path_buf());
+            self.path = Some(path.into());
         }
         self
     }
@@ -62,58 +89,19 @@ impl Failure {
         self
     }
 
-    /// A library error, in the context of the model folder (or file) `context`.
-    pub fn from_library(error: Error, context: &Path) -> Self {
-        match error {
-            Error::Io { path, message, source, kind } => {
-                let message = match source {
-                    Some(e) => format!("{message}: {e}"),
-                    None => message,
-                };
-                let hint = match kind {
-                    ErrorKind::NotFound => Some("check the path".to_owned()),
-                    ErrorKind::PermissionDenied => Some("check the permissions of the path".to_owned()),
-                    ErrorKind::WouldBlock => {
-                        Some("another process is writing the model: retry when it is done".to_owned())
-                    }
-                    _ if message.contains("changed since") => {
-                        Some("another writer changed the model meanwhile: run the command again".to_owned())
-                    }
-                    _ => None,
-                };
-                Failure { code: EXIT_USAGE, message, path: Some(path), details: Vec::new(), hint }
-            }
-            Error::InvalidArgument(message) => {
-                let mut lines = message.lines().map(str::to_owned);
-                let first = lines.next().unwrap_or_default();
-                let details: Vec<String> = lines.map(|l| l.trim_start().to_owned()).collect();
-                let first = if details.is_empty() { first } else { first.trim_end_matches(':').to_owned() };
-                Failure { code: EXIT_INVALID, message: first, path: Some(context.to_path_buf()), details, hint: None }
-            }
-            Error::DuplicateReference(r) => {
-                Failure::refused(format!("checkpoint reference {} is already registered", r.quoted())).at(context).hint(
-                    "choose another reference with --ref, or remove the checkpoint first with `pmf checkpoint rm`",
-                )
-            }
-            Error::MissingReference(r) => {
-                Failure::refused(format!("checkpoint reference {} is not registered", r.quoted())).at(context)
-            }
-            Error::TreeValidation(report) | Error::MetadataValidation(report) => {
-                Failure::invalid_model(&report.path, &report.offences)
-            }
-        }
+    /// The same failure, with `hint` instead of its own.
+    pub fn replace_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 
-    /// An invalid model: every offence listed.
-    pub fn invalid_model(path: &Path, offences: &[Offence]) -> Self {
-        let n = offences.len();
-        Failure {
-            code: EXIT_INVALID,
-            message: format!("not a valid PMF model, {n} offence{}", if n == 1 { "" } else { "s" }),
-            path: Some(path.to_path_buf()),
-            details: offences.iter().map(|o| offence_line(o, "")).collect(),
-            hint: Some(format!("`pmf validate {}` lists the offences", show_path(path))),
-        }
+    /// A library error, in the context of the model folder (or file) `context`: the variant
+    /// decides the exit code, the message and the hint.
+    pub fn from_library(error: Error, context: &Path) -> Self {
+        let code = exit_code(&error);
+        let (message, details, hint) = describe(&error);
+        let path: Box<Path> = error.path().unwrap_or(context).into();
+        Failure { code, kind: error.code(), message, path: Some(path), details, hint, error: Some(Box::new(error)) }
     }
 
     /// Print the failure on stderr.
@@ -126,6 +114,337 @@ impl Failure {
         if let Some(hint) = &self.hint {
             errln!("{} {hint}", paint(WARN, "hint:"));
         }
+    }
+
+    /// The failure as data, for `--json`.
+    pub fn to_json(&self) -> JsonFailure {
+        let e = self.error.as_deref();
+        let mut json = JsonFailure {
+            kind: self.kind,
+            exit_code: self.code,
+            message: self.message.clone(),
+            path: self.path.as_deref().map(show_path),
+            hint: self.hint.clone(),
+            reasons: e.map(|e| e.reasons().iter().map(JsonReason::from).collect()).unwrap_or_default(),
+            offences: e.map(|e| e.offences().iter().map(JsonOffence::from).collect()).unwrap_or_default(),
+            holder: e.and_then(Error::lock_holder).map(JsonHolder::from),
+            waited_secs: None,
+            reference: e.and_then(Error::reference).cloned(),
+            found_id: None,
+            saving_id: None,
+            leftover: None,
+            io_kind: e.and_then(Error::io_kind).map(snake_kind),
+        };
+        match e {
+            Some(Error::OtherModel { found_id, saving_id, .. }) => {
+                json.found_id = Some(found_id.clone());
+                json.saving_id = Some(saving_id.clone());
+            }
+            Some(Error::Locked { waited, .. }) => json.waited_secs = Some(waited.as_secs_f64()),
+            Some(Error::InterruptedSave { leftover, .. }) => json.leftover = Some(show_path(leftover)),
+            _ => {}
+        }
+        json
+    }
+}
+
+/// A failure in JSON: `{"kind", "exit_code", "message", "path", "hint", "reasons", "offences",
+/// ...}` (shape in docs/CLI.md). `reasons` and `offences` are always present (maybe empty);
+/// the other optional keys only when they apply.
+#[derive(Debug, Serialize)]
+pub struct JsonFailure {
+    /// The stable kind: [`Error::code`], or one of [`kind`].
+    pub kind: &'static str,
+    /// The exit code of the command.
+    pub exit_code: u8,
+    /// What is wrong (the `error:` line).
+    pub message: String,
+    /// The path involved, or null.
+    pub path: Option<String>,
+    /// What to do about it, or null.
+    pub hint: Option<String>,
+    /// Why a save refused the model (`would_not_validate`).
+    pub reasons: Vec<JsonReason>,
+    /// The offences of an invalid model, or of an invalid training record.
+    pub offences: Vec<JsonOffence>,
+    /// Who holds the model's lock (`locked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<JsonHolder>,
+    /// How long the command waited for the lock, in seconds (`locked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_secs: Option<f64>,
+    /// The checkpoint reference the failure is about.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "json_ref")]
+    pub reference: Option<Reference>,
+    /// The id of the model found at the destination (`other_model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_id: Option<String>,
+    /// The id of the model being saved (`other_model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saving_id: Option<String>,
+    /// Where the complete tree of an interrupted save lies (`interrupted_save`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leftover: Option<String>,
+    /// The closest I/O error kind, in snake case (`not_found`, `permission_denied`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_kind: Option<String>,
+}
+
+fn json_ref<S: serde::Serializer>(r: &Option<Reference>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => JsonRef(r).serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One reason a save refused the model: `{"location": "producer.name", "message": "..."}`.
+#[derive(Debug, Serialize)]
+pub struct JsonReason {
+    /// The key path of the model the reason is about.
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<&SaveProblem> for JsonReason {
+    fn from(p: &SaveProblem) -> Self {
+        JsonReason { location: p.location.clone(), message: p.message.clone() }
+    }
+}
+
+/// The holder of a model's lock: `{"pid": 42, "host": "node-7", "since": 1700000000}`
+/// (each null when the lock file does not say).
+#[derive(Debug, Serialize)]
+pub struct JsonHolder {
+    /// The holder's process id.
+    pub pid: Option<u32>,
+    /// The holder's host name.
+    pub host: Option<String>,
+    /// When it took the lock, in seconds since 1970.
+    pub since: Option<u64>,
+}
+
+impl From<&LockHolder> for JsonHolder {
+    fn from(h: &LockHolder) -> Self {
+        JsonHolder { pid: h.pid, host: h.host.clone(), since: h.since }
+    }
+}
+
+/// `NotFound` → `not_found`.
+fn snake_kind(kind: ErrorKind) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{kind:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The exit code of a library error: 1 when the library refused the model or the edit (the
+/// model is or would be invalid, the training state forbids the change, a reference is a
+/// duplicate or unknown), 2 when the command could not run (I/O, a path that is missing or
+/// not what is needed, another writer).
+fn exit_code(error: &Error) -> u8 {
+    use Error::*;
+    match error {
+        Io { .. }
+        | NotAFile { .. }
+        | Obstructed { .. }
+        | InitialisationNotFound { .. }
+        | InitialisationPath { .. }
+        | InitialisationNeedsName { .. }
+        | InitialisationNeedsCheckpoint { .. }
+        | DestinationIsFile { .. }
+        | ForeignFolder { .. }
+        | OtherModel { .. }
+        | ConcurrentChange { .. }
+        | Locked { .. }
+        | InterruptedSave { .. } => EXIT_USAGE,
+        InvalidStatus { .. }
+        | InvalidTraining { .. }
+        | StatusChange { .. }
+        | TrainingNotRunning { .. }
+        | EpochOverflow { .. }
+        | InvalidChecksum { .. }
+        | ChecksumMismatch { .. }
+        | CheckpointWithoutSource { .. }
+        | CheckpointWithoutEpoch { .. }
+        | DuplicateReference(_)
+        | MissingReference(_)
+        | UnknownVersionFormat { .. }
+        | InvalidVersion { .. }
+        | InitialisationCheckpointMissing { .. }
+        | InvalidDestination { .. }
+        | InvalidSameModel { .. }
+        | WouldNotValidate { .. }
+        | TreeValidation(_)
+        | MetadataValidation(_) => EXIT_INVALID,
+        // A variant added later: the file system refused (2), or the library refused (1).
+        other if other.category() == Category::Os => EXIT_USAGE,
+        _ => EXIT_INVALID,
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn invalid_model_message(n: usize) -> String {
+    format!("not a valid PMF model, {n} offence{}", plural(n))
+}
+
+fn validate_hint(path: &Path) -> String {
+    format!("`pmf validate {}` lists the offences", show_path(path))
+}
+
+fn references(refs: &[Reference]) -> String {
+    refs.iter().map(Reference::quoted).collect::<Vec<_>>().join(", ")
+}
+
+/// The message, details and hint of a library error, from its variant and data.
+fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
+    use Error::*;
+    let none = Vec::new;
+    match error {
+        Io { operation, source, .. } => {
+            let hint = match source.kind() {
+                ErrorKind::NotFound => Some("check the path".to_owned()),
+                ErrorKind::PermissionDenied => Some("check the permissions of the path".to_owned()),
+                _ => None,
+            };
+            (format!("{operation}: {source}"), none(), hint)
+        }
+        NotAFile { what, .. } => {
+            (format!("invalid {what}: not a regular file"), none(), Some(format!("give the path of the {what} file")))
+        }
+        Obstructed { found, needed, .. } => (
+            format!("{found} stands where PMF needs {needed}; nothing was changed"),
+            none(),
+            Some("move it away and run the command again".to_owned()),
+        ),
+        InvalidTraining { offences } => (
+            "invalid training record".to_owned(),
+            offences.iter().map(|o| format!("training.{}: {}", o.field, o.message)).collect(),
+            None,
+        ),
+        InitialisationNotFound { .. } => {
+            ("the initialisation path does not exist".to_owned(), none(), Some("check the path".to_owned()))
+        }
+        InitialisationPath { .. } => (
+            "the initialisation path is neither a weight file nor a PMF model folder (with metadata.yaml)".to_owned(),
+            none(),
+            Some("give a weight file with --init-file, or a PMF model folder with --init-model".to_owned()),
+        ),
+        InitialisationCheckpointMissing { reference, available, .. } => {
+            let hint = if available.is_empty() {
+                "the initialisation model has no checkpoint".to_owned()
+            } else {
+                format!("its checkpoints: {}", references(available))
+            };
+            (format!("the initialisation model has no checkpoint {}", reference.quoted()), none(), Some(hint))
+        }
+        ChecksumMismatch { expected, found, .. } => (
+            "the file does not have the checksum it was registered with; nothing was saved".to_owned(),
+            vec![format!("registered md5 {expected}, the file's md5 is {found}")],
+            Some("the file changed since it was registered: restore it, or remove its checkpoint".to_owned()),
+        ),
+        DuplicateReference(r) => (
+            format!("checkpoint reference {} is already registered", r.quoted()),
+            none(),
+            Some(
+                "choose another reference with --ref, or remove the checkpoint first with `pmf checkpoint rm`"
+                    .to_owned(),
+            ),
+        ),
+        MissingReference(r) => (format!("checkpoint reference {} is not registered", r.quoted()), none(), None),
+        UnknownVersionFormat { format, known } => (
+            format!("invalid version format {format:?}: it is unknown"),
+            none(),
+            Some(format!("the known version formats are: {}", known.join(", "))),
+        ),
+        DestinationIsFile { .. } => (
+            "the destination is a file, expected a folder to save the model in".to_owned(),
+            none(),
+            Some("choose a missing or empty folder".to_owned()),
+        ),
+        ForeignFolder { .. } => (
+            "the folder exists and is not a PMF model (no metadata.yaml)".to_owned(),
+            none(),
+            Some("choose a missing or empty folder, or move its files away".to_owned()),
+        ),
+        OtherModel { found_id, saving_id, .. } => (
+            format!("the folder holds another PMF model (id {found_id:?}), not model {saving_id:?}; refusing to overwrite it"),
+            none(),
+            Some(format!(
+                "another program replaced the model (it now holds model {found_id:?}): check the folder before editing it"
+            )),
+        ),
+        InvalidDestination { reason, .. } => {
+            (format!("not a valid PMF metadata file ({reason}); refusing to save over it"), none(), None)
+        }
+        InvalidSameModel { path, report } => (
+            format!(
+                "the folder holds an invalid PMF model with the same id ({} offence{}); refusing to save over it",
+                report.offences.len(),
+                plural(report.offences.len())
+            ),
+            report.offences.iter().map(|o| offence_line(o, "")).collect(),
+            Some(format!("repair it first; {}", validate_hint(path))),
+        ),
+        ConcurrentChange { .. } => (
+            "another writer saved the model while this command ran; nothing was saved".to_owned(),
+            none(),
+            Some("run the command again: it applies the change to the model as it is now".to_owned()),
+        ),
+        Locked { holder, waited, .. } => (
+            format!("the model is being written by {} (lock .pmf.lock)", holder_text(holder)),
+            none(),
+            Some(format!("gave up after {:.1}s: retry when it is done, or wait longer with --lock-timeout", waited.as_secs_f64())),
+        ),
+        InterruptedSave { path, leftover } => (
+            "the model folder is missing: a save was interrupted while replacing it".to_owned(),
+            vec![format!("its complete new tree is at {}", show_path(leftover))],
+            Some(format!(
+                "the next save by the program that writes the model puts it back in place; with no writer running, `mv {} {}` does the same",
+                show_path(leftover),
+                show_path(path)
+            )),
+        ),
+        WouldNotValidate { reasons } => (
+            format!("cannot save: the model would not be valid ({} reason{})", reasons.len(), plural(reasons.len())),
+            reasons.iter().map(|r| format!("{}: {}", r.location, r.message)).collect(),
+            None,
+        ),
+        TreeValidation(report) | MetadataValidation(report) => (
+            invalid_model_message(report.offences.len()),
+            report.offences.iter().map(|o| offence_line(o, "")).collect(),
+            Some(validate_hint(&report.path)),
+        ),
+        // The others say it all in one line, with their data (status, epoch, checksum text).
+        other => (other.to_string(), none(), None),
+    }
+}
+
+/// Who holds a lock, for people: `pid 42 on node-7 since 2024-11-28 15:59:39 UTC`.
+fn holder_text(holder: &LockHolder) -> String {
+    let who = match (holder.pid, &holder.host) {
+        (Some(pid), Some(host)) => format!("pid {pid} on {host}"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "another process".to_owned(),
+    };
+    match holder.since.and_then(|s| i64::try_from(s).ok()) {
+        Some(since) => format!("{who} since {}", crate::output::human_time(plums_model::Timestamp::Int(since))),
+        None => who,
     }
 }
 
@@ -146,6 +465,7 @@ pub fn parse_reference(text: &str, as_str: bool) -> Result<Reference, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn references() {
@@ -158,14 +478,44 @@ mod tests {
     }
 
     #[test]
-    fn library_errors_map_to_exit_codes() {
-        let io = Error::os("/x", ErrorKind::NotFound, "cannot validate model");
+    fn library_errors_map_to_exit_codes_kinds_and_data() {
+        let io = Error::Io {
+            path: "/x".into(),
+            operation: "cannot validate model".into(),
+            source: std::io::Error::from(ErrorKind::NotFound),
+        };
         let f = Failure::from_library(io, Path::new("/y"));
-        assert_eq!((f.code, f.path.as_deref()), (EXIT_USAGE, Some(Path::new("/x"))));
-        let f = Failure::from_library(Error::InvalidArgument("cannot save:\n  - a\n  - b".into()), Path::new("/m"));
-        assert_eq!((f.code, f.message.as_str(), f.details.len()), (EXIT_INVALID, "cannot save", 2));
+        assert_eq!((f.code, f.kind, f.path.as_deref()), (EXIT_USAGE, "io", Some(Path::new("/x"))));
+        assert_eq!(f.hint.as_deref(), Some("check the path"));
+        assert_eq!(f.to_json().io_kind.as_deref(), Some("not_found"));
+
+        let reasons = vec![SaveProblem::new("producer.name", "too short"), SaveProblem::new("training.end", "x")];
+        let f = Failure::from_library(Error::WouldNotValidate { reasons }, Path::new("/m"));
+        assert_eq!((f.code, f.kind, f.details.len()), (EXIT_INVALID, "would_not_validate", 2));
+        assert_eq!(f.details[0], "producer.name: too short");
+        assert_eq!(f.to_json().reasons[1].location, "training.end");
+
         let f = Failure::from_library(Error::DuplicateReference(Reference::Int(3)), Path::new("/m"));
-        assert_eq!(f.code, EXIT_INVALID);
-        assert!(f.message.contains("3 is already registered"));
+        assert_eq!((f.code, f.message.as_str()), (EXIT_INVALID, "checkpoint reference 3 is already registered"));
+
+        let holder = LockHolder { pid: Some(7), host: Some("h".into()), since: None };
+        let locked = Error::Locked { path: "/m".into(), holder, waited: Duration::from_millis(500) };
+        let f = Failure::from_library(locked, Path::new("/m"));
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "locked"));
+        assert!(f.message.contains("pid 7 on h"), "{}", f.message);
+        let json = f.to_json();
+        assert_eq!(json.holder.as_ref().and_then(|h| h.pid), Some(7));
+        assert_eq!(json.waited_secs, Some(0.5));
+
+        let f = Failure::from_library(Error::ConcurrentChange { path: "/m".into() }, Path::new("/m"));
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "concurrent_change"));
+        assert!(f.hint.is_some_and(|h| h.starts_with("run the command again")));
+    }
+
+    #[test]
+    fn io_kinds_are_snake_case() {
+        assert_eq!(snake_kind(ErrorKind::NotFound), "not_found");
+        assert_eq!(snake_kind(ErrorKind::PermissionDenied), "permission_denied");
+        assert_eq!(snake_kind(ErrorKind::Other), "other");
     }
 }

@@ -4,6 +4,7 @@
 //! binary parses the command line, runs the command and maps the outcome to an exit code:
 //! 0 success, 1 invalid model or refused edit, 2 bad command line or I/O error
 //! (see `failure` and docs/CLI.md).
+#![deny(missing_docs)]
 
 mod cli;
 mod edit;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use cli::{CheckpointCommand, Cli, ColorWhen, Command};
-use failure::{Failure, EXIT_OK, EXIT_USAGE};
+use failure::{EXIT_OK, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -40,24 +41,24 @@ fn main() -> ExitCode {
 
 /// Run one command; returns the exit code.
 fn run(command: &Command) -> u8 {
-    let outcome: Result<(), Failure> = match command {
-        Command::Validate(args) => return validate_cmd::run(args),
-        Command::Show(args) => return show::run(args),
-        Command::New(args) => edit::new(args),
-        Command::Checkpoint(CheckpointCommand::Add(args)) => edit::checkpoint_add(args),
-        Command::Checkpoint(CheckpointCommand::Rm(args)) => edit::checkpoint_rm(args),
-        Command::Training(t) => edit::training(t),
+    match command {
+        Command::Validate(args) => validate_cmd::run(args),
+        Command::Show(args) => show::run(args),
+        Command::New(args) => edit::finish(&args.dest, &args.edit, edit::new(args)),
+        Command::Checkpoint(CheckpointCommand::Add(args)) => {
+            edit::finish(&args.dest, &args.edit, edit::checkpoint_add(args))
+        }
+        Command::Checkpoint(CheckpointCommand::Rm(args)) => {
+            edit::finish(&args.dest, &args.edit, edit::checkpoint_rm(args))
+        }
+        Command::Training(t) => {
+            let (dest, options) = edit::training_target(t);
+            edit::finish(dest, options, edit::training(t))
+        }
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "pmf", &mut std::io::stdout());
-            Ok(())
-        }
-    };
-    match outcome {
-        Ok(()) => EXIT_OK,
-        Err(failure) => {
-            failure.report();
-            failure.code
+            EXIT_OK
         }
     }
 }

@@ -5,8 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use plums_model::yaml::Value;
-use plums_model::{Offence, Reference, Timestamp};
+use plums_model::{Offence, Reference, Timestamp, Value};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -148,7 +147,7 @@ pub fn key_text(key: &Value) -> String {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        other => plums_model::yaml::to_string(other).trim_end().to_owned(),
+        other => plums_model::to_yaml(other).trim_end().to_owned(),
     }
 }
 
@@ -255,7 +254,7 @@ mod tests {
 
     #[test]
     fn yaml_values_become_json_in_order() {
-        let doc = plums_model::yaml::parse("b: 1\na: [yes, 0.5, .inf, ~]\n1: x\n").expect("yaml");
+        let doc = plums_model::parse_yaml("b: 1\na: [yes, 0.5, .inf, ~]\n1: x\n").expect("yaml");
         let json = serde_json::to_string(&JsonYaml(&doc)).expect("json");
         assert_eq!(json, r#"{"b":1,"a":[true,0.5,".inf",null],"1":"x"}"#);
     }

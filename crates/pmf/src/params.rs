@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use plums_model::yaml::{self, Mapping, Value};
+use plums_model::{parse_yaml, Mapping, Value};
 
 use crate::failure::Failure;
 
@@ -38,7 +38,7 @@ pub fn build(file: Option<&Path>, params: &[String]) -> Result<Value, Failure> {
                 "invalid --param {param:?}: the key has an empty part (expected KEY or A.B.C)"
             )));
         }
-        let value = yaml::parse(text).map_err(|e| {
+        let value = parse_yaml(text).map_err(|e| {
             Failure::usage(format!("invalid --param {param:?}: the value is not valid YAML: {e}"))
                 .hint("quote the value to make it a string: --param \"name='text'\"")
         })?;
@@ -50,7 +50,7 @@ pub fn build(file: Option<&Path>, params: &[String]) -> Result<Value, Failure> {
 fn read_file(path: &Path) -> Result<Mapping, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::usage(format!("cannot read the build parameters file: {e}")).at(path))?;
-    match yaml::parse(&text) {
+    match parse_yaml(&text) {
         Ok(Value::Map(m)) => Ok(m),
         Ok(Value::Null) => Ok(Mapping::new()),
         Ok(other) => {
@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     fn map(text: &str) -> Value {
-        yaml::parse(text).expect("valid yaml")
+        parse_yaml(text).expect("valid yaml")
     }
 
     fn args(items: &[&str]) -> Vec<String> {

@@ -1,13 +1,15 @@
 //! `pmf show PATH`: what a model holds, for people or as one JSON document (shape in
-//! docs/CLI.md). The model is validated without checksums (as `Model::load(path, false, true)`
-//! does) and shown as its metadata records it; the initialisation chain is shown recursively.
+//! docs/CLI.md). The model is validated without checksums (as `Model::load` does with
+//! `LoadOptions::new().strict(false)`) and shown as its metadata records it; the initialisation
+//! chain is shown recursively.
 
-use plums_model::metadata::InitialisationMetadata;
-use plums_model::{validate_model, Md5, Reference, Timestamp, ValidateOptions, ValidatedModel, FORMAT_VERSION};
+use plums_model::{
+    validate_model, InitialisationMetadata, Md5, Reference, Timestamp, ValidateOptions, ValidatedModel, FORMAT_VERSION,
+};
 use serde::{Serialize, Serializer};
 
 use crate::cli::ShowArgs;
-use crate::failure::{Failure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::failure::{kind, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
 use crate::output::{
     human_bytes, human_duration, human_time, offence_line, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonYaml,
@@ -23,6 +25,8 @@ struct JsonShow<'a> {
     offences: Vec<JsonOffence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<JsonFailure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<JsonModel<'a>>,
 }
@@ -114,9 +118,10 @@ enum JsonInitialisation<'a> {
 pub fn run(args: &ShowArgs) -> u8 {
     let path = args.path.as_path();
     let loaded = progress::during(format!("reading {}", show_path(path)), || {
-        validate_model(path, &ValidateOptions::new(false, true))
+        validate_model(path, &ValidateOptions::new().strict(false).checkpoints(true))
     });
-    let mut out = JsonShow { path: show_path(path), valid: false, offences: Vec::new(), error: None, model: None };
+    let mut out =
+        JsonShow { path: show_path(path), valid: false, offences: Vec::new(), error: None, failure: None, model: None };
     match loaded {
         Ok(v) => {
             if !args.json {
@@ -150,10 +155,11 @@ pub fn run(args: &ShowArgs) -> u8 {
             let failure = Failure::from_library(e, path);
             if !args.json {
                 failure.report();
-                return EXIT_USAGE;
+                return failure.code;
             }
             out.error = Some(failure.message.clone());
-            print_json(&out).unwrap_or(EXIT_USAGE)
+            out.failure = Some(failure.to_json());
+            print_json(&out).unwrap_or(failure.code)
         }
     }
 }
@@ -166,7 +172,7 @@ fn print_json(out: &JsonShow<'_>) -> Option<u8> {
             None
         }
         Err(e) => {
-            Failure::usage(format!("cannot write JSON: {e}")).report();
+            Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
             Some(EXIT_USAGE)
         }
     }
@@ -227,7 +233,7 @@ fn json_model(v: &ValidatedModel) -> JsonModel<'_> {
             })
             .collect(),
         build_parameters: JsonYaml(&v.build_parameters),
-        build_parameters_yaml: plums_model::yaml::to_string(&v.build_parameters),
+        build_parameters_yaml: plums_model::to_yaml(&v.build_parameters),
         initialisation: m.initialisation.as_ref().map(|init| match init {
             InitialisationMetadata::File { name, path, hash } => JsonInitialisation::File {
                 name: name.as_deref(),
@@ -277,7 +283,7 @@ fn human_model(v: &ValidatedModel, indent: &str) -> Vec<String> {
     ));
     human_training(v, indent, &mut out);
     human_checkpoints(v, indent, &mut out);
-    let params = plums_model::yaml::to_string(&v.build_parameters);
+    let params = plums_model::to_yaml(&v.build_parameters);
     let params = params.trim_end();
     if params.lines().count() <= 1 {
         out.push(format!("{} {params}", label(indent, "build parameters")));
@@ -394,7 +400,7 @@ fn ref_text(reference: &Reference) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plums_model::yaml::Value;
+    use plums_model::Value;
 
     #[test]
     fn json_time_keeps_int_and_float() {

@@ -7,7 +7,7 @@ use plums_model::{check, ValidateOptions};
 use serde::Serialize;
 
 use crate::cli::ValidateArgs;
-use crate::failure::{Failure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::failure::{kind, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
 use crate::output::{offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
 use crate::progress;
@@ -28,6 +28,9 @@ pub struct JsonModel {
     /// Why the path could not be examined (missing, unreadable); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The same failure as data (kind, exit code, path, hint, ...); present with `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JsonFailure>,
 }
 
 /// `pmf validate --json` output.
@@ -39,8 +42,7 @@ pub struct JsonReport {
 
 /// Run `pmf validate`; returns the exit code.
 pub fn run(args: &ValidateArgs) -> u8 {
-    let options =
-        ValidateOptions { strict: !args.quick, checkpoints: !args.no_checkpoints, ..ValidateOptions::default() };
+    let options = ValidateOptions::new().strict(!args.quick).checkpoints(!args.no_checkpoints);
     let mut code = EXIT_OK;
     let mut report = JsonReport { models: Vec::new() };
     let (mut n_valid, mut n_invalid, mut n_error) = (0usize, 0usize, 0usize);
@@ -54,6 +56,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
             checkpoints: options.checkpoints,
             offences: Vec::new(),
             error: None,
+            failure: None,
         };
         match outcome {
             Ok(checked) => {
@@ -71,9 +74,11 @@ pub fn run(args: &ValidateArgs) -> u8 {
             }
             Err(e) => {
                 n_error += 1;
-                code = EXIT_USAGE;
                 let failure = Failure::from_library(e, path);
+                // check() fails only when the path cannot be examined: exit 2.
+                code = code.max(failure.code).max(EXIT_USAGE);
                 entry.error = Some(failure.message.clone());
+                entry.failure = Some(failure.to_json());
                 if !args.json {
                     failure.report();
                 }
@@ -85,7 +90,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => outln!("{text}"),
             Err(e) => {
-                Failure::usage(format!("cannot write JSON: {e}")).report();
+                Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
                 return EXIT_USAGE;
             }
         }

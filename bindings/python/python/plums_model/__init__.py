@@ -2,23 +2,44 @@
 
 Replace ``from plums.model import ...`` with ``from plums_model import ...``: the classes,
 signatures and exceptions are the same; loading, validating, hashing and saving run in Rust,
-with the GIL released, and validation reports every offence at once.
+with the GIL released, and validation reports every offence at once. Refusals raise precise
+exceptions (``plums_model.exception``), each a subclass of the built-in exception the
+reference raises.
 """
 
 from ._components import Checkpoint, CheckpointCollection, Producer, Training
 from ._model import FORMAT_VERSION, Model, initialisation, validate
 from ._version import PyPA, Version, register, version
 from .exception import (
+    ChecksumMismatchError,
+    CheckpointWithoutEpochError,
+    ConcurrentChangeError,
+    DestinationIsFileError,
+    ForeignFolderError,
+    InterruptedSaveError,
+    InvalidDestinationError,
+    InvalidSameModelError,
+    LockHolder,
+    MetadataOffencesError,
+    ModelLockedError,
+    ModelNotFoundError,
     Offence,
+    OtherModelError,
     PlumsError,
     PlumsModelError,
     PlumsModelMetadataValidationError,
     PlumsModelTreeValidationError,
     PlumsValidationError,
+    SaveProblem,
+    WouldNotValidateError,
 )
 
 __all__ = [
-    "Checkpoint", "CheckpointCollection", "FORMAT_VERSION", "Model", "Offence", "PlumsError", "PlumsModelError",
-    "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError", "PlumsValidationError", "Producer",
-    "PyPA", "Training", "Version", "initialisation", "register", "validate", "version",
+    "Checkpoint", "CheckpointCollection", "CheckpointWithoutEpochError", "ChecksumMismatchError",
+    "ConcurrentChangeError", "DestinationIsFileError", "FORMAT_VERSION", "ForeignFolderError",
+    "InterruptedSaveError", "InvalidDestinationError", "InvalidSameModelError", "LockHolder",
+    "MetadataOffencesError", "Model", "ModelLockedError", "ModelNotFoundError", "Offence", "OtherModelError",
+    "PlumsError", "PlumsModelError", "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError",
+    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "Training", "Version", "WouldNotValidateError",
+    "initialisation", "register", "validate", "version",
 ]

@@ -26,9 +26,13 @@ from typing import (
 from schema import SchemaError
 
 __all__ = [
-    "Checkpoint", "CheckpointCollection", "FORMAT_VERSION", "Model", "Offence", "PlumsError", "PlumsModelError",
-    "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError", "PlumsValidationError", "Producer",
-    "PyPA", "Training", "Version", "initialisation", "register", "validate", "version",
+    "Checkpoint", "CheckpointCollection", "CheckpointWithoutEpochError", "ChecksumMismatchError",
+    "ConcurrentChangeError", "DestinationIsFileError", "FORMAT_VERSION", "ForeignFolderError",
+    "InterruptedSaveError", "InvalidDestinationError", "InvalidSameModelError", "LockHolder",
+    "MetadataOffencesError", "Model", "ModelLockedError", "ModelNotFoundError", "Offence", "OtherModelError",
+    "PlumsError", "PlumsModelError", "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError",
+    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "Training", "Version", "WouldNotValidateError",
+    "initialisation", "register", "validate", "version",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -61,8 +65,13 @@ class PlumsValidationError(SchemaError, PlumsError):
     """Base exception for all Plums schema validation errors; also a ``schema.SchemaError``."""
 
     offences: List[Offence]
+    path: Optional[Path]
     def __init__(
-        self, autos: Any, errors: Any = ..., offences: Iterable[Union[Offence, Tuple[str, str, str]]] = ...
+        self,
+        autos: Any,
+        errors: Any = ...,
+        offences: Iterable[Union[Offence, Tuple[str, str, str]]] = ...,
+        path: Optional[Path] = ...,
     ) -> None: ...
 
 class PlumsModelError(PlumsError):
@@ -73,6 +82,91 @@ class PlumsModelTreeValidationError(PlumsValidationError, PlumsModelError):
 
 class PlumsModelMetadataValidationError(PlumsValidationError, PlumsModelError):
     """A model's metadata is invalid."""
+
+class MetadataOffencesError(PlumsModelMetadataValidationError, PlumsModelTreeValidationError):
+    """Metadata offences found while validating a model folder (a tree error too, as in the reference)."""
+
+class ModelNotFoundError(PlumsModelTreeValidationError, FileNotFoundError):
+    """The model folder given to ``validate`` or ``Model.load`` does not exist."""
+
+class SaveProblem(NamedTuple):
+    """One reason a model cannot be saved as a valid PMF model."""
+
+    location: str
+    message: str
+
+class LockHolder(NamedTuple):
+    """Who holds a model's writer lock (``None``: unknown)."""
+
+    pid: Optional[int]
+    host: Optional[str]
+    since: Optional[int]
+
+class ConcurrentChangeError(FileExistsError):
+    """Another writer saved the model since this model object loaded or last saved it."""
+
+    path: Optional[Path]
+
+class OtherModelError(FileExistsError):
+    """The save destination holds another PMF model."""
+
+    path: Optional[Path]
+    found_id: str
+    saving_id: str
+
+class ForeignFolderError(FileExistsError):
+    """The save destination is a non-empty folder that is not a PMF model (save with ``force``)."""
+
+    path: Optional[Path]
+
+class InvalidDestinationError(OSError):
+    """The save destination's metadata.yaml is not PMF metadata; never overwritten."""
+
+    path: Optional[Path]
+    reason: str
+
+class InvalidSameModelError(OSError):
+    """The save destination holds an invalid model with the same id (save with ``force``)."""
+
+    path: Optional[Path]
+    offences: List[Offence]
+
+class ModelLockedError(BlockingIOError):
+    """Another writer holds the model's lock."""
+
+    path: Optional[Path]
+    holder: LockHolder
+    waited: float
+
+class InterruptedSaveError(FileNotFoundError):
+    """A save was interrupted while replacing the model folder; its new tree is at ``leftover``."""
+
+    path: Optional[Path]
+    leftover: Path
+
+class WouldNotValidateError(ValueError):
+    """The model cannot be saved as a valid PMF model; ``reasons`` lists why."""
+
+    path: Optional[Path]
+    reasons: List[SaveProblem]
+
+class ChecksumMismatchError(ValueError):
+    """A file does not have the checksum it was registered with; nothing was saved."""
+
+    path: Optional[Path]
+    expected: str
+    found: str
+
+class DestinationIsFileError(ValueError):
+    """The save destination is a file."""
+
+    path: Optional[Path]
+
+class CheckpointWithoutEpochError(ValueError):
+    """A checkpoint without an epoch was added to a collection."""
+
+    path: Optional[Path]
+    reference: Reference
 
 # ------------------------------------------------------------------------------------------------
 # Versions
@@ -103,6 +197,7 @@ class Version(metaclass=abc.ABCMeta):
 class PyPA(Version):
     """A PEP 440 version (format ``py_pa``), normalised (``1.0.0-RC1`` -> ``1.0.0rc1``)."""
 
+    format: ClassVar[str]
     def __init__(self, version: str) -> None: ...
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...

@@ -1,30 +1,10 @@
 """The Model class, ``initialisation`` and ``validate``: loading, validating and saving run in Rust."""
 
-import os
-from pathlib import Path
-
 from . import _native
-from ._components import Checkpoint, CheckpointCollection, Producer, Training, _path
-from .exception import _from_failure, _missing_model
+from ._components import CheckpointCollection, Producer, Training, _path
+from ._version import _formats
 
-FORMAT_VERSION = "1.0.0"
-
-
-def _native_call(verbose, function, *args, **kwargs):
-    try:
-        return function(*args, **kwargs)
-    except _native.ValidationFailure as failure:
-        raise _from_failure(failure, verbose) from None
-
-
-def _read_model(verbose, function, path, *args):
-    """``_native_call`` for validate/load: a model folder that does not exist is a tree error too."""
-    try:
-        return _native_call(verbose, function, path, *args)
-    except FileNotFoundError as error:
-        if os.path.lexists(path):
-            raise
-        raise _missing_model(path, error) from None
+FORMAT_VERSION = _native.FORMAT_VERSION
 
 
 def validate(path, strict=False, verbose=False, checkpoints=True, **kwargs):
@@ -34,13 +14,13 @@ def validate(path, strict=False, verbose=False, checkpoints=True, **kwargs):
     and the exception's ``offences`` attribute always lists them.
 
     Raises:
-        PlumsModelTreeValidationError: If the tree is invalid, or ``path`` does not exist (then
-            also a ``FileNotFoundError``).
-        PlumsModelMetadataValidationError: If the metadata is invalid (also a tree error, for
-            compatibility with the reference).
+        PlumsModelTreeValidationError: If the tree is invalid; ``ModelNotFoundError`` (also a
+            ``FileNotFoundError``) if ``path`` does not exist.
+        PlumsModelMetadataValidationError: If the metadata is invalid (``MetadataOffencesError``,
+            also a tree error, for compatibility with the reference).
     """
     _reject_unknown(kwargs)
-    return _read_model(verbose, _native.validate, _path(path), bool(strict), bool(checkpoints))
+    return _native.validate(_path(path), bool(strict), bool(checkpoints), bool(verbose))
 
 
 def _reject_unknown(kwargs, allowed=()):
@@ -119,35 +99,6 @@ class Model:
         """Register the initialisation found at ``path`` (see :func:`initialisation`)."""
         self._initialisation = initialisation(path, checkpoint_reference, name)
 
-    def _describe(self):
-        init = self._initialisation
-        if init is None:
-            init_desc = None
-        elif isinstance(init, Model):
-            init_desc = ("model", init._describe(), init._checkpoint)
-        elif isinstance(init, Checkpoint):
-            init_desc = ("file", init.name, None if init.path is None else os.fspath(init.path), init.hash,
-                         getattr(init, "_core", None))
-        else:
-            raise TypeError("the initialisation must be a Model, a Checkpoint or None")
-        training = self.training
-        return {
-            "producer": {
-                "name": self.producer.name,
-                "version_format": self.producer.version.format,
-                "version": str(self.producer.version),
-                "configuration": os.fspath(self.producer.configuration),
-            },
-            "name": self.name,
-            "id": self.id,
-            "build_parameters": self.build_parameters,
-            "training": training._record(),
-            "checkpoints": [(ref, None if c.path is None else os.fspath(c.path), c.epoch, c.hash, getattr(c, "_core", None))
-                            for ref, c in self.checkpoint_collection.items()],
-            "latest": self.checkpoint_collection.latest,
-            "initialisation": init_desc,
-        }
-
     def save(self, path, force=False, **kwargs):
         """Save the model to the folder ``path``.
 
@@ -171,10 +122,10 @@ class Model:
         """
         _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes", "durable",
                                  "keep_unregistered_files"))
-        self._token = _native_call(
-            True, _native.save, self._describe(), _path(path), bool(force),
-            bool(kwargs.get("checkpoints", True)), float(kwargs.get("lock_timeout", 30.0)),
-            bool(kwargs.get("overwrite_concurrent_changes", False)), self._token,
+        self._token = _native.save(
+            self, _path(path), _formats, force=bool(force), checkpoints=bool(kwargs.get("checkpoints", True)),
+            lock_timeout=float(kwargs.get("lock_timeout", 30.0)),
+            overwrite_concurrent_changes=bool(kwargs.get("overwrite_concurrent_changes", False)),
             durable=bool(kwargs.get("durable", True)),
             keep_unregistered_files=bool(kwargs.get("keep_unregistered_files", False)))
 
@@ -188,49 +139,7 @@ class Model:
             PlumsModelMetadataValidationError: If its metadata is invalid.
         """
         _reject_unknown(kwargs)
-        description, token = _read_model(verbose, _native.load, _path(path), bool(strict), bool(checkpoints))
-        model = cls._from_description(description)
-        model._token = token
-        return model
-
-    @classmethod
-    def _from_description(cls, d):
-        model = cls.__new__(cls)
-        producer = Producer.__new__(Producer)
-        producer.name = d["producer"]["name"]
-        from ._version import version
-        producer.version = version(d["producer"]["version_format"], d["producer"]["version"])
-        producer.configuration = Path(d["producer"]["configuration"])
-        model.producer = producer
-        model.name = d["name"]
-        model.id = d["id"]
-        model.build_parameters = d["build_parameters"]
-        record = d["training"]
-        training = Training.__new__(Training)
-        training._status = record["status"]
-        training._start_epoch, training._start_timestamp = record["start_epoch"], record["start_time"]
-        training._latest_epoch, training._latest_timestamp = record["latest_epoch"], record["latest_time"]
-        training._end_epoch, training._end_timestamp = record["end_epoch"], record["end_time"]
-        model.training = training
-        collection = CheckpointCollection()
-        checkpoints = collection._checkpoints
-        for ref, path, epoch, digest in d["checkpoints"]:
-            checkpoints[ref] = Checkpoint._loaded(ref, path, epoch, digest)
-        collection._latest = d["latest"]
-        model.checkpoint_collection = collection
-        init = d["initialisation"]
-        if init is None:
-            model._initialisation = None
-        elif init[0] == "file":
-            model._initialisation = Checkpoint._loaded(init[1], init[2], None, init[3])
-        else:
-            nested = cls._from_description(init[1])
-            nested._checkpoint = init[2]
-            model._initialisation = nested
-        model._path = None if d["path"] is None else Path(d["path"])
-        model._checkpoint = d["checkpoint"]
-        model._token = None
-        return model
+        return _native.load(cls, _path(path), bool(strict), bool(checkpoints), bool(verbose), _formats)
 
 
 def initialisation(path, checkpoint_reference=None, name=None):
@@ -244,23 +153,4 @@ def initialisation(path, checkpoint_reference=None, name=None):
         PlumsModelTreeValidationError: If the PMF model is invalid.
         PlumsModelMetadataValidationError: If the PMF model's metadata is invalid.
     """
-    path = _path(path)
-    if not path.exists():
-        raise FileNotFoundError("Invalid path provided: {} does not exist.".format(path))
-    if path.is_file():
-        if name is None:
-            raise ValueError("Invalid arguments provided: {} points to a file but name is None.".format(path))
-        return Checkpoint(name, path)
-    if path.is_dir() and (path / "metadata.yaml").is_file():
-        if checkpoint_reference is None:
-            raise ValueError("Invalid arguments provided: {} points to a PMF model but no checkpoint "
-                             "reference was given.".format(path))
-        model = Model.load(path, checkpoints=False)
-        if checkpoint_reference not in model.checkpoint_collection:
-            raise ValueError("Invalid arguments provided: {} points to a PMF model which does not contain {!r} "
-                             "as a checkpoint (it has: {}).".format(
-                                 path, checkpoint_reference, ", ".join(map(repr, model.checkpoint_collection.keys()))))
-        model._checkpoint = checkpoint_reference
-        model._token = None
-        return model
-    raise OSError("Invalid path provided: {} must either be a PMF model or a weight file.".format(path))
+    return _native.initialisation(Model, _path(path), checkpoint_reference, name, _formats)

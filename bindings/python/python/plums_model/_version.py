@@ -1,4 +1,4 @@
-"""Producer versions: a registry of version formats, with PEP 440 (``py_pa``) built in."""
+"""Producer versions: a registry of version classes, with PEP 440 (``py_pa``, the core's) built in."""
 
 import abc
 import re
@@ -8,6 +8,7 @@ from . import _native
 
 _registry = {}
 _hooks = {}
+_formats = _native.VersionFormats()  # what the core parses producer versions with
 
 _camel1 = re.compile("(.)([A-Z][a-z]+)")
 _camel2 = re.compile("([a-z0-9])([A-Z])")
@@ -18,22 +19,33 @@ def _snake(name):
 
 
 class _MetaVersion(abc.ABCMeta):
-    """Gives every Version class a ``format``: its class name in snake case (``PyPA`` -> ``py_pa``)."""
+    """Gives every Version class a ``format``: its class name in snake case (``PyPA`` -> ``py_pa``).
+
+    As in the reference, the metaclass also sets the instances' ``format``, replacing any
+    ``format`` a subclass defines: an instance always reports the format its class is
+    registered under, so a save never writes an unregistered format.
+    """
+
+    def __new__(mcs, name, bases, namespace, **kwargs):
+        namespace = dict(namespace)
+        namespace["format"] = _instance_format
+        return super().__new__(mcs, name, bases, namespace, **kwargs)
 
     @property
     def format(cls):
         return _snake(cls.__name__)
 
 
+@property
+def _instance_format(self):
+    """str: The version format (the class name in snake case)."""
+    return type(self).format
+
+
 @total_ordering
 class Version(metaclass=_MetaVersion):
     """Abstract base class of producer versions: subclasses define ``__init__(value)``,
     ``__str__``, ``__eq__`` and ``__lt__`` and are registered with :func:`register`."""
-
-    @property
-    def format(self):
-        """str: The version format (the class name in snake case)."""
-        return type(self).format
 
     @property
     def version(self):
@@ -64,40 +76,37 @@ class Version(metaclass=_MetaVersion):
 
 
 class PyPA(Version):
-    """A PEP 440 version (format ``py_pa``), normalised, parsed and ordered by the Rust core."""
+    """A PEP 440 version (format ``py_pa``), normalised, parsed, ordered and hashed by the Rust core."""
 
     def __init__(self, version):
-        self._version = _native.pep440_normalize(str(version))
+        self._version = _native.Pep440(str(version))
 
     def __str__(self):
-        return self._version
+        return str(self._version)
 
     def __eq__(self, other):
         if isinstance(other, PyPA):
-            return _native.compare_versions("py_pa", self._version, other._version) == 0
+            return self._version == other._version
         return NotImplemented
 
     def __lt__(self, other):
         if isinstance(other, PyPA):
-            return _native.compare_versions("py_pa", self._version, other._version) == -1
+            return self._version < other._version
         return NotImplemented
 
     def __hash__(self):
-        # Equal versions must hash alike: "1.0" == "1.0.0", so trailing zeros of the release
-        # segment do not count (the string is normalised, so nothing else differs).
-        epoch, release, rest = _PEP440_PARTS.match(self._version).groups()
-        return hash((self.format, int(epoch or 0), re.sub(r"(?:\.0+)+$", "", release), rest))
+        return hash(self._version)
 
-
-_PEP440_PARTS = re.compile(r"^(?:(\d+)!)?(\d+(?:\.\d+)*)(.*)$", re.S)
+    def __reduce__(self):
+        return type(self), (str(self),)
 
 
 def register(cls, hook=None):
     """Register a version class (``cls.format`` names it) with an optional construction hook.
 
-    The class is registered in the Rust core too: models using the format can be saved and
-    loaded, the core writes ``str(instance)`` as the version value, and orders versions with the
-    class's ``__eq__`` and ``__lt__``, called back from Rust.
+    The format is known to the Rust core by name: models using it can be saved (the core writes
+    ``str(instance)`` as the version value) and loaded (the core reads the value, and this
+    function builds the instance); the class's methods are its only rules.
     """
     fmt = cls.format
     _registry[fmt] = cls
@@ -105,8 +114,7 @@ def register(cls, hook=None):
         _hooks[fmt] = hook
     else:
         _hooks.pop(fmt, None)
-    if cls is not PyPA:  # the core's own PEP 440 format is the built-in py_pa
-        _native.register_format(fmt, lambda value, _fmt=fmt: version(_fmt, value))
+    _formats.register(fmt)
 
 
 def version(format, value):

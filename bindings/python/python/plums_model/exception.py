@@ -1,6 +1,12 @@
-"""Exceptions of plums_model, with the hierarchy of ``plums.model.exception``."""
+"""Exceptions of plums_model: the hierarchy of ``plums.model.exception``, and precise classes.
 
-from typing import List, NamedTuple
+The Rust core raises one typed error per refusal; the native module maps each onto a class
+here, by variant (never by message text). Every class is a subclass of the built-in exception
+the reference raises for the same case (``except OSError`` and ``except ValueError`` keep
+working), and carries the error's data as attributes. Pickling keeps them (multiprocessing).
+"""
+
+from typing import List, NamedTuple, Optional
 
 from schema import SchemaError
 
@@ -19,6 +25,30 @@ class Offence(NamedTuple):
         return "[{}] {}: {}".format(self.kind, self.location, self.message)
 
 
+class SaveProblem(NamedTuple):
+    """One reason a model cannot be saved as a valid PMF model."""
+
+    location: str
+    """What the reason is about: a key path of the model (``producer.name``, ``checkpoints.3``)."""
+    message: str
+    """What is wrong, and what would be right."""
+
+    def __str__(self) -> str:
+        return "{}: {}".format(self.location, self.message)
+
+
+class LockHolder(NamedTuple):
+    """Who holds a model's writer lock, as it recorded itself in the lock file (``None``: unknown)."""
+
+    pid: Optional[int]
+    host: Optional[str]
+    since: Optional[int]
+    """When it took the lock, in seconds since the Unix epoch."""
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference's hierarchy
+# ------------------------------------------------------------------------------------------------
 class PlumsError(Exception):
     """Base exception for all Plums specific errors."""
 
@@ -28,16 +58,18 @@ class PlumsValidationError(SchemaError, PlumsError):
 
     The constructor is ``schema.SchemaError``'s, ``(autos, errors=None)``, as in the reference,
     plus ``offences``: every offence found, kept as a list of :class:`Offence` named tuples
-    ``(kind, location, message)`` in the ``offences`` attribute (``[]`` when not given).
+    ``(kind, location, message)`` in the ``offences`` attribute (``[]`` when not given), and
+    ``path``, the validated model folder (or ``None``).
     """
 
-    def __init__(self, autos, errors=None, offences=()):
+    def __init__(self, autos, errors=None, offences=(), path=None):
         super().__init__(autos, errors)
         self.offences: List[Offence] = [o if isinstance(o, Offence) else Offence(*o) for o in offences]
+        self.path = path
 
     def __reduce__(self):
         # Pickle (multiprocessing) with the offences, which ``Exception``'s default would drop.
-        return type(self), (self.autos, self.errors, self.offences)
+        return _restore, (type(self), (self.autos, self.errors), self.__dict__, getattr(self, "errno", None))
 
 
 class PlumsModelError(PlumsError):
@@ -52,7 +84,10 @@ class PlumsModelMetadataValidationError(PlumsValidationError, PlumsModelError):
     """A model's metadata is invalid."""
 
 
-class _MetadataOffencesError(PlumsModelMetadataValidationError, PlumsModelTreeValidationError):
+# ------------------------------------------------------------------------------------------------
+# Precise classes (ours)
+# ------------------------------------------------------------------------------------------------
+class MetadataOffencesError(PlumsModelMetadataValidationError, PlumsModelTreeValidationError):
     """Raised for metadata offences found while validating a model folder.
 
     The reference raises ``PlumsModelTreeValidationError`` for every invalid folder (its
@@ -61,21 +96,7 @@ class _MetadataOffencesError(PlumsModelMetadataValidationError, PlumsModelTreeVa
     """
 
 
-def _from_failure(failure, verbose=False):
-    """The Plums exception for a native ``ValidationFailure(kind, message, offences)``."""
-    kind, message, offences = failure.args
-    cls = _MetadataOffencesError if kind == "metadata" else PlumsModelTreeValidationError
-    if not verbose:
-        lines = message.splitlines()
-        if len(lines) > 1:
-            # One offence: say what it is; several: say the first and where to find the others.
-            message = lines[0] + (": " if len(offences) <= 1 else "; first: ") + lines[1].strip()
-        if len(offences) > 1:
-            message += " (verbose=True lists them all; see .offences)"
-    return cls(message, offences=offences)
-
-
-class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
+class ModelNotFoundError(PlumsModelTreeValidationError, FileNotFoundError):
     """Raised when the model folder given to ``validate`` or ``Model.load`` does not exist.
 
     The reference raises ``PlumsModelTreeValidationError`` for it; this class is also a
@@ -83,8 +104,111 @@ class _MissingModelError(PlumsModelTreeValidationError, FileNotFoundError):
     """
 
 
-def _missing_model(path, error):
-    """The exception for a model folder ``path`` that does not exist (``error``: the native one)."""
-    missing = _MissingModelError(str(error), offences=[("tree", ".", "{} does not exist".format(path))])
-    missing.errno = getattr(error, "errno", None)
-    return missing
+def _restore(cls, args, state, errno):
+    error = cls(*args)
+    error.__dict__.update(state)
+    if errno is not None:
+        error.errno = errno
+    return error
+
+
+class _Refusal:
+    """What the precise classes share: ``(message, **data)``, the data as attributes, pickling."""
+
+    _fields = ()
+
+    def __init__(self, message, path=None, **data):
+        super().__init__(message)
+        self.path = path
+        for field in self._fields:
+            setattr(self, field, data.pop(field, None))
+        if data:
+            raise TypeError("unexpected keyword argument(s): {}".format(", ".join(sorted(data))))
+
+    def __reduce__(self):
+        return _restore, (type(self), self.args, self.__dict__, getattr(self, "errno", None))
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class ConcurrentChangeError(_Refusal, FileExistsError):
+    """Another writer saved the model since this model object loaded or last saved it: saving
+    would lose that update. Reload, or save with ``overwrite_concurrent_changes=True``."""
+
+
+class OtherModelError(_Refusal, FileExistsError):
+    """The save destination holds another PMF model (``found_id``; ``saving_id`` is the saved
+    model's id): never overwritten, even with ``force``."""
+
+    _fields = ("found_id", "saving_id")
+
+
+class ForeignFolderError(_Refusal, FileExistsError):
+    """The save destination is a non-empty folder that is not a PMF model (save with ``force``)."""
+
+
+class InvalidDestinationError(_Refusal, OSError):
+    """The save destination's ``metadata.yaml`` cannot be read as PMF metadata (``reason``):
+    it may be another model's, so it is never overwritten."""
+
+    _fields = ("reason",)
+
+
+class InvalidSameModelError(_Refusal, OSError):
+    """The save destination holds an invalid PMF model with the same id (for example a
+    corrupted checkpoint, listed in ``offences``); save with ``force`` to replace its files."""
+
+    _fields = ("offences",)
+
+    def __init__(self, message, path=None, offences=()):
+        super().__init__(message, path, offences=[o if isinstance(o, Offence) else Offence(*o) for o in offences])
+
+
+class ModelLockedError(_Refusal, BlockingIOError):
+    """Another writer holds the model's lock and did not release it within ``lock_timeout``:
+    ``holder`` says who (a :class:`LockHolder`), ``waited`` how long this save waited (seconds)."""
+
+    _fields = ("holder", "waited")
+
+    def __init__(self, message, path=None, pid=None, host=None, since=None, waited=None, holder=None):
+        super().__init__(message, path, holder=holder or LockHolder(pid, host, since), waited=waited)
+
+
+class InterruptedSaveError(_Refusal, FileNotFoundError):
+    """A save was interrupted while replacing the model folder: the folder is missing and its
+    complete new tree is at ``leftover``; the next save of the model puts it in place."""
+
+    _fields = ("leftover",)
+
+
+class WouldNotValidateError(_Refusal, ValueError):
+    """The model cannot be saved as a valid PMF model: ``reasons`` lists every reason as
+    :class:`SaveProblem` named tuples ``(location, message)``."""
+
+    _fields = ("reasons",)
+
+    def __init__(self, message, path=None, reasons=()):
+        super().__init__(message, path, reasons=[r if isinstance(r, SaveProblem) else SaveProblem(*r) for r in reasons])
+
+
+class ChecksumMismatchError(_Refusal, ValueError):
+    """A file does not have the checksum it was registered with (``expected``; its content has
+    ``found``); nothing was saved."""
+
+    _fields = ("expected", "found")
+
+
+class DestinationIsFileError(_Refusal, ValueError):
+    """The save destination is a file, not a folder."""
+
+
+class CheckpointWithoutEpochError(_Refusal, ValueError):
+    """A checkpoint without an epoch was added to a collection (``reference``: its name)."""
+
+    _fields = ("reference",)
+
+
+# The names of earlier versions, kept for code that imported them.
+_MetadataOffencesError = MetadataOffencesError
+_MissingModelError = ModelNotFoundError

@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use plums_model::{Checkpoint, Model, Result, SaveOptions};
+use plums_model::{Checkpoint, Error, Model, Producer, Result, SaveOptions, Version};
 
 /// SplitMix64: fast, deterministic pseudo-random bytes (fresh content per seed, incompressible
 /// enough that no file system shortcut applies).
@@ -62,15 +62,15 @@ pub fn write_config(dir: &Path) -> io::Result<PathBuf> {
 
 /// A new model (training started at epoch 0) with configuration `cfg`.
 pub fn new_model(cfg: &Path, id: &str) -> Result<Model> {
-    let mut model =
-        Model::new("bench_trainer", "py_pa", "1.0.0", Some("bench".into()), id, cfg, Model::empty_build_parameters())?;
+    let mut model = Model::new(id, Producer::new("bench_trainer", Version::pep440("1.0.0")?, cfg)?);
+    model.name = Some("bench".into());
     model.register_training_start(0)?;
     Ok(model)
 }
 
 /// Options for fixture saves: not durable (fixtures are set-up, not measured).
 pub fn fast_save() -> SaveOptions {
-    SaveOptions { durable: false, force: true, ..SaveOptions::default() }
+    SaveOptions::new().durable(false).force(true)
 }
 
 /// Create the PMF model `root` with `count` checkpoints of `size` random bytes each, named
@@ -78,7 +78,11 @@ pub fn fast_save() -> SaveOptions {
 /// `root/data/checkpoints/` (no second copy of large files), the configuration in `work`.
 /// Returns the saved model.
 pub fn make_model(root: &Path, work: &Path, count: u64, size: u64, seed: u64) -> Result<Model> {
-    let io = |p: &Path, e: io::Error| plums_model::Error::io(p, "cannot write bench fixture", e);
+    let io = |p: &Path, e: io::Error| Error::Io {
+        path: p.to_path_buf(),
+        operation: "cannot write bench fixture".into(),
+        source: e,
+    };
     let cfg = write_config(work).map_err(|e| io(work, e))?;
     let ckdir = root.join("data/checkpoints");
     fs::create_dir_all(&ckdir).map_err(|e| io(&ckdir, e))?;
@@ -90,6 +94,6 @@ pub fn make_model(root: &Path, work: &Path, count: u64, size: u64, seed: u64) ->
         model.register_epoch(Some(i))?;
         model.add_checkpoint(Checkpoint::new(i, Some(&file), Some(i), None)?)?;
     }
-    model.save_with(root, &fast_save())?;
+    model.save(root, &fast_save())?;
     Ok(model)
 }

@@ -25,13 +25,17 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use super::{metadata_text, KnownFiles, SaveOptions};
+use super::{metadata_text, SaveOptions};
 use crate::checkpoint::{Checkpoint, FileStamp};
+use crate::commit::Journal;
 use crate::error::Result;
 use crate::fsutil::{self, copy_verified, write_atomic, Placement};
 use crate::hash::{md5_file_sized, Md5};
+use crate::lock::ModelLock;
 use crate::metadata::{CheckpointEntry, InitialisationMetadata, Metadata};
 use crate::model::{Initialisation, Model};
+use crate::paths;
+use crate::state::{KnownFiles, Stamp};
 use crate::yaml;
 
 /// What an append save did: the digest of the new `metadata.yaml` and the files it now knows.
@@ -59,8 +63,9 @@ pub(super) fn try_append(
     old: &Metadata,
     known: &KnownFiles,
     options: &SaveOptions,
+    lock: &ModelLock,
 ) -> Result<Option<Appended>> {
-    if !options.checkpoints || !fsutil::is_real_dir(root, Path::new("data/checkpoints")) {
+    if !options.checkpoints || !paths::is_real_dir(root, Path::new("data/checkpoints")) {
         return Ok(None);
     }
     let mut plan = Plan { root, known, new_known: KnownFiles::default() };
@@ -70,12 +75,11 @@ pub(super) fn try_append(
     let Some((entries, copies)) = plan.checkpoints(model, options)? else { return Ok(None) };
     let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
 
-    // From here on the folder is written: new files first, the metadata last.
-    fsutil::remove_temp_leftovers(root);
-    fsutil::remove_temp_leftovers(&root.join("data/checkpoints"));
+    // From here on the folder is written: new files first, the metadata last. (The caller
+    // removed the leftovers of interrupted saves, `commit::repair`.)
     // Name each file this save creates, once created, so that the next save removes it if this
-    // one is interrupted before its metadata is in place (see `recover_interrupted_appends`).
-    let mut journal = Journal::new(&root.join("data/checkpoints"));
+    // one is interrupted before its metadata is in place (see `commit::repair`).
+    let mut journal = Journal::new(&root.join("data/checkpoints"), lock);
     let mut placed: Vec<PathBuf> = Vec::with_capacity(copies.len());
     let undo = |placed: &[PathBuf], journal: &Journal| {
         for p in placed {
@@ -113,88 +117,6 @@ pub(super) fn try_append(
     Ok(Some(Appended { digest: Md5::of_bytes(text.as_bytes()), metadata, known: plan.new_known }))
 }
 
-const JOURNAL_PREFIX: &str = ".pmf-append-";
-
-/// The list of checkpoint files an append save created, NUL-separated, in
-/// `data/checkpoints/.pmf-append-<suffix>`: written after each file is created (so that it
-/// never names a file the save did not create), removed once the metadata is in place. Not
-/// synced: after a power cut, a file it does not name is only left over, never lost.
-struct Journal {
-    path: PathBuf,
-    file: Option<fs::File>,
-}
-
-impl Journal {
-    fn new(dir: &Path) -> Journal {
-        Journal { path: dir.join(format!("{JOURNAL_PREFIX}{}", fsutil::unique_suffix())), file: None }
-    }
-
-    fn open(&mut self) -> Result<()> {
-        if self.file.is_none() {
-            let file = fs::OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&self.path)
-                .map_err(|e| crate::error::Error::io(&self.path, "cannot create the save journal", e))?;
-            self.file = Some(file);
-        }
-        Ok(())
-    }
-
-    fn add(&mut self, rel: &Path) {
-        use std::io::Write;
-        if let (Some(file), Some(name)) = (&mut self.file, rel.file_name()) {
-            use std::os::unix::ffi::OsStrExt;
-            let _ = file.write_all(&[name.as_bytes(), b"\0"].concat());
-        }
-    }
-
-    fn remove(&self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn is_journal(name: &std::ffi::OsStr) -> bool {
-    name.to_str()
-        .and_then(|n| n.strip_prefix(JOURNAL_PREFIX))
-        .is_some_and(|rest| fsutil::is_unique_suffix(rest.as_bytes()))
-}
-
-/// Undo what interrupted append saves left in `data/checkpoints/` of the model at `root`, whose
-/// metadata is `current`: the checkpoint files they created that the metadata does not
-/// reference (their metadata never got in place), and their journals. Called under the lock.
-pub(super) fn recover_interrupted_appends(root: &Path, current: &Metadata) {
-    let dir = root.join("data/checkpoints");
-    if !fsutil::is_real_dir(root, Path::new("data/checkpoints")) {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(&dir) else { return };
-    for entry in entries.flatten() {
-        if !is_journal(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let Ok(bytes) = fs::read(entry.path()) else { continue };
-        let referenced = |name: &str| {
-            current
-                .model
-                .training
-                .checkpoints
-                .values()
-                .any(|c| Path::new(&c.path) == Path::new("data/checkpoints").join(name))
-        };
-        for name in bytes.split(|&b| b == 0).filter_map(|n| std::str::from_utf8(n).ok()) {
-            // Only plain names (never a path) that the journal's save created.
-            let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
-            if plain && !referenced(name) {
-                let _ = fs::remove_file(dir.join(name));
-            }
-        }
-        let _ = fs::remove_file(entry.path());
-    }
-}
-
 struct Plan<'a> {
     root: &'a Path,
     known: &'a KnownFiles,
@@ -210,7 +132,7 @@ impl Plan<'_> {
         }
         match self.known.still_has(rel, &self.root.join(rel), hash) {
             Some(stamp) => {
-                self.new_known.files.insert(rel.to_path_buf(), (hash, Some(stamp)));
+                self.new_known.insert(rel, hash, Some(stamp));
                 true
             }
             None => false,
@@ -234,7 +156,7 @@ impl Plan<'_> {
         if old_cfg.path != cfg_name || old_cfg.hash != cfg_hash || !self.keep(&prefix.join(cfg_name), cfg_hash) {
             return Ok(None);
         }
-        if !fsutil::is_real_dir(self.root, &prefix.join("data/initialisation")) {
+        if !paths::is_real_dir(self.root, &prefix.join("data/initialisation")) {
             return Ok(None);
         }
         let params = prefix.join("data/build_parameters.yaml");
@@ -274,7 +196,12 @@ impl Plan<'_> {
         let Some(checkpoint) = init.checkpoint().cloned() else { return Ok(None) };
         let nested = prefix.join("data/initialisation");
         let metadata_path = self.root.join(&nested).join("metadata.yaml");
-        let Some(old) = read_metadata(&metadata_path) else { return Ok(None) };
+        if !paths::is_file_inside(self.root, &format!("{}/metadata.yaml", nested.display())) {
+            return Ok(None);
+        }
+        let Ok((old, _)) = crate::yaml_file::read_metadata(&metadata_path, &yaml::Limits::default()) else {
+            return Ok(None);
+        };
         let Some((cfg_name, cfg_hash, initialisation)) = self.unchanged_parts(init, &nested, &old)? else {
             return Ok(None);
         };
@@ -321,12 +248,12 @@ impl Plan<'_> {
             } else {
                 match self.new_checkpoint(&rel, src, ck) {
                     Some(NewCheckpoint::InPlace(stamp)) => {
-                        self.new_known.files.insert(rel.clone(), (ck.hash, Some(stamp)));
+                        self.new_known.insert(&rel, ck.hash, Some(stamp));
                         true
                     }
                     Some(NewCheckpoint::Copy { trust }) => {
                         // Reserve the name for a second reference to the same file.
-                        self.new_known.files.insert(rel.clone(), (ck.hash, None));
+                        self.new_known.insert(&rel, ck.hash, None);
                         copies.push(NewFile { rel: rel.clone(), src, hash: ck.hash, trust });
                         true
                     }
@@ -340,11 +267,8 @@ impl Plan<'_> {
         }
         // A registered checkpoint file that the model no longer uses is removed by a save: only
         // the staging path can do that without a reader of the old metadata missing it.
-        let dropped = self
-            .known
-            .files
-            .keys()
-            .any(|rel| rel.starts_with("data/checkpoints") && !self.new_known.files.contains_key(rel.as_path()));
+        let dropped =
+            self.known.paths().any(|rel| rel.starts_with("data/checkpoints") && !self.new_known.contains(rel));
         if dropped && !options.keep_unregistered_files {
             return Ok(None);
         }
@@ -361,7 +285,7 @@ impl Plan<'_> {
         match fs::symlink_metadata(&dst) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Some(NewCheckpoint::Copy { trust }),
             Ok(m) if trust && m.is_file() && fsutil::same_inode(&src_meta, &m) => {
-                super::Stamp::of(&dst).map(NewCheckpoint::InPlace)
+                Stamp::of(&dst).map(NewCheckpoint::InPlace)
             }
             _ => None,
         }
@@ -369,7 +293,7 @@ impl Plan<'_> {
 }
 
 enum NewCheckpoint {
-    InPlace(super::Stamp),
+    InPlace(Stamp),
     Copy { trust: bool },
 }
 
@@ -379,14 +303,4 @@ fn same_bytes(path: &Path, bytes: &[u8]) -> bool {
         Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => fs::read(path).is_ok_and(|b| b == bytes),
         _ => false,
     }
-}
-
-/// The metadata in a regular `metadata.yaml` (not a link), if it parses.
-fn read_metadata(path: &Path) -> Option<Metadata> {
-    let limits = yaml::Limits::default();
-    let meta = fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > limits.max_bytes as u64 {
-        return None;
-    }
-    super::parse_metadata(&fs::read(path).ok()?, &limits).ok()
 }

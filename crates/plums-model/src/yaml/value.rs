@@ -17,7 +17,7 @@ pub type Mapping = IndexMap<Value, Value>;
 /// `NaN` therefore equals itself here.
 ///
 /// ```
-/// use plums_model::yaml::Value;
+/// use plums_model::Value;
 /// let v = Value::from("yes");
 /// assert_eq!(v.as_str(), Some("yes"));
 /// ```

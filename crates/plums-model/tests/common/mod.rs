@@ -22,10 +22,43 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use plums_model::yaml::{Mapping, Value};
-use plums_model::{Initialisation, Model, Reference, Timestamp};
+use plums_model::{Initialisation, Mapping, Model, Reference, Timestamp, Value};
 use rustix::fs::inotify;
 use serde_json::{json, Value as Json};
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Assert that the [`plums_model::Error`] `err` is the variant `pattern` (with an optional `if`
+/// guard; with `kind = ...`, also that its closest `io::ErrorKind` is `kind`), and that its
+/// message contains every fragment.
+#[macro_export]
+macro_rules! assert_err {
+    ($err:expr, $pattern:pat $(if $guard:expr)?, $fragments:expr) => {{
+        let err: &plums_model::Error = &$err;
+        assert!(
+            matches!(err, $pattern $(if $guard)?),
+            "expected {}, got {err:?}",
+            stringify!($pattern $(if $guard)?)
+        );
+        $crate::common::assert_message(err, $fragments);
+    }};
+    ($err:expr, $pattern:pat $(if $guard:expr)?, kind = $kind:expr, $fragments:expr) => {{
+        let err: &plums_model::Error = &$err;
+        $crate::assert_err!(err, $pattern $(if $guard)?, $fragments);
+        assert_eq!(err.io_kind(), Some($kind), "the io::ErrorKind of {err:?}");
+    }};
+}
+
+/// Assert that the message of `err` contains every fragment.
+#[track_caller]
+pub fn assert_message(err: &plums_model::Error, fragments: &[&str]) {
+    let text = err.to_string();
+    for f in fragments {
+        assert!(text.contains(f), "{f:?} not in the message: {text}");
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The reference implementation

@@ -1,0 +1,735 @@
+//! The native model components: `Training`, `Checkpoint` and `CheckpointCollection` (with its
+//! `eloc` and `iloc` indexers).
+//!
+//! Their rules are the core's: `Training` wraps a [`plums_model::Training`] (defaults, cross-checks,
+//! status machine), `Checkpoint` checks its file and checksum with [`plums_model::Checkpoint`]
+//! and keeps the hashed core checkpoint (so that a save copies an unchanged file without
+//! reading it again), and `CheckpointCollection` is a [`plums_model::CheckpointCollection`] of
+//! the Python `Checkpoint` objects themselves, so `collection[ref] is checkpoint` holds.
+
+use std::path::PathBuf;
+
+use plums_model::{Checkpoint, CheckpointCollection, CollectionItem, Md5, Reference, Status, Training, TrainingRecord};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PySlice, PyTuple};
+
+use crate::convert::{
+    epoch_from_py, opt_path, opt_ref_to_py, path_to_py, reference_from_py, reference_to_py, time_from_py, time_to_py,
+};
+use crate::errors::to_py_err;
+
+// ------------------------------------------------------------------------------------------------
+// Training
+// ------------------------------------------------------------------------------------------------
+
+/// A model's training state: status, epochs and times (the core's `Training`).
+///
+/// Missing latest values default to the end values, then the start values; an invalid
+/// combination raises `ValueError` listing every broken rule.
+#[pyclass(module = "plums_model", name = "Training", subclass)]
+pub struct PyTraining {
+    /// The core training.
+    pub inner: Training,
+}
+
+fn status_from_py(value: &Bound<'_, PyAny>) -> PyResult<Status> {
+    let text = match value.extract::<String>() {
+        Ok(s) => s,
+        Err(_) => value.repr()?.to_string(),
+    };
+    text.parse::<Status>().map_err(to_py_err)
+}
+
+#[pymethods]
+impl PyTraining {
+    #[new]
+    #[pyo3(
+        signature = (start_time=None, start_epoch=None, latest_time=None, latest_epoch=None, end_time=None, end_epoch=None, status=None),
+        text_signature = "(start_time=None, start_epoch=None, latest_time=None, latest_epoch=None, end_time=None, end_epoch=None, status='pending')"
+    )]
+    #[allow(clippy::too_many_arguments)] // the reference's constructor
+    fn new(
+        start_time: Option<Bound<'_, PyAny>>,
+        start_epoch: Option<Bound<'_, PyAny>>,
+        latest_time: Option<Bound<'_, PyAny>>,
+        latest_epoch: Option<Bound<'_, PyAny>>,
+        end_time: Option<Bound<'_, PyAny>>,
+        end_epoch: Option<Bound<'_, PyAny>>,
+        status: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let status = match status {
+            None => Status::Pending,
+            Some(s) => status_from_py(&s)?,
+        };
+        let record = TrainingRecord {
+            status,
+            start_epoch: epoch_from_py(start_epoch, "start_epoch")?,
+            start_time: time_from_py(start_time)?,
+            latest_epoch: epoch_from_py(latest_epoch, "latest_epoch")?,
+            latest_time: time_from_py(latest_time)?,
+            end_epoch: epoch_from_py(end_epoch, "end_epoch")?,
+            end_time: time_from_py(end_time)?,
+        };
+        Ok(PyTraining { inner: Training::new(record).map_err(to_py_err)? })
+    }
+
+    /// str: pending, running, failed or finished; set it through the status machine.
+    #[getter]
+    fn status(&self) -> &'static str {
+        self.inner.status().as_str()
+    }
+
+    #[setter]
+    fn set_status(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let next = status_from_py(value)?;
+        self.inner.set_status(next).map_err(to_py_err)
+    }
+
+    /// int: The starting epoch, or None.
+    #[getter]
+    fn start_epoch(&self) -> Option<i64> {
+        self.inner.start_epoch()
+    }
+
+    /// float: The starting time, or None.
+    #[getter]
+    fn start_timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        time_to_py(py, self.inner.start_time())
+    }
+
+    /// int: The latest epoch, or None.
+    #[getter]
+    fn latest_epoch(&self) -> Option<i64> {
+        self.inner.latest_epoch()
+    }
+
+    /// float: The latest epoch's time, or None.
+    #[getter]
+    fn latest_timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        time_to_py(py, self.inner.latest_time())
+    }
+
+    /// int: The ending epoch, or None.
+    #[getter]
+    fn end_epoch(&self) -> Option<i64> {
+        self.inner.end_epoch()
+    }
+
+    /// float: The ending time, or None.
+    #[getter]
+    fn end_timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        time_to_py(py, self.inner.end_time())
+    }
+
+    /// bool: Whether the training is running.
+    #[getter]
+    fn is_running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// bool: Whether the training is pending.
+    #[getter]
+    fn is_pending(&self) -> bool {
+        self.inner.is_pending()
+    }
+
+    /// bool: Whether the training is finished.
+    #[getter]
+    fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// bool: Whether the training is failed.
+    #[getter]
+    fn is_failed(&self) -> bool {
+        self.inner.is_failed()
+    }
+
+    /// Start the training at ``epoch``, now.
+    fn start(&mut self, epoch: Bound<'_, PyAny>) -> PyResult<()> {
+        let epoch = epoch_from_py(Some(epoch), "epoch")?
+            .ok_or_else(|| PyValueError::new_err("cannot start a training at epoch None: give an int"))?;
+        self.inner.start(epoch).map_err(to_py_err)
+    }
+
+    /// Register ``epoch`` (default: latest + 1) as the latest epoch, now.
+    ///
+    /// Raises ValueError if the training is not running (the reference crashes with a TypeError).
+    #[pyo3(signature = (epoch=None))]
+    fn register_epoch(&mut self, epoch: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let epoch = epoch_from_py(epoch, "epoch")?;
+        self.inner.register_epoch(epoch).map_err(to_py_err)
+    }
+
+    /// End the training abnormally: status failed, end set to latest.
+    fn interrupt(&mut self) -> PyResult<()> {
+        self.inner.interrupt().map_err(to_py_err)
+    }
+
+    /// End the training normally: status finished, end set to latest.
+    fn end(&mut self) -> PyResult<()> {
+        self.inner.end().map_err(to_py_err)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!("{}({})", slf.get_type().name()?, slf.borrow().inner.status()))
+    }
+
+    /// Copies and pickles rebuild the training from its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let t = slf.borrow();
+        let r = t.inner.record();
+        let args = PyTuple::new(
+            py,
+            [
+                time_to_py(py, r.start_time)?,
+                r.start_epoch.into_pyobject(py)?.unbind(),
+                time_to_py(py, r.latest_time)?,
+                r.latest_epoch.into_pyobject(py)?.unbind(),
+                time_to_py(py, r.end_time)?,
+                r.end_epoch.into_pyobject(py)?.unbind(),
+                r.status.as_str().into_pyobject(py)?.into_any().unbind(),
+            ],
+        )?;
+        Ok((slf.get_type().into_any(), args))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checkpoint
+// ------------------------------------------------------------------------------------------------
+
+/// A checkpoint: a unique reference (``name``), a data file, an epoch and an MD5 checksum.
+///
+/// Equality and hashing use ``(epoch, hash)`` only. Raises OSError if ``path`` is given and is
+/// not a file, ValueError if ``hash`` is not 32 lowercase hexadecimal digits or neither path
+/// nor hash is given.
+#[pyclass(module = "plums_model", name = "Checkpoint", subclass)]
+pub struct PyCheckpoint {
+    /// The reference (any object; an int or a str in a collection).
+    pub name: Py<PyAny>,
+    path: Option<PathBuf>,
+    epoch: Option<i64>,
+    hash: Md5,
+    /// The core checkpoint as hashed from its file (it remembers what the file looked like).
+    handle: Option<Checkpoint>,
+}
+
+/// A checksum set on a checkpoint (the core's MD5 syntax).
+fn parse_hash(value: &Bound<'_, PyAny>) -> PyResult<Md5> {
+    value.extract::<String>().ok().and_then(|s| s.parse::<Md5>().ok()).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "Invalid checkpoint hash {}: expected 32 lowercase hexadecimal digits.",
+            value.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+impl PyCheckpoint {
+    /// A Python checkpoint for a core one (loaded or hashed), keeping it as the handle.
+    pub fn from_core(py: Python<'_>, c: Checkpoint) -> PyResult<Self> {
+        Ok(PyCheckpoint {
+            name: reference_to_py(py, &c.name)?,
+            path: c.path.clone(),
+            epoch: c.epoch,
+            hash: c.hash,
+            handle: Some(c),
+        })
+    }
+
+    /// The core checkpoint named `name`: the hashed one when it still matches the path and
+    /// checksum (no second read of the file), else one built from the fields (the core checks
+    /// that the path is a file).
+    pub fn to_core(&self, name: Reference) -> PyResult<Checkpoint> {
+        if let Some(c) = &self.handle {
+            if c.path == self.path && c.hash == self.hash {
+                let mut c = c.clone();
+                c.name = name;
+                c.epoch = self.epoch;
+                return Ok(c);
+            }
+        }
+        Checkpoint::new(name, self.path.as_ref(), self.epoch, Some(&self.hash.to_string())).map_err(to_py_err)
+    }
+
+    fn copy_named(&self, name: Py<PyAny>) -> Self {
+        PyCheckpoint { name, path: self.path.clone(), epoch: self.epoch, hash: self.hash, handle: self.handle.clone() }
+    }
+}
+
+#[pymethods]
+impl PyCheckpoint {
+    #[new]
+    #[pyo3(signature = (name, path=None, epoch=None, hash=None))]
+    fn new(
+        py: Python<'_>,
+        name: Py<PyAny>,
+        path: Option<Bound<'_, PyAny>>,
+        epoch: Option<Bound<'_, PyAny>>,
+        hash: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let path = match path {
+            Some(p) => opt_path(&p)?,
+            None => None,
+        };
+        let epoch = epoch_from_py(epoch, "epoch")?;
+        // The checksum's syntax is the core's rule; only a value that is no str is refused here.
+        let hash = match hash {
+            Some(h) if !h.is_none() => Some(h.extract::<String>().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "Invalid checkpoint hash {}: expected 32 lowercase hexadecimal digits.",
+                    h
+                ))
+            })?),
+            _ => None,
+        };
+        let reference = reference_from_py(name.bind(py))
+            .or_else(|_| name.bind(py).repr().map(|r| Reference::Str(r.to_string())))?;
+        let core =
+            py.detach(|| Checkpoint::new(reference, path.as_ref(), epoch, hash.as_deref())).map_err(to_py_err)?;
+        Ok(PyCheckpoint { name, path, epoch, hash: core.hash, handle: Some(core) })
+    }
+
+    /// A checkpoint from its fields, without file checks (unpickling).
+    #[staticmethod]
+    fn _restore(
+        name: Py<PyAny>,
+        path: Option<Bound<'_, PyAny>>,
+        epoch: Option<i64>,
+        hash: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let path = match path {
+            Some(p) => opt_path(&p)?,
+            None => None,
+        };
+        Ok(PyCheckpoint { name, path, epoch, hash: parse_hash(hash)?, handle: None })
+    }
+
+    /// hashable: The checkpoint's reference.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Py<PyAny> {
+        self.name.clone_ref(py)
+    }
+
+    #[setter]
+    fn set_name(&mut self, name: Py<PyAny>) {
+        self.name = name;
+    }
+
+    /// Path: The checkpoint data file, or None.
+    #[getter]
+    fn path(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        path_to_py(py, self.path.as_deref())
+    }
+
+    #[setter]
+    fn set_path(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.path = match value {
+            Some(v) => opt_path(&v)?,
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// int: The epoch the checkpoint was taken at, or None.
+    #[getter]
+    fn epoch(&self) -> Option<i64> {
+        self.epoch
+    }
+
+    #[setter]
+    fn set_epoch(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.epoch = epoch_from_py(value, "epoch")?;
+        Ok(())
+    }
+
+    /// str: The MD5 checksum of the data file (32 lowercase hexadecimal digits).
+    #[getter]
+    fn hash(&self) -> String {
+        self.hash.to_string()
+    }
+
+    #[setter]
+    fn set_hash(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyTypeError::new_err("cannot delete a checkpoint's hash"))?;
+        self.hash = parse_hash(&value)?;
+        Ok(())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let c = slf.borrow();
+        let path = match &c.path {
+            Some(p) => p.display().to_string(),
+            None => "None".to_owned(),
+        };
+        let epoch = c.epoch.map(|e| e.to_string()).unwrap_or_else(|| "None".to_owned());
+        Ok(format!(
+            "{}(name={}, path={}, epoch={}, hash={})",
+            slf.get_type().name()?,
+            c.name.bind(py).str()?,
+            path,
+            epoch,
+            c.hash
+        ))
+    }
+
+    fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Self::__repr__(slf)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        match other.cast::<PyCheckpoint>() {
+            Ok(o) => {
+                let o = o.borrow();
+                Ok(pyo3::types::PyBool::new(py, self.epoch == o.epoch && self.hash == o.hash)
+                    .to_owned()
+                    .into_any()
+                    .unbind())
+            }
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        (self.epoch, self.hash.to_string()).into_pyobject(py)?.hash()
+    }
+
+    fn __copy__(slf: &Bound<'_, Self>) -> PyResult<Py<PyCheckpoint>> {
+        let py = slf.py();
+        let c = slf.borrow();
+        let copy = c.copy_named(c.name.clone_ref(py));
+        Py::new(py, copy)
+    }
+
+    /// A deep copy keeps the handle (the same file as this process last saw it).
+    fn __deepcopy__(slf: &Bound<'_, Self>, memo: &Bound<'_, PyAny>) -> PyResult<Py<PyCheckpoint>> {
+        let py = slf.py();
+        let c = slf.borrow();
+        let name = py.import("copy")?.getattr("deepcopy")?.call1((c.name.bind(py), memo))?.unbind();
+        Py::new(py, c.copy_named(name))
+    }
+
+    /// Pickled without the handle: it describes files of this machine as this process saw them.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let c = slf.borrow();
+        let args = PyTuple::new(
+            py,
+            [
+                c.name.clone_ref(py),
+                path_to_py(py, c.path.as_deref())?,
+                c.epoch.into_pyobject(py)?.unbind(),
+                c.hash.to_string().into_pyobject(py)?.into_any().unbind(),
+            ],
+        )?;
+        Ok((py.get_type::<PyCheckpoint>().getattr("_restore")?, args))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// CheckpointCollection
+// ------------------------------------------------------------------------------------------------
+
+/// A Python checkpoint in a collection, under its key.
+pub struct Item {
+    key: Reference,
+    obj: Py<PyCheckpoint>,
+}
+
+impl Clone for Item {
+    fn clone(&self) -> Self {
+        Python::attach(|py| Item { key: self.key.clone(), obj: self.obj.clone_ref(py) })
+    }
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        if self.obj.is(&other.obj) {
+            return true;
+        }
+        Python::attach(|py| {
+            let (a, b) = (self.obj.borrow(py), other.obj.borrow(py));
+            a.epoch == b.epoch && a.hash == b.hash
+        })
+    }
+}
+
+impl CollectionItem for Item {
+    fn reference(&self) -> Reference {
+        self.key.clone()
+    }
+
+    fn epoch(&self) -> Option<i64> {
+        Python::attach(|py| self.obj.borrow(py).epoch)
+    }
+
+    fn renamed(&self, reference: Reference) -> Self {
+        Python::attach(|py| {
+            let name = reference_to_py(py, &reference).unwrap_or_else(|_| py.None());
+            let copy = self.obj.borrow(py).copy_named(name);
+            let obj = Py::new(py, copy).expect("allocating a checkpoint");
+            Item { key: reference, obj }
+        })
+    }
+}
+
+/// An insertion-ordered mapping of reference to `Checkpoint`, with a ``latest``.
+///
+/// The rules (duplicates, epochs, ``latest``) are the core's `CheckpointCollection`'s.
+#[pyclass(module = "plums_model", name = "CheckpointCollection", subclass)]
+pub struct PyCheckpointCollection {
+    inner: CheckpointCollection<Item>,
+}
+
+impl PyCheckpointCollection {
+    /// A collection of new Python checkpoints for a core collection.
+    pub fn from_core(py: Python<'_>, c: &CheckpointCollection) -> PyResult<Self> {
+        let inner = c.try_map(|r, ck| {
+            Ok::<_, PyErr>(Item { key: r.clone(), obj: Py::new(py, PyCheckpoint::from_core_loaded(py, ck.clone())?)? })
+        })?;
+        Ok(PyCheckpointCollection { inner })
+    }
+
+    /// The core collection of the checkpoints' current fields.
+    pub fn to_core(&self, py: Python<'_>) -> PyResult<CheckpointCollection> {
+        self.inner.try_map(|r, item| item.obj.borrow(py).to_core(r.clone()))
+    }
+
+    fn add_object(&mut self, checkpoint: &Bound<'_, PyAny>) -> PyResult<()> {
+        let obj = checkpoint
+            .cast::<PyCheckpoint>()
+            .map_err(|_| PyTypeError::new_err("a CheckpointCollection holds plums_model.Checkpoint objects"))?;
+        let key = reference_from_py(obj.borrow().name.bind(checkpoint.py()))?;
+        self.inner.add(Item { key, obj: obj.clone().unbind() }).map_err(to_py_err)
+    }
+
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (r, item) in self.inner.iter() {
+            d.set_item(reference_to_py(py, r)?, item.obj.clone_ref(py))?;
+        }
+        Ok(d)
+    }
+}
+
+impl PyCheckpoint {
+    /// A loaded checkpoint: no handle (the load's saved state knows the files).
+    fn from_core_loaded(py: Python<'_>, c: Checkpoint) -> PyResult<Self> {
+        let mut p = Self::from_core(py, c)?;
+        p.handle = None;
+        Ok(p)
+    }
+}
+
+#[pymethods]
+impl PyCheckpointCollection {
+    #[new]
+    #[pyo3(signature = (*checkpoints))]
+    fn new(checkpoints: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        let mut c = PyCheckpointCollection { inner: CheckpointCollection::new() };
+        for checkpoint in checkpoints.iter() {
+            c.add_object(&checkpoint)?;
+        }
+        Ok(c)
+    }
+
+    /// A collection of `(reference, checkpoint)` pairs and its latest (unpickling).
+    #[staticmethod]
+    fn _restore(items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)>, latest: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut c = PyCheckpointCollection { inner: CheckpointCollection::new() };
+        for (key, obj) in items {
+            let obj = obj.cast::<PyCheckpoint>()?.clone().unbind();
+            c.inner.add(Item { key: reference_from_py(&key)?, obj }).map_err(to_py_err)?;
+        }
+        if let Some(latest) = latest.filter(|l| !l.is_none()) {
+            c.inner.set_latest(&reference_from_py(&latest)?).map_err(to_py_err)?;
+        }
+        Ok(c)
+    }
+
+    /// hashable: The reference of the latest added checkpoint, or None.
+    #[getter]
+    fn latest(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        opt_ref_to_py(py, self.inner.latest())
+    }
+
+    /// Indexer: ``eloc[epoch]`` is a new collection of the checkpoints of that epoch (IndexError if none).
+    #[getter]
+    fn eloc(slf: &Bound<'_, Self>) -> EpochIndexer {
+        EpochIndexer { collection: slf.clone().unbind() }
+    }
+
+    /// Indexer: ``iloc[i]`` is a checkpoint by insertion index, ``iloc[a:b]`` a tuple.
+    #[getter]
+    fn iloc(slf: &Bound<'_, Self>) -> IndexIndexer {
+        IndexIndexer { collection: slf.clone().unbind() }
+    }
+
+    /// Add a checkpoint under its name; it becomes the latest.
+    ///
+    /// Raises KeyError if the name is already registered, ValueError if the checkpoint has no
+    /// epoch or its name is not an int or a str.
+    fn add(&mut self, checkpoint: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.add_object(checkpoint)
+    }
+
+    fn __getitem__(&self, py: Python<'_>, reference: &Bound<'_, PyAny>) -> PyResult<Py<PyCheckpoint>> {
+        reference_from_py(reference)
+            .ok()
+            .and_then(|r| self.inner.get(&r))
+            .map(|item| item.obj.clone_ref(py))
+            .ok_or_else(|| PyKeyError::new_err(reference.clone().unbind()))
+    }
+
+    fn __setitem__(&mut self, reference: &Bound<'_, PyAny>, checkpoint: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = reference_from_py(reference)?;
+        let obj = checkpoint
+            .cast::<PyCheckpoint>()
+            .map_err(|_| PyTypeError::new_err("a CheckpointCollection holds plums_model.Checkpoint objects"))?;
+        let item = Item { key: key.clone(), obj: obj.clone().unbind() };
+        self.inner.insert(key, &item).map_err(to_py_err)
+    }
+
+    fn __delitem__(&mut self, reference: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = reference_from_py(reference).map_err(|_| PyKeyError::new_err(reference.clone().unbind()))?;
+        self.inner.remove(&key).map(|_| ()).map_err(to_py_err)
+    }
+
+    fn __contains__(&self, reference: &Bound<'_, PyAny>) -> bool {
+        reference_from_py(reference).is_ok_and(|r| self.inner.contains(&r))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.keys(py)?.try_iter().map(|i| i.into_any())
+    }
+
+    /// The checkpoint ``reference``, or ``default``.
+    #[pyo3(signature = (reference, default=None))]
+    fn get(&self, py: Python<'_>, reference: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> Py<PyAny> {
+        match reference_from_py(reference).ok().and_then(|r| self.inner.get(&r)) {
+            Some(item) => item.obj.clone_ref(py).into_any(),
+            None => default.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    /// The references, in insertion order.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.as_dict(py)?.call_method0("keys")
+    }
+
+    /// The checkpoints, in insertion order.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.as_dict(py)?.call_method0("values")
+    }
+
+    /// The ``(reference, checkpoint)`` pairs, in insertion order.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.as_dict(py)?.call_method0("items")
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let values: Vec<Py<PyCheckpoint>> = slf.borrow().inner.values().map(|i| i.obj.clone_ref(py)).collect();
+        Ok(format!("{}({})", slf.get_type().name()?, PyTuple::new(py, values)?.repr()?))
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        match other.cast::<PyCheckpointCollection>() {
+            Ok(o) => {
+                let equal = self.inner == o.borrow().inner;
+                Ok(pyo3::types::PyBool::new(py, equal).to_owned().into_any().unbind())
+            }
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
+    #[classattr]
+    #[allow(non_upper_case_globals)]
+    const __hash__: Option<Py<PyAny>> = None;
+
+    /// Copies and pickles rebuild the collection from its pairs and latest.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let c = slf.borrow();
+        let items = pyo3::types::PyList::empty(py);
+        for (r, item) in c.inner.iter() {
+            items.append((reference_to_py(py, r)?, item.obj.clone_ref(py)))?;
+        }
+        let args = PyTuple::new(py, [items.into_any().unbind(), opt_ref_to_py(py, c.inner.latest())?])?;
+        Ok((py.get_type::<PyCheckpointCollection>().getattr("_restore")?, args))
+    }
+}
+
+/// ``collection.eloc[epoch]``: the checkpoints of an epoch.
+#[pyclass(module = "plums_model._native")]
+pub struct EpochIndexer {
+    collection: Py<PyCheckpointCollection>,
+}
+
+#[pymethods]
+impl EpochIndexer {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.collection.bind(py).repr()?.to_string())
+    }
+
+    fn __getitem__(&self, py: Python<'_>, epoch: &Bound<'_, PyAny>) -> PyResult<PyCheckpointCollection> {
+        let selected = match epoch.extract::<i64>() {
+            Ok(e) if epoch.is_instance_of::<PyInt>() => self.collection.borrow(py).inner.by_epoch(e),
+            _ => CheckpointCollection::new(),
+        };
+        if selected.is_empty() {
+            return Err(PyIndexError::new_err(format!("Invalid epoch number provided: {epoch}")));
+        }
+        // As in the reference, a new collection of the selected checkpoints, added by their names.
+        let mut out = PyCheckpointCollection { inner: CheckpointCollection::new() };
+        for item in selected.values() {
+            out.add_object(item.obj.bind(py).as_any())?;
+        }
+        Ok(out)
+    }
+}
+
+/// ``collection.iloc[i]``: the checkpoints by insertion index.
+#[pyclass(module = "plums_model._native")]
+pub struct IndexIndexer {
+    collection: Py<PyCheckpointCollection>,
+}
+
+#[pymethods]
+impl IndexIndexer {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.collection.bind(py).repr()?.to_string())
+    }
+
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let c = self.collection.borrow(py);
+        let n = c.inner.len();
+        if let Ok(slice) = key.cast::<PySlice>() {
+            let idx = slice.indices(n as isize)?;
+            let mut out = Vec::new();
+            let mut i = idx.start;
+            while (idx.step > 0 && i < idx.stop) || (idx.step < 0 && i > idx.stop) {
+                if let Some((_, item)) = c.inner.by_index(i as usize) {
+                    out.push(item.obj.clone_ref(py));
+                }
+                i += idx.step;
+            }
+            return Ok(PyTuple::new(py, out)?.into_any().unbind());
+        }
+        let i: isize = key.extract().map_err(|_| PyTypeError::new_err("iloc indices must be integers or slices"))?;
+        let j = if i < 0 { i + n as isize } else { i };
+        match (j >= 0).then(|| c.inner.by_index(j as usize)).flatten() {
+            Some((_, item)) => Ok(item.obj.clone_ref(py).into_any()),
+            None => Err(PyIndexError::new_err("tuple index out of range")),
+        }
+    }
+}
