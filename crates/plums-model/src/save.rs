@@ -587,6 +587,26 @@ impl Writer<'_> {
             self.durable,
         )?;
 
+        let entries = self.write_checkpoints(model, prefix, checkpoints)?;
+        let initialisation = match model.initialisation() {
+            None => None,
+            Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
+            Some(Initialisation::Model(init)) => Some(self.write_init_model(init, prefix)?),
+        };
+
+        let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
+        write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
+        Ok((Md5::of_bytes(text.as_bytes()), metadata))
+    }
+
+    /// Place the checkpoint files of `model` at `prefix` (when `checkpoints`, else their
+    /// metadata paths are `.`); returns their metadata entries.
+    fn write_checkpoints(
+        &mut self,
+        model: &Model,
+        prefix: &Path,
+        checkpoints: bool,
+    ) -> Result<IndexMap<Reference, CheckpointEntry>> {
         let mut entries = IndexMap::with_capacity(model.checkpoint_collection.len());
         for (reference, ck) in model.checkpoint_collection.iter() {
             let location = format!("checkpoints.{reference}");
@@ -603,28 +623,23 @@ impl Writer<'_> {
             };
             entries.insert(reference.clone(), CheckpointEntry { epoch, path, hash: ck.hash });
         }
+        Ok(entries)
+    }
 
-        let initialisation = match model.initialisation() {
-            None => None,
-            Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
-            Some(Initialisation::Model(init)) => {
-                let checkpoint = init
-                    .checkpoint()
-                    .cloned()
-                    .ok_or_else(|| refused("initialisation", "the initialisation model has no checkpoint reference"))?;
-                self.write_model(init, &prefix.join("data/initialisation"), false)?;
-                Some(InitialisationMetadata::Pmf {
-                    name: init.name.clone(),
-                    id: init.id.clone(),
-                    checkpoint,
-                    path: "data/initialisation".to_owned(),
-                })
-            }
-        };
-
-        let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
-        write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
-        Ok((Md5::of_bytes(text.as_bytes()), metadata))
+    /// Write the initialisation model `init` of the model at `prefix` in its
+    /// `data/initialisation/`, without checkpoint files.
+    fn write_init_model(&mut self, init: &Model, prefix: &Path) -> Result<InitialisationMetadata> {
+        let checkpoint = init
+            .checkpoint()
+            .cloned()
+            .ok_or_else(|| refused("initialisation", "the initialisation model has no checkpoint reference"))?;
+        self.write_model(init, &prefix.join("data/initialisation"), false)?;
+        Ok(InitialisationMetadata::Pmf {
+            name: init.name.clone(),
+            id: init.id.clone(),
+            checkpoint,
+            path: "data/initialisation".to_owned(),
+        })
     }
 
     fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {

@@ -339,3 +339,20 @@ fn writers_racing_to_repair_an_interrupted_commit_are_serialised() {
         assert_eq!(names(&fx.parent()), ["model"], "{state:?}");
     }
 }
+
+#[test]
+fn a_refused_save_leaves_an_interrupted_commit_as_it_is() {
+    for state in [State::NewAndOldNoModel, State::NewNoModel, State::OldNoModel] {
+        let fx = Fx::new();
+        make_state(&fx, state);
+        let before = names(&fx.parent());
+        let producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), fx.inputs().join("config.py"));
+        let mut other = Model::new("another-id", producer.unwrap());
+        let fd = inotify_watch(folders(&fx.parent()), CHANGES);
+        let err = other.save(fx.root(), &SaveOptions::new()).unwrap_err();
+        let Error::OtherModel { found_id, saving_id, .. } = &err else { panic!("{state:?}: {err:?}") };
+        assert_eq!((found_id.as_str(), saving_id.as_str()), ("id-1", "another-id"));
+        assert_eq!(inotify_events(&fd), Vec::<String>::new(), "{state:?}: the refused save changed something");
+        assert_eq!(names(&fx.parent()), before, "{state:?}");
+    }
+}
