@@ -4,8 +4,9 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::digest::Md5;
 use crate::error::{Error, Result};
-use crate::hash::{md5_file_sized, Md5};
+use crate::hash::md5_file_sized;
 use crate::reference::Reference;
 
 /// What the file looked like when its checksum was computed: lets a save copy it without
@@ -89,9 +90,7 @@ impl Checkpoint {
                 }
                 digest
             }
-            (None, None) => {
-                return Err(Error::CheckpointWithoutSource { reference: name })
-            }
+            (None, None) => return Err(Error::CheckpointWithoutSource { reference: name }),
         };
         Ok(Checkpoint { name, path, epoch, hash, stamp })
     }
@@ -142,7 +141,10 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
         let err = Checkpoint::new(1, None::<&Path>, None, None).unwrap_err();
-        assert!(matches!(err, Error::CheckpointWithoutSource { .. }) && err.to_string().contains("neither was given"), "{err}");
+        assert!(
+            matches!(err, Error::CheckpointWithoutSource { .. }) && err.to_string().contains("neither was given"),
+            "{err}"
+        );
         let err = Checkpoint::new("x", None::<&Path>, None, Some("ABC")).unwrap_err();
         assert!(matches!(err, Error::InvalidChecksum { ref value, .. } if value == "ABC"), "{err}");
         assert!(err.to_string().contains("32 lowercase hexadecimal"), "{err}");

@@ -189,7 +189,10 @@ impl<C: CollectionItem> CheckpointCollection<C> {
     }
 
     /// The same collection with each checkpoint mapped by `f` (same references and latest).
-    pub fn try_map<D, E>(&self, mut f: impl FnMut(&Reference, &C) -> Result<D, E>) -> Result<CheckpointCollection<D>, E> {
+    pub fn try_map<D, E>(
+        &self,
+        mut f: impl FnMut(&Reference, &C) -> Result<D, E>,
+    ) -> Result<CheckpointCollection<D>, E> {
         let mut checkpoints = IndexMap::with_capacity(self.checkpoints.len());
         for (r, c) in &self.checkpoints {
             checkpoints.insert(r.clone(), f(r, c)?);

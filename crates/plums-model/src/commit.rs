@@ -1,22 +1,10 @@
 //! The commit of a save, and the repair of interrupted ones: everything a save does to the
 //! folders next to the model and to its own leftovers.
 //!
-//! Only writers holding the model's lock call the functions that change anything here (they
-//! take the [`ModelLock`] as proof); readers only call [`interrupted_commit`], which lists the
-//! parent folder, to report an interrupted save ([`crate::Error::InterruptedSave`]) or tolerate
-//! it. The next writer repairs.
-//!
-//! # Folders next to the model `<parent>/<name>`
-//! `.<name>.pmf-<kind>-<suffix>` ([`fsutil::unique_suffix`]), where kind is
-//! - `save`: a staging tree being built (removed by the next writer);
-//! - `new`: a complete staging tree about to replace the model (only without an atomic
-//!   exchange, see [`commit`]);
-//! - `old`: the replaced model, being removed.
-//!
-//! # Leftovers inside the model
-//! - temporary files `.<file>.pmf-tmp-<suffix>` of interrupted writes ([`fsutil`]);
-//! - journals `data/checkpoints/.pmf-append-<suffix>` of interrupted in-place saves
-//!   (`save/append.rs`), naming the checkpoint files they created.
+//! Only writers holding the model's lock call this module (its functions that change anything
+//! take the [`ModelLock`] as proof). What saves leave behind is named in `leftovers.rs`, which
+//! readers use, read-only, to report an interrupted save ([`crate::Error::InterruptedSave`]) or
+//! tolerate it; the next writer repairs.
 //!
 //! # Locking a model whose folder is missing
 //! A save interrupted between the two renames of [`commit`] leaves no folder at the model's
@@ -25,7 +13,7 @@
 //! hard-links it), checks again under the lock that the model is still missing and that tree
 //! still the one to use, and renames it into place: two writers can never both repair.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -33,64 +21,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::leftovers::{interrupted_commit, is_sibling_of, parent_of, sibling_name};
 use crate::lock::{self, Attempt, Backoff, ModelLock};
 use crate::metadata::Metadata;
 use crate::paths::{self, LOCK_FILE};
-
-/// The name of a folder PMF keeps next to the model folder `name` during a save (see the
-/// module documentation).
-fn sibling_name(name: &OsStr, kind: &str, suffix: &str) -> OsString {
-    let mut n = OsString::from(".");
-    n.push(name);
-    n.push(format!(".pmf-{kind}-"));
-    n.push(suffix);
-    n
-}
-
-/// Whether `entry` is a sibling folder of kind `kind` of the model folder `name`: the exact
-/// prefix, then a suffix of the form [`fsutil::unique_suffix`] makes (so that a model named
-/// `a.pmf-save-1` is never mistaken for a staging folder of `a`).
-fn is_sibling_of(entry: &OsStr, name: &OsStr, kind: &str) -> bool {
-    let prefix = sibling_name(name, kind, "");
-    let Some(rest) = entry.as_bytes().strip_prefix(prefix.as_bytes()) else { return false };
-    fsutil::is_unique_suffix(rest)
-}
-
-/// A new staging folder path for the model folder `name` in `parent`.
-pub(crate) fn staging_path(parent: &Path, name: &OsStr) -> PathBuf {
-    parent.join(sibling_name(name, "save", &fsutil::unique_suffix()))
-}
-
-/// The parent folder of `path` (`.` for a bare name).
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// The sibling folders of kind `kind` of the model folder at `path`, sorted.
-fn siblings(path: &Path, kind: &str) -> Vec<PathBuf> {
-    let Some(name) = path.file_name() else { return Vec::new() };
-    let Ok(entries) = fs::read_dir(parent_of(path)) else { return Vec::new() };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false) && is_sibling_of(&e.file_name(), name, kind))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
-}
-
-/// When the model folder `path` is missing because a save was interrupted between the two
-/// renames of [`commit`]: the tree to put in place, the complete new one or else the old one.
-/// Read-only (lists the parent folder): readers call it to report the state.
-pub(crate) fn interrupted_commit(path: &Path) -> Option<PathBuf> {
-    if fs::symlink_metadata(path).is_ok() {
-        return None;
-    }
-    siblings(path, "new").pop().or_else(|| siblings(path, "old").pop())
-}
 
 /// Take the writer lock of the model folder `dest`, waiting at most `timeout`; create the
 /// folder if there is none, and put the tree of an interrupted commit in place first (under

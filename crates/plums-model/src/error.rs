@@ -11,9 +11,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::hash::Md5;
+use crate::digest::Md5;
 use crate::reference::Reference;
-use crate::training::Status;
+use crate::status::Status;
 
 /// What a validation offence is about: the folder layout and files, or the metadata content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,8 +11,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::digest::Md5;
 use crate::error::{Error, Result};
-use crate::hash::{copy_hashing, Md5};
+use crate::hash::copy_hashing;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -36,19 +36,20 @@
 //! # Architecture
 //!
 //! The modules are private; everything public is re-exported here. Each layer uses only the
-//! layers above it (no cycle between layers):
+//! layers above it, and the module graph has no cycle (`tests/architecture.rs` checks both):
 //!
 //! 1. `yaml`: PyYAML-compatible YAML values, parsing and emitting;
-//! 2. `error`, `hash`, `reference`, `version`, `training`, `checkpoint`, `collection`,
-//!    `producer`: the model's components and their rules (the error enum carries some of their
-//!    values, so `error`, `hash` and `training` refer to each other's types);
+//! 2. `digest` (the MD5 type), `status` (the training status machine), `reference`, then
+//!    `error` (the one error enum, which carries those values), then the components that use
+//!    it: `hash` (computing MD5s), `version`, `training`, `checkpoint`, `collection`, `producer`;
 //! 3. `metadata`: the schema of `metadata.yaml`;
 //! 4. `paths` (the one confinement check: what stays inside a model root; the names PMF
 //!    reserves), `yaml_file` (the one reader of a model's YAML files: size limit, BOM, parse,
 //!    digest);
 //! 5. `fsutil`, `lock`: file-system primitives, the writer lock;
-//! 6. `commit`: the commit of a save and the repair of interrupted ones, called only by writers
-//!    holding the lock (readers only ask it, read-only, whether a commit was interrupted);
+//! 6. `leftovers` (the names of what interrupted saves leave, read-only lookups) and `commit`
+//!    (the commit of a save and the repair of interrupted ones, called only by writers holding
+//!    the lock);
 //! 7. `validate`: the tree and metadata checks, read-only;
 //! 8. `state`: what a model knows of the folder it last loaded or saved (passive data);
 //! 9. `model`: the model as passive data;
@@ -66,9 +67,11 @@
 mod checkpoint;
 mod collection;
 mod commit;
+mod digest;
 mod error;
 mod fsutil;
 mod hash;
+mod leftovers;
 mod load;
 mod lock;
 mod metadata;
@@ -78,6 +81,7 @@ mod producer;
 mod reference;
 mod save;
 mod state;
+mod status;
 mod training;
 mod validate;
 mod version;
@@ -86,8 +90,9 @@ mod yaml_file;
 
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
+pub use digest::{InvalidMd5, Md5};
 pub use error::{Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, TrainingOffence};
-pub use hash::{md5_file, InvalidMd5, Md5};
+pub use hash::md5_file;
 pub use load::{initialisation, LoadOptions};
 pub use metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
@@ -99,7 +104,8 @@ pub use producer::{is_valid_producer_name, Producer};
 pub use reference::Reference;
 pub use save::SaveOptions;
 pub use state::SavedState;
-pub use training::{check_training, Status, Timestamp, Training, TrainingRecord};
+pub use status::Status;
+pub use training::{check_training, Timestamp, Training, TrainingRecord};
 pub use validate::{check, validate, validate_model, Check, ValidateOptions, ValidatedModel};
 pub use version::{Version, VersionFormat, VersionFormats, VersionValue, PY_PA};
 pub use yaml::{parse as parse_yaml, parse_with_limits as parse_yaml_with_limits, to_string as to_yaml};

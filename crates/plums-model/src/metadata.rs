@@ -7,11 +7,12 @@
 
 use indexmap::IndexMap;
 
+use crate::digest::Md5;
 use crate::error::Offence;
-use crate::hash::Md5;
 use crate::producer::is_valid_producer_name;
 use crate::reference::Reference;
-use crate::training::{check_training, Status, Timestamp, TrainingRecord};
+use crate::status::Status;
+use crate::training::{check_training, Timestamp, TrainingRecord};
 use crate::yaml::{Mapping, Value};
 
 /// The longest file name (one path component) file systems accept, in bytes.

@@ -45,11 +45,7 @@ impl Producer {
             Ok(_) => return Err(Error::NotAFile { path: configuration.to_path_buf(), what: "configuration" }),
             Err(e) => return Err(Error::io(configuration, "invalid configuration: cannot read the file", e)),
         }
-        Ok(Producer {
-            name: name.into(),
-            version,
-            configuration: configuration.to_path_buf(),
-        })
+        Ok(Producer { name: name.into(), version, configuration: configuration.to_path_buf() })
     }
 
     /// Whether the two producers are equal and their configuration files have the same content.

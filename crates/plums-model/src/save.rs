@@ -40,9 +40,10 @@ use indexmap::IndexMap;
 
 use crate::checkpoint::{Checkpoint, FileStamp};
 use crate::commit;
+use crate::digest::Md5;
 use crate::error::{Error, Result, SaveProblem};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
-use crate::hash::{md5_file_sized, Md5};
+use crate::hash::md5_file_sized;
 use crate::lock::ModelLock;
 use crate::metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
@@ -370,7 +371,7 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     }
     // Refuse early, before creating anything; a model folder missing because a save was
     // interrupted is judged by the tree the lock will put in place.
-    let early = commit::interrupted_commit(dest).unwrap_or_else(|| dest.to_path_buf());
+    let early = crate::leftovers::interrupted_commit(dest).unwrap_or_else(|| dest.to_path_buf());
     refuse(dest, &inspect(&early, model.sync.as_ref())?, model, options)?;
 
     let lock = commit::lock_writer(dest, options.lock_timeout)?;
@@ -425,7 +426,7 @@ fn save_by_exchange(
 ) -> Result<()> {
     let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let name = real.file_name().unwrap_or_default().to_owned();
-    let staging = commit::staging_path(&parent, &name);
+    let staging = crate::leftovers::staging_path(&parent, &name);
     let dest_meta = fs::metadata(real).ok();
     make_dir(&staging, dest_meta.as_ref()).map_err(|e| match e {
         Error::Io { source: src, .. } => Error::io(&staging, "cannot create the staging folder next to the model", src),
@@ -435,7 +436,7 @@ fn save_by_exchange(
         Ok(x) => x,
         Err(e) => {
             fsutil::remove_tree_quietly(&staging);
-            return Err(e);
+            return Err(in_destination(e, &staging, real));
         }
     };
     let old_tree = commit::commit(&staging, real, &parent, &name, lock)?;
@@ -449,6 +450,18 @@ fn save_by_exchange(
     let synced = if options.durable { fsutil::sync_dir(&parent) } else { Ok(()) };
     fsutil::remove_tree_quietly(&old_tree);
     synced
+}
+
+/// An obstruction found while building the staging tree stands in the destination (the staging
+/// tree mirrors it, and is gone once the save gave up): name it there, where the user can move it.
+fn in_destination(error: Error, staging: &Path, real: &Path) -> Error {
+    match error {
+        Error::Obstructed { path, found, needed } => match path.strip_prefix(staging) {
+            Ok(rel) => Error::Obstructed { path: real.join(rel), found, needed },
+            Err(_) => Error::Obstructed { path, found, needed },
+        },
+        other => other,
+    }
 }
 
 fn build_staging(

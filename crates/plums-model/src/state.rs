@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::hash::{md5_file_sized, Md5};
+use crate::digest::Md5;
+use crate::hash::md5_file_sized;
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::validate::ValidatedModel;
 

@@ -7,7 +7,7 @@
 //!
 //! Validation only reads: it never creates, renames or removes anything. A model folder missing
 //! because a save was interrupted between its two renames is reported
-//! ([`Error::InterruptedSave`], found by `commit::interrupted_commit`, which only lists the
+//! ([`Error::InterruptedSave`], found by `leftovers::interrupted_commit`, which only lists the
 //! parent); the other leftovers of interrupted saves (staging folders next to the model,
 //! temporary files and append journals inside it) are extra files that validation ignores.
 
@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::digest::Md5;
 use crate::error::{Error, Offence, Report, Result};
-use crate::hash::{md5_file_sized, Md5};
+use crate::hash::md5_file_sized;
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::paths::{relative_inside, Entry, Root};
 use crate::reference::Reference;
@@ -197,7 +198,7 @@ fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            if let Some(leftover) = crate::commit::interrupted_commit(path) {
+            if let Some(leftover) = crate::leftovers::interrupted_commit(path) {
                 return Err(Error::InterruptedSave { path: path.to_path_buf(), leftover });
             }
             return Err(Error::io(path, "cannot validate model", e));

@@ -278,7 +278,10 @@ mod tests {
     #[test]
     fn unknown_format_and_bad_value_are_typed() {
         let err = Version::parse("nope", "1").unwrap_err();
-        assert!(matches!(err, Error::UnknownVersionFormat { ref format, ref known } if format == "nope" && known == &["py_pa"]), "{err}");
+        assert!(
+            matches!(err, Error::UnknownVersionFormat { ref format, ref known } if format == "nope" && known == &["py_pa"]),
+            "{err}"
+        );
         assert!(err.to_string().contains("\"nope\""), "{err}");
         let err = Version::parse(PY_PA, "not a version").unwrap_err();
         assert!(matches!(err, Error::InvalidVersion { ref value, .. } if value == "not a version"), "{err}");

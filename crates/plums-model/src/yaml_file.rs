@@ -11,8 +11,8 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+use crate::digest::Md5;
 use crate::error::Offence;
-use crate::hash::Md5;
 use crate::metadata::Metadata;
 use crate::yaml::{self, Limits, Value, YamlError};
 
