@@ -61,10 +61,8 @@ fn validation_message(report: &Report, verbose: bool) -> String {
     if verbose || report.offences.is_empty() {
         return report.to_string();
     }
-    let n = report.offences.len();
-    let head =
-        format!("{} is not a valid PMF model ({} offence{})", report.path.display(), n, if n == 1 { "" } else { "s" });
-    if n == 1 {
+    let head = report.summary();
+    if report.offences.len() == 1 {
         format!("{head}: {}", report.offences[0])
     } else {
         format!("{head}; first: {} (verbose=True lists them all; see .offences)", report.offences[0])

@@ -36,29 +36,18 @@ fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     py.detach(|| plums_model::md5_file(&path)).map(|d| d.to_string()).map_err(to_py_err)
 }
 
-/// Check a producer configuration file as the core's `Producer::new` does (OSError if it is
-/// not an existing file).
+/// Check a producer configuration file with the core's rule (`Producer::check_configuration`:
+/// OSError if it is not an existing file).
 #[pyfunction]
 fn check_configuration(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    let mut formats = plums_model::VersionFormats::new();
-    formats.register_unparsed("any");
-    let version = formats.parse("any", "0").map_err(to_py_err)?;
-    py.detach(|| plums_model::Producer::new("any", version, &path)).map(|_| ()).map_err(to_py_err)
+    py.detach(|| plums_model::Producer::check_configuration(&path)).map_err(to_py_err)
 }
 
-/// Whether two configuration files have the same content (the core's `Producer::strict_equals`
-/// rule; the producers' names and versions are compared by the Python `Producer`).
+/// Whether two configuration files have the same content (the core's rule of
+/// `Producer::strict_equals`; names and versions are compared by the Python `Producer`).
 #[pyfunction]
 fn same_configuration(py: Python<'_>, a: PathBuf, b: PathBuf) -> PyResult<bool> {
-    let mut formats = plums_model::VersionFormats::new();
-    formats.register_unparsed("any");
-    let version = formats.parse("any", "0").map_err(to_py_err)?;
-    py.detach(|| {
-        let a = plums_model::Producer::new("any", version.clone(), &a)?;
-        let b = plums_model::Producer::new("any", version, &b)?;
-        a.strict_equals(&b)
-    })
-    .map_err(to_py_err)
+    py.detach(|| plums_model::Producer::same_configuration(&a, &b)).map_err(to_py_err)
 }
 
 /// A PEP 440 version, parsed, normalised, ordered and hashed by the core.

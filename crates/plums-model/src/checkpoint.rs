@@ -54,9 +54,10 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// A checkpoint named `name`.
     ///
-    /// A given `path` must be a regular file (an [`Error::Io`] otherwise). A given `hash` must be
-    /// 32 lowercase hexadecimal digits ([`Error::InvalidArgument`] otherwise); when no hash is
-    /// given, it is computed from the file. Neither path nor hash is an [`Error::InvalidArgument`].
+    /// A given `path` must be a regular file ([`Error::NotAFile`] for anything else that exists,
+    /// [`Error::Io`] when nothing can be read there). A given `hash` must be 32 lowercase
+    /// hexadecimal digits ([`Error::InvalidChecksum`] otherwise); when no hash is given, it is
+    /// computed from the file. Neither path nor hash is an [`Error::CheckpointWithoutSource`].
     pub fn new(
         name: impl Into<Reference>,
         path: Option<impl AsRef<Path>>,

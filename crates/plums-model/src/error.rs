@@ -95,6 +95,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// The first line of the report: `<path> is not a valid PMF model (N offences)`.
+    pub fn summary(&self) -> String {
+        let n = self.offences.len();
+        format!("{} is not a valid PMF model ({} offence{})", self.path.display(), n, plural(n))
+    }
+
     /// Whether any offence is a metadata offence.
     pub fn has_metadata_offence(&self) -> bool {
         self.offences.iter().any(|o| o.kind == OffenceKind::Metadata)
@@ -103,8 +109,7 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.offences.len();
-        write!(f, "{} is not a valid PMF model ({} offence{})", self.path.display(), n, if n == 1 { "" } else { "s" })?;
+        f.write_str(&self.summary())?;
         for offence in &self.offences {
             write!(f, "\n  {offence}")?;
         }
@@ -412,7 +417,7 @@ pub enum Error {
     /// The save destination holds a model with the same id whose tree is invalid, for
     /// example a checkpoint that fails its checksum (`OSError` unless forced, as in the
     /// reference: "an invalid PMF model with the same model id").
-    #[error("invalid path: {} is an invalid PMF model with the same model id; save with force to replace its PMF files ({} offence{}){}", path.display(), report.offences.len(), plural(report.offences.len()), lines(&report.offences))]
+    #[error("invalid path: {} is an invalid PMF model with the same model id; save with force to replace its PMF files ({} offence{}){}", path.display(), report.offences.len(), plural(report.offences.len()), report.offences.iter().map(|o| format!("\n  {o}")).collect::<String>())]
     InvalidSameModel {
         /// The destination.
         path: PathBuf,

@@ -40,25 +40,33 @@ impl Producer {
     /// can be read there, [`Error::NotAFile`] for a folder or a special file).
     pub fn new(name: impl Into<String>, version: Version, configuration: impl AsRef<Path>) -> Result<Self> {
         let configuration = configuration.as_ref();
-        match std::fs::metadata(configuration) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(Error::NotAFile { path: configuration.to_path_buf(), what: "configuration" }),
-            Err(e) => return Err(Error::io(configuration, "invalid configuration: cannot read the file", e)),
-        }
+        Self::check_configuration(configuration)?;
         Ok(Producer { name: name.into(), version, configuration: configuration.to_path_buf() })
+    }
+
+    /// Whether `path` can be a producer's configuration: an existing regular file (the rule of
+    /// [`Producer::new`], for callers that keep the producer's other parts themselves).
+    pub fn check_configuration(path: &Path) -> Result<()> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(Error::NotAFile { path: path.to_path_buf(), what: "configuration" }),
+            Err(e) => Err(Error::io(path, "invalid configuration: cannot read the file", e)),
+        }
     }
 
     /// Whether the two producers are equal and their configuration files have the same content.
     pub fn strict_equals(&self, other: &Producer) -> Result<bool> {
-        if self != other {
-            return Ok(false);
-        }
+        Ok(self == other && Self::same_configuration(&self.configuration, &other.configuration)?)
+    }
+
+    /// Whether two configuration files have the same content (size, then MD5).
+    pub fn same_configuration(a: &Path, b: &Path) -> Result<bool> {
         let size =
             |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, "cannot read configuration", e));
-        if size(&self.configuration)? != size(&other.configuration)? {
+        if size(a)? != size(b)? {
             return Ok(false);
         }
-        Ok(md5_file_sized(&self.configuration)?.0 == md5_file_sized(&other.configuration)?.0)
+        Ok(md5_file_sized(a)?.0 == md5_file_sized(b)?.0)
     }
 }
 

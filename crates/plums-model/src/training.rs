@@ -242,7 +242,7 @@ pub struct Training {
 
 impl Training {
     /// A training from its fields: missing latest values default to the end values, then to
-    /// the start values; any PMF cross-check offence is an [`Error::InvalidArgument`] listing all.
+    /// the start values; any PMF cross-check offence is an [`Error::InvalidTraining`] listing all.
     pub fn new(mut record: TrainingRecord) -> Result<Self> {
         if record.latest_epoch.is_none() {
             record.latest_epoch = record.end_epoch.or(record.start_epoch);
