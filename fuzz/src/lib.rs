@@ -24,6 +24,7 @@
 //! (The constants in [`op`] are 2 to 7, so that no operation byte is the record separator.)
 //!
 //! `examples/make_seeds.rs` encodes real models saved by the library in this format.
+#![deny(missing_docs)]
 
 use std::ffi::OsStr;
 use std::fs;
