@@ -9,14 +9,21 @@ the test modules are in helpers.py.
 (imported, not run as a subprocess); ``corpus`` and ``invalid_cases`` are the models it writes
 with the reference, once per session.
 
+``s3_server`` and ``s3`` are the S3 test server that ``scripts/test`` starts (SeaweedFS, see
+``scripts/s3-server``): ``s3`` gives a test a boto3 client and a key prefix of its own in the test
+bucket. Without the server (``PMF_TEST_S3_*`` unset) those tests are skipped, unless
+``PMF_REQUIRE_S3=1`` (``scripts/test``, CI): then they fail.
+
 Beware of one reference quirk: ``plums.commons.path.Path`` takes a last path component with a
 dot for a file name and then refuses to join anything to it, so model folders in these tests
 never have a dot in their name.
 """
 
 import importlib.util
+import os
 import sys
 import types
+import uuid
 
 import pytest
 
@@ -81,3 +88,90 @@ def invalid_cases(harness, tmp_path_factory):
     """The 86 invalid models and the reference's verdicts: ``(folder, [entries])``."""
     folder = tmp_path_factory.mktemp("invalid")
     return folder, harness.write_invalid(str(folder))
+
+
+# ------------------------------------------------------------------------------------------------
+# The S3 test server
+# ------------------------------------------------------------------------------------------------
+S3_VARIABLES = (
+    "PMF_TEST_S3_ENDPOINT",
+    "PMF_TEST_S3_BUCKET",
+    "PMF_TEST_S3_ACCESS_KEY_ID",
+    "PMF_TEST_S3_SECRET_ACCESS_KEY",
+    "PMF_TEST_S3_REGION",
+)
+
+
+def _no_s3(why):
+    if os.environ.get("PMF_REQUIRE_S3") == "1":
+        pytest.fail("the S3 test server is required (PMF_REQUIRE_S3=1) but " + why, pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The S3 test server: ``endpoint``, ``bucket``, ``access_key_id``, ``secret_access_key``,
+    ``region``, and ``storage_options`` (object_store's key names) for the API under test."""
+    missing = [name for name in S3_VARIABLES if not os.environ.get(name)]
+    if missing:
+        _no_s3(
+            "no S3 test server: {} unset (scripts/test starts one; by hand: "
+            'eval "$(scripts/s3-server start DIR)")'.format(", ".join(missing))
+        )
+    try:
+        import boto3  # noqa: F401
+    except ImportError as e:
+        _no_s3("boto3 is not installed ({})".format(e))
+    env = os.environ
+    server = types.SimpleNamespace(
+        endpoint=env["PMF_TEST_S3_ENDPOINT"],
+        bucket=env["PMF_TEST_S3_BUCKET"],
+        access_key_id=env["PMF_TEST_S3_ACCESS_KEY_ID"],
+        secret_access_key=env["PMF_TEST_S3_SECRET_ACCESS_KEY"],
+        region=env["PMF_TEST_S3_REGION"],
+    )
+    server.storage_options = {
+        "endpoint": server.endpoint,
+        "access_key_id": server.access_key_id,
+        "secret_access_key": server.secret_access_key,
+        "region": server.region,
+        "allow_http": "true",
+    }
+    return server
+
+
+def s3_client(server, **config):
+    """A boto3 S3 client of ``server``; ``config`` goes to ``botocore.config.Config``."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name=server.region,
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
+        config=Config(**config),
+    )
+
+
+@pytest.fixture
+def s3(s3_server, request):
+    """One test's corner of the test bucket: ``client`` (boto3), ``bucket``, ``prefix`` (unique:
+    ``pmf-tests/TEST-PID-RANDOM``, no trailing ``/``), ``key(rel)`` (``prefix/rel``), ``url(rel)``
+    (``s3://bucket/prefix/rel``), ``server`` and ``storage_options``."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)[:80]
+    prefix = "pmf-tests/{}-{}-{}".format(name, os.getpid(), uuid.uuid4().hex[:12])
+
+    def key(rel=""):
+        return prefix + "/" + rel.lstrip("/") if rel else prefix
+
+    return types.SimpleNamespace(
+        server=s3_server,
+        client=s3_client(s3_server),
+        bucket=s3_server.bucket,
+        prefix=prefix,
+        key=key,
+        url=lambda rel="": "s3://{}/{}".format(s3_server.bucket, key(rel)),
+        storage_options=dict(s3_server.storage_options),
+    )

@@ -190,6 +190,44 @@ impl fmt::Display for LockHolder {
     }
 }
 
+/// What kind of failure an object store reported ([`Error::Storage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// No object (or bucket) there.
+    NotFound,
+    /// The credentials are refused or lack the permission.
+    PermissionDenied,
+    /// A conditional request failed: the object changed since it was listed or read.
+    PreconditionFailed,
+    /// The store did not answer in time (after the retries).
+    Timeout,
+    /// The store cannot be configured from the options and environment given.
+    Configuration,
+    /// Anything else (connection refused, server error after the retries, ...).
+    Other,
+}
+
+impl StorageErrorKind {
+    /// `not_found`, `permission_denied`, `precondition_failed`, `timeout`, `configuration`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageErrorKind::NotFound => "not_found",
+            StorageErrorKind::PermissionDenied => "permission_denied",
+            StorageErrorKind::PreconditionFailed => "precondition_failed",
+            StorageErrorKind::Timeout => "timeout",
+            StorageErrorKind::Configuration => "configuration",
+            StorageErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for StorageErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which exception of the reference API an [`Error`] stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -457,6 +495,37 @@ pub enum Error {
         /// Every reason.
         reasons: Vec<SaveProblem>,
     },
+    /// A location that cannot be used (`ValueError`): an unknown URL scheme, a URL without a
+    /// bucket, credentials, a query or a fragment in a URL, an empty, `.` or `..` key segment.
+    /// A URL is never taken for a local path.
+    #[error("invalid location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as given (credentials in it replaced by `<redacted>`).
+        location: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A storage option that is unknown or whose value cannot be used (`ValueError`).
+    #[error("invalid storage option {key:?}: {reason}")]
+    InvalidStorageOption {
+        /// The option's key, as given.
+        key: String,
+        /// Why it is refused (never the value of a secret).
+        reason: String,
+    },
+    /// An object store refused or failed a request (`OSError`). The message never carries
+    /// credentials: `location` is the URL of the object (`s3://bucket/key`).
+    #[error("{operation}: {location}: {kind}: {message}")]
+    Storage {
+        /// The URL of the object or prefix.
+        location: String,
+        /// What was being done (`cannot list model`, `cannot download`).
+        operation: String,
+        /// What kind of failure.
+        kind: StorageErrorKind,
+        /// The store's description of the failure.
+        message: String,
+    },
     /// The model tree is invalid (`PlumsModelTreeValidationError`): every offence found.
     #[error("{0}")]
     TreeValidation(Report),
@@ -515,6 +584,9 @@ impl Error {
             Locked { .. } => "locked",
             InterruptedSave { .. } => "interrupted_save",
             WouldNotValidate { .. } => "would_not_validate",
+            InvalidLocation { .. } => "invalid_location",
+            InvalidStorageOption { .. } => "invalid_storage_option",
+            Storage { .. } => "storage",
             TreeValidation(_) => "tree_validation",
             MetadataValidation(_) => "metadata_validation",
         }
@@ -535,7 +607,8 @@ impl Error {
             | InvalidSameModel { .. }
             | ConcurrentChange { .. }
             | Locked { .. }
-            | InterruptedSave { .. } => Category::Os,
+            | InterruptedSave { .. }
+            | Storage { .. } => Category::Os,
             DuplicateReference(_) | MissingReference(_) => Category::Key,
             TreeValidation(_) | MetadataValidation(_) => Category::Validation,
             InvalidStatus { .. }
@@ -553,7 +626,9 @@ impl Error {
             | InitialisationNeedsCheckpoint { .. }
             | InitialisationCheckpointMissing { .. }
             | DestinationIsFile { .. }
-            | WouldNotValidate { .. } => Category::Value,
+            | WouldNotValidate { .. }
+            | InvalidLocation { .. }
+            | InvalidStorageOption { .. } => Category::Value,
         }
     }
 
@@ -572,6 +647,14 @@ impl Error {
             }
             InvalidDestination { .. } | InvalidSameModel { .. } => io::ErrorKind::InvalidData,
             Locked { .. } => io::ErrorKind::WouldBlock,
+            Storage { kind, .. } => match kind {
+                StorageErrorKind::NotFound => io::ErrorKind::NotFound,
+                StorageErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+                StorageErrorKind::Timeout => io::ErrorKind::TimedOut,
+                StorageErrorKind::PreconditionFailed => io::ErrorKind::AlreadyExists,
+                StorageErrorKind::Configuration => io::ErrorKind::InvalidInput,
+                StorageErrorKind::Other => io::ErrorKind::Other,
+            },
             _ => return None,
         })
     }
@@ -606,6 +689,14 @@ impl Error {
             | Locked { path, .. }
             | InterruptedSave { path, .. } => Some(path),
             TreeValidation(report) | MetadataValidation(report) => Some(&report.path),
+            _ => None,
+        }
+    }
+
+    /// The kind of an object store's failure ([`Error::Storage`]).
+    pub fn storage_kind(&self) -> Option<StorageErrorKind> {
+        match self {
+            Error::Storage { kind, .. } => Some(*kind),
             _ => None,
         }
     }

@@ -84,6 +84,24 @@ fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, 
     Ok((hasher.finish().map_err(|e| Error::io(path, "cannot compute MD5", e))?, total))
 }
 
+/// An MD5 computed over bytes that arrive in pieces (a download), with the fastest
+/// implementation for about `size` bytes.
+pub(crate) struct StreamHasher(Hasher);
+
+impl StreamHasher {
+    pub(crate) fn new(size: u64) -> Self {
+        StreamHasher(Hasher::for_size(size))
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) -> io::Result<()> {
+        self.0.update(data)
+    }
+
+    pub(crate) fn finish(self) -> io::Result<Md5> {
+        self.0.finish()
+    }
+}
+
 /// An MD5 computation in progress: OpenSSL's when the `openssl` feature is on and OpenSSL
 /// offers MD5, else the `md-5` crate's. Both give the same digests (tested below).
 enum Hasher {

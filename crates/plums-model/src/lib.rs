@@ -64,36 +64,45 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cache;
 mod checkpoint;
 mod collection;
 mod commit;
 mod digest;
 mod error;
+mod files;
 mod fsutil;
 mod hash;
 mod leftovers;
 mod load;
+mod location;
 mod lock;
 mod metadata;
 mod model;
+mod object_files;
 mod paths;
 mod producer;
 mod reference;
 mod save;
 mod state;
 mod status;
+mod storage;
 mod training;
 mod validate;
 mod version;
 mod yaml;
 mod yaml_file;
 
+pub use cache::{Cache, CacheInfo, PruneOptions, PruneReport};
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
 pub use digest::{InvalidMd5, Md5};
-pub use error::{Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, TrainingOffence};
+pub use error::{
+    Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, StorageErrorKind, TrainingOffence,
+};
 pub use hash::md5_file;
-pub use load::{initialisation, LoadOptions};
+pub use load::{fetch, initialisation, LoadOptions};
+pub use location::{Location, ObjectUrl};
 pub use metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
     FORMAT_VERSION,
@@ -105,8 +114,11 @@ pub use reference::Reference;
 pub use save::SaveOptions;
 pub use state::SavedState;
 pub use status::Status;
+pub use storage::{StorageOptions, StorageStats};
 pub use training::{check_training, Timestamp, Training, TrainingRecord};
-pub use validate::{check, validate, validate_model, Check, ValidateOptions, ValidatedModel};
+pub use validate::{
+    check, check_at, validate, validate_at, validate_model, validate_model_at, Check, ValidateOptions, ValidatedModel,
+};
 pub use version::{Version, VersionFormat, VersionFormats, VersionValue, PY_PA};
 pub use yaml::{parse as parse_yaml, parse_with_limits as parse_yaml_with_limits, to_string as to_yaml};
 pub use yaml::{Limits as YamlLimits, Mapping, Value, YamlError};

@@ -5,19 +5,25 @@
 //! (`state.rs`); it never changes the file system. A model folder missing because a save was
 //! interrupted is reported ([`Error::InterruptedSave`]), never repaired: the next writer does that.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::cache::{Cache, Fetched};
 use crate::checkpoint::Checkpoint;
 use crate::collection::CheckpointCollection;
-use crate::error::{Error, Result};
+use crate::digest::Md5;
+use crate::error::{Error, Report, Result};
+use crate::location::Location;
 use crate::metadata::InitialisationMetadata;
-use crate::model::{Initialisation, Model};
+use crate::model::{Initialisation, Model, RemoteOrigin};
+use crate::object_files::ObjectFiles;
+use crate::paths::{relative_inside, Entry, Root};
 use crate::producer::Producer;
 use crate::reference::Reference;
 use crate::state::{KnownFiles, SyncState};
+use crate::storage::{Listed, Remote, StorageOptions};
 use crate::training::Training;
-use crate::validate::{validate_model, ValidateOptions, ValidatedModel};
+use crate::validate::{check_remote, validate_model, ValidateOptions, ValidatedModel};
 use crate::version::VersionFormats;
 
 /// How to load a model.
@@ -72,6 +78,12 @@ impl LoadOptions {
         self.formats = formats;
         self
     }
+
+    /// Reach object stores with these options (over the environment).
+    pub fn storage(mut self, storage: StorageOptions) -> Self {
+        self.validation.storage = storage;
+        self
+    }
 }
 
 impl Model {
@@ -82,7 +94,7 @@ impl Model {
     /// [`Error::UnknownVersionFormat`].
     pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
         let validated = validate_model(path.as_ref(), &options.validation)?;
-        let mut model = from_validated(&validated, &options.formats)?;
+        let mut model = from_validated(&validated, &options.formats, &Files::Local)?;
         if let Ok(root) = validated.root.canonicalize() {
             // A load trusts the folder's recorded checksums (a strict one verified them): a later
             // save reuses those files while their size, mtime and inode are unchanged.
@@ -98,20 +110,154 @@ impl Model {
     }
 }
 
-/// The model described by a validated folder (no file access but the configuration check).
-fn from_validated(v: &ValidatedModel, formats: &VersionFormats) -> Result<Model> {
+impl Model {
+    /// Load and validate the model at `location`: a local folder (as [`Model::load`]) or an
+    /// object-store prefix (validated as [`crate::check_at`] says).
+    ///
+    /// A remote model's files are in the local cache ([`crate::Cache`]): its producer's
+    /// configuration is always fetched (verified against its MD5); with a strict load (the
+    /// default) every checkpoint and the initialisation file are fetched and verified too, and
+    /// their `path` is their cache file. With a non-strict load the checkpoints' `path` is
+    /// `None` (nothing large is downloaded): [`Model::fetch_checkpoint`] fetches one, verified.
+    /// [`Model::path`] is `None` for a remote model; [`Model::location`] is its URL. Saving a
+    /// remote model back is not supported yet.
+    pub fn load_at(location: &Location, options: &LoadOptions) -> Result<Self> {
+        match location {
+            Location::Local(path) => Model::load(path, options),
+            Location::Object(url) => {
+                let (check, files) = check_remote(url, &options.validation)?;
+                let validated = check.into_result(Path::new(&url.to_string()))?;
+                from_validated(&validated, &options.formats, &Files::Remote { files: &files, prefix: PathBuf::new() })
+            }
+        }
+    }
+
+    /// The local file of the checkpoint `reference` of a model loaded from an object store,
+    /// fetched into the cache and verified against its MD5 if it is not there yet; its `path`
+    /// is set to it. For a local model, its `path` as loaded.
+    pub fn fetch_checkpoint(&mut self, reference: &Reference, storage: &StorageOptions) -> Result<PathBuf> {
+        let checkpoint =
+            self.checkpoint_collection.get(reference).ok_or_else(|| Error::MissingReference(reference.clone()))?;
+        let Some(remote) = &self.remote else {
+            return checkpoint
+                .path
+                .clone()
+                .ok_or_else(|| Error::CheckpointWithoutSource { reference: reference.clone() });
+        };
+        let entry = remote
+            .metadata
+            .model
+            .training
+            .checkpoints
+            .get(reference)
+            .ok_or_else(|| Error::MissingReference(reference.clone()))?;
+        let path = fetch(&Location::Object(remote.url.clone()), &entry.path, entry.hash, storage)?;
+        let mut updated = checkpoint.clone();
+        updated.path = Some(path.clone());
+        self.checkpoint_collection.insert(reference.clone(), &updated)?;
+        Ok(path)
+    }
+}
+
+/// The local file of the file `path` (a metadata path, relative to the model root: confined,
+/// no absolute path nor `..`) of the model at `location`, verified to have the MD5 `hash`.
+///
+/// For an object store: the cache file, reused while the object's ETag and size are unchanged
+/// (one `HEAD` request), else downloaded and verified while it streams; a content with another
+/// MD5 is an [`Error::ChecksumMismatch`] and nothing is kept. For a local folder: the file in
+/// it, confined to the folder, not hashed (validate strictly to compare checksums).
+pub fn fetch(location: &Location, path: &str, hash: Md5, storage: &StorageOptions) -> Result<PathBuf> {
+    let rel = relative_inside(path).map_err(|reason| Error::InvalidLocation { location: path.to_owned(), reason })?;
+    match location {
+        Location::Local(root) => {
+            let root = Root::new(root, false).map_err(|e| Error::io(root, "cannot resolve model path", e))?;
+            match root.resolve(&rel, path) {
+                Ok((file, Entry::File)) => Ok(file),
+                Ok((file, _)) => Err(Error::NotAFile { path: file, what: "model file" }),
+                Err(offence) => Err(Error::from_report(Report { path: root.given.clone(), offences: vec![offence] })),
+            }
+        }
+        Location::Object(url) => {
+            let remote = Remote::new(url, storage)?;
+            let key = rel.to_string_lossy().into_owned();
+            let listed = remote.head(&key)?;
+            fetch_listed(&remote, &listed, hash)
+        }
+    }
+}
+
+/// The verified cache file of the listed object.
+fn fetch_listed(remote: &Remote, listed: &Listed, hash: Md5) -> Result<PathBuf> {
+    match Cache::for_options(&remote.options)?.fetch_verified(remote, listed, hash)? {
+        Fetched::Verified { path, .. } => Ok(path),
+        Fetched::Mismatch { found } => {
+            Err(Error::ChecksumMismatch { path: PathBuf::from(remote.url_of(&listed.rel)), expected: hash, found })
+        }
+    }
+}
+
+/// Where the files of a validated model are: a local folder, or an object store (the model at
+/// `prefix` inside the listed one).
+enum Files<'a> {
+    Local,
+    Remote { files: &'a ObjectFiles, prefix: PathBuf },
+}
+
+impl Files<'_> {
+    /// The key of `path` (relative to the model at `prefix`) from the listed model's prefix.
+    fn key(prefix: &Path, path: &str) -> Option<String> {
+        let rel = relative_inside(path).ok()?;
+        Some(prefix.join(rel).to_string_lossy().into_owned())
+    }
+
+    /// The verified local file of `path`, for a remote model (`None` if it was not verified).
+    fn verified(&self, path: &str) -> Option<PathBuf> {
+        match self {
+            Files::Local => None,
+            Files::Remote { files, prefix } => files.verified(&Self::key(prefix, path)?),
+        }
+    }
+}
+
+/// The producer's configuration file of a remote model: verified by a strict validation, else
+/// fetched now (small), verified.
+fn remote_configuration(files: &ObjectFiles, prefix: &Path, path: &str, hash: Md5) -> Result<PathBuf> {
+    let key = Files::key(prefix, path).unwrap_or_default();
+    if let Some(found) = files.verified(&key) {
+        return Ok(found);
+    }
+    let listed = files
+        .object(&key)
+        .ok_or_else(|| Error::NotAFile { path: PathBuf::from(files.remote.url_of(&key)), what: "configuration" })?;
+    let found = fetch_listed(&files.remote, listed, hash)?;
+    files.set_verified(&key, found.clone());
+    Ok(found)
+}
+
+/// The model described by a validated folder (no file access but the configuration check), or
+/// by a validated remote model (whose configuration is fetched).
+fn from_validated(v: &ValidatedModel, formats: &VersionFormats, files: &Files<'_>) -> Result<Model> {
     let meta = &v.metadata;
     let m = &meta.model;
     let version = formats.parse(&meta.producer.version_format, &meta.producer.version)?;
-    let producer = Producer::new(&meta.producer.name, version, v.root.join(&m.configuration.path))?;
+    let configuration = match files {
+        Files::Local => v.root.join(&m.configuration.path),
+        Files::Remote { files, prefix } => {
+            remote_configuration(files, prefix, &m.configuration.path, m.configuration.hash)?
+        }
+    };
+    let producer = Producer::new(&meta.producer.name, version, configuration)?;
     let mut collection = CheckpointCollection::new();
     for (reference, entry) in &m.training.checkpoints {
-        let file = v.root.join(&entry.path);
-        let path = if v.checkpoints_checked || (entry.path != "." && crate::paths::is_file_inside(&v.root, &entry.path))
-        {
-            Some(file)
-        } else {
-            None
+        let path = match files {
+            Files::Remote { .. } => files.verified(&entry.path).filter(|_| v.checkpoints_checked),
+            Files::Local
+                if v.checkpoints_checked
+                    || (entry.path != "." && crate::paths::is_file_inside(&v.root, &entry.path)) =>
+            {
+                Some(v.root.join(&entry.path))
+            }
+            Files::Local => None,
         };
         collection.add(Checkpoint::from_parts(reference.clone(), path, Some(entry.epoch), entry.hash))?;
     }
@@ -122,13 +268,21 @@ fn from_validated(v: &ValidatedModel, formats: &VersionFormats) -> Result<Model>
     }
     let initialisation = match (&m.initialisation, &v.initialisation) {
         (Some(InitialisationMetadata::Pmf { checkpoint, .. }), Some(nested)) => {
-            let mut init = from_validated(nested, formats)?;
+            let nested_files = match files {
+                Files::Local => Files::Local,
+                Files::Remote { files, prefix } => Files::Remote { files, prefix: prefix.join("data/initialisation") },
+            };
+            let mut init = from_validated(nested, formats, &nested_files)?;
             init.set_checkpoint(Some(checkpoint.clone()));
             Some(Initialisation::Model(Box::new(init)))
         }
         (Some(InitialisationMetadata::File { name, path, hash }), _) => {
             let name = Reference::Str(name.clone().unwrap_or_else(|| "None".to_owned()));
-            Some(Initialisation::File(Checkpoint::from_parts(name, Some(v.root.join(path)), None, *hash)))
+            let file = match files {
+                Files::Local => Some(v.root.join(path)),
+                Files::Remote { .. } => files.verified(path),
+            };
+            Some(Initialisation::File(Checkpoint::from_parts(name, file, None, *hash)))
         }
         _ => None,
     };
@@ -138,7 +292,15 @@ fn from_validated(v: &ValidatedModel, formats: &VersionFormats) -> Result<Model>
     model.training = Training::from_record_unchecked(m.training.record);
     model.checkpoint_collection = collection;
     model.set_initialisation(initialisation);
-    model.set_path(Some(v.root.clone()));
+    match files {
+        Files::Local => model.set_path(Some(v.root.clone())),
+        Files::Remote { files, prefix } => {
+            model.remote = Some(RemoteOrigin {
+                url: files.remote.url.join(&prefix.to_string_lossy()),
+                metadata: Arc::new(v.metadata.clone()),
+            })
+        }
+    }
     Ok(model)
 }
 

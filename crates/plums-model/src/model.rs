@@ -4,10 +4,13 @@
 //! which both build on it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::collection::CheckpointCollection;
 use crate::error::Result;
+use crate::location::{Location, ObjectUrl};
+use crate::metadata::Metadata;
 use crate::producer::Producer;
 use crate::reference::Reference;
 use crate::state::{SavedState, SyncState};
@@ -61,6 +64,15 @@ pub struct Model {
     path: Option<PathBuf>,
     checkpoint: Option<Reference>,
     pub(crate) sync: Option<SyncState>,
+    /// For a model loaded from an object store: where, and the metadata it was loaded from.
+    pub(crate) remote: Option<RemoteOrigin>,
+}
+
+/// Where a remote model was loaded from (its checkpoints' files are fetched from there).
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteOrigin {
+    pub url: ObjectUrl,
+    pub metadata: Arc<Metadata>,
 }
 
 impl Model {
@@ -78,6 +90,7 @@ impl Model {
             path: None,
             checkpoint: None,
             sync: None,
+            remote: None,
         }
     }
 
@@ -86,9 +99,18 @@ impl Model {
         self.initialisation.as_ref()
     }
 
-    /// The folder the model was loaded from, if it was loaded.
+    /// The folder the model was loaded from, if it was loaded from a local folder.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Where the model was loaded from: its folder, or its object-store URL.
+    pub fn location(&self) -> Option<Location> {
+        match (&self.remote, &self.path) {
+            (Some(r), _) => Some(Location::Object(r.url.clone())),
+            (None, Some(p)) => Some(Location::Local(p.clone())),
+            (None, None) => None,
+        }
     }
 
     /// For a model used as an initialisation: the reference of the checkpoint that was used.

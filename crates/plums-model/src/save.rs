@@ -371,8 +371,14 @@ pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Res
     }
     // Refuse early, before creating anything; a model folder missing because a save was
     // interrupted is judged by the tree the lock will put in place.
-    let early = crate::leftovers::interrupted_commit(dest).unwrap_or_else(|| dest.to_path_buf());
-    refuse(dest, &inspect(&early, model.sync.as_ref())?, model, options)?;
+    let early = crate::leftovers::interrupted_commit(dest);
+    match inspect(early.as_deref().unwrap_or(dest), model.sync.as_ref()) {
+        Ok(state) => refuse(dest, &state, model, options)?,
+        // Another writer put that tree in place meanwhile (it is gone from its leftover name):
+        // the check under the lock below decides.
+        Err(e) if early.is_some() && e.io_kind() == Some(io::ErrorKind::NotFound) => {}
+        Err(e) => return Err(e),
+    }
 
     let lock = commit::lock_writer(dest, options.lock_timeout)?;
     let real = dest.canonicalize().map_err(|e| Error::io(dest, "cannot resolve the save destination", e))?;

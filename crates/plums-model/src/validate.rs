@@ -12,18 +12,17 @@
 //! temporary files and append journals inside it) are extra files that validation ignores.
 
 use std::collections::HashMap;
-use std::fs::FileType;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 
 use crate::digest::Md5;
 use crate::error::{Error, Offence, Report, Result};
-use crate::hash::md5_file_sized;
+use crate::files::{HashJob, LocalFiles, ModelFiles};
+use crate::location::{Location, ObjectUrl};
 use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::object_files::ObjectFiles;
 use crate::paths::{relative_inside, Entry, Root};
 use crate::reference::Reference;
+use crate::storage::{Remote, StorageOptions};
 use crate::yaml::{Limits, Value};
 use crate::yaml_file::YamlFile;
 
@@ -34,7 +33,7 @@ use crate::yaml_file::YamlFile;
 /// let options = ValidateOptions::new().strict(true).checkpoints(false);
 /// assert!(options.strict && !options.checkpoints);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ValidateOptions {
     /// Compare MD5 checksums of the configuration, checkpoints and initialisation file with
@@ -46,11 +45,19 @@ pub struct ValidateOptions {
     pub allow_external_links: bool,
     /// Bounds on the YAML files.
     pub limits: Limits,
+    /// How to reach an object store, for a remote location (unused for a local one).
+    pub storage: StorageOptions,
 }
 
 impl Default for ValidateOptions {
     fn default() -> Self {
-        ValidateOptions { strict: false, checkpoints: true, allow_external_links: false, limits: Limits::default() }
+        ValidateOptions {
+            strict: false,
+            checkpoints: true,
+            allow_external_links: false,
+            limits: Limits::default(),
+            storage: StorageOptions::default(),
+        }
     }
 }
 
@@ -81,6 +88,12 @@ impl ValidateOptions {
     /// Bounds on the YAML files.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Reach object stores with these options (over the environment).
+    pub fn storage(mut self, storage: StorageOptions) -> Self {
+        self.storage = storage;
         self
     }
 }
@@ -179,6 +192,45 @@ pub fn check(path: impl AsRef<Path>, options: &ValidateOptions) -> Result<Check>
     }
 }
 
+/// Check the model at `location` (a local folder, as [`check`], or an object-store prefix) and
+/// return every offence.
+///
+/// For an object store: one listing of the prefix gives every key with its size and ETag, and
+/// the tree checks run on it with the same rules and offences as on disk (folders exist through
+/// the keys under them; `data/initialisation/` and `data/checkpoints/`, which may be empty, are
+/// present when `data/` is). `metadata.yaml` and `data/build_parameters.yaml` are refused
+/// before download when the listing says they are over the size limit. Strict mode fetches every
+/// file with a checksum into the local cache ([`crate::Cache`]), verifying it while it streams,
+/// and reuses what the cache verified while the object's ETag and size are unchanged. Nothing
+/// outside the model's prefix is ever read. A prefix with no object, or a store that fails, is
+/// an [`Error::Storage`].
+pub fn check_at(location: &Location, options: &ValidateOptions) -> Result<Check> {
+    match location {
+        Location::Local(path) => check(path, options),
+        Location::Object(url) => Ok(check_remote(url, options)?.0),
+    }
+}
+
+/// Check the model at the object-store URL `url`, returning what was listed and verified too.
+pub(crate) fn check_remote(url: &ObjectUrl, options: &ValidateOptions) -> Result<(Check, ObjectFiles)> {
+    let files = ObjectFiles::list(Remote::new(url, &options.storage)?)?;
+    Ok((check_files(&files, options)?, files))
+}
+
+/// Validate the model at `location` and return its metadata (see [`check_at`]).
+pub fn validate_at(location: &Location, options: &ValidateOptions) -> Result<Metadata> {
+    Ok(validate_model_at(location, options)?.metadata)
+}
+
+/// Validate the model at `location` and return everything load needs (see [`check_at`]); for
+/// a remote model, `root` is its URL.
+pub fn validate_model_at(location: &Location, options: &ValidateOptions) -> Result<ValidatedModel> {
+    match location {
+        Location::Local(path) => validate_model(path, options),
+        Location::Object(url) => check_remote(url, options)?.0.into_result(Path::new(&url.to_string())),
+    }
+}
+
 /// How many times [`check`] reads a folder that keeps being replaced by saves before it reports
 /// what it saw last.
 const MAX_READ_ATTEMPTS: u32 = 20;
@@ -216,98 +268,36 @@ fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
     }
     let root =
         Root::new(path, options.allow_external_links).map_err(|e| Error::io(path, "cannot resolve model path", e))?;
-    let tree = Tree::scan(path)?;
-    let mut ctx = Ctx { tree: &tree, options, offences: tree.special_offences(), hashes: Vec::new() };
-    let validated = check_model(&mut ctx, &root, Path::new(""), options.checkpoints);
+    check_files(&LocalFiles::scan(root)?, options)
+}
+
+/// Check the model whose files are `files` (a folder or an object-store prefix): the same rules.
+pub(crate) fn check_files<F: ModelFiles>(files: &F, options: &ValidateOptions) -> Result<Check> {
+    let mut ctx = Ctx { files, options, offences: files.tree_offences(), hashes: Vec::new() };
+    let validated = check_model(&mut ctx, Path::new(""), options.checkpoints);
     let mut offences = ctx.offences;
-    offences.extend(run_hashes(ctx.hashes));
+    let mut mismatches = files.check_hashes(ctx.hashes)?;
+    mismatches.sort_by(|a, b| a.location.cmp(&b.location));
+    offences.extend(mismatches);
     let metadata = validated.as_ref().map(|v| v.metadata.clone());
     Ok(Check { metadata, offences, validated })
 }
 
-/// One file walk of a model folder: the type of every entry, links not followed.
-pub(crate) struct Tree {
-    entries: HashMap<PathBuf, FileType>,
-}
-
-impl Tree {
-    pub(crate) fn scan(root: &Path) -> Result<Tree> {
-        let mut entries = HashMap::new();
-        for item in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
-            let item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-                    let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Err(Error::io(p, "cannot read model folder", io));
-                }
-            };
-            if let Ok(rel) = item.path().strip_prefix(root) {
-                entries.insert(rel.to_path_buf(), item.file_type());
-            }
-        }
-        Ok(Tree { entries })
-    }
-
-    fn special_offences(&self) -> Vec<Offence> {
-        let mut out: Vec<Offence> = self
-            .entries
-            .iter()
-            .filter_map(|(p, t)| {
-                let what = if t.is_fifo() {
-                    "a FIFO"
-                } else if t.is_socket() {
-                    "a socket"
-                } else if t.is_block_device() || t.is_char_device() {
-                    "a device"
-                } else {
-                    return None;
-                };
-                Some(Offence::tree(
-                    p.display().to_string(),
-                    format!("is {what}: special files are not allowed in a model (never opened)"),
-                ))
-            })
-            .collect();
-        out.sort_by(|a, b| a.location.cmp(&b.location));
-        out
-    }
-
-    /// The direct children of `dir`.
-    fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = (&'a PathBuf, &'a FileType)> + 'a {
-        self.entries.iter().filter(move |(p, _)| p.parent() == Some(dir))
-    }
-}
-
-struct HashJob {
-    path: PathBuf,
-    expected: Md5,
-    location: String,
-    what: String,
-}
-
-struct Ctx<'a> {
-    tree: &'a Tree,
+struct Ctx<'a, F: ModelFiles> {
+    files: &'a F,
     options: &'a ValidateOptions,
     offences: Vec<Offence>,
-    hashes: Vec<HashJob>,
+    hashes: Vec<HashJob<F::File>>,
 }
 
 fn loc(prefix: &Path, rel: &Path) -> String {
     prefix.join(rel).display().to_string()
 }
 
-impl Ctx<'_> {
-    /// What is at `rel` (relative to `root`, which is `prefix` inside the top-level root).
-    fn lookup(&mut self, root: &Root, prefix: &Path, rel: &Path) -> Option<(PathBuf, Entry)> {
-        let full = prefix.join(rel);
-        match self.tree.entries.get(&full) {
-            Some(t) if t.is_file() => return Some((root.given.join(rel), Entry::File)),
-            Some(t) if t.is_dir() => return Some((root.given.join(rel), Entry::Dir)),
-            Some(t) if !t.is_symlink() => return Some((root.given.join(rel), Entry::Other)),
-            _ => {}
-        }
-        match root.resolve(rel, &full.display().to_string()) {
+impl<F: ModelFiles> Ctx<'_, F> {
+    /// What is at `rel` in the model at `prefix` (inside the top-level root).
+    fn lookup(&mut self, prefix: &Path, rel: &Path) -> Option<(F::File, Entry)> {
+        match self.files.lookup(prefix, rel) {
             Ok(found) => Some(found),
             Err(offence) => {
                 self.offences.push(offence);
@@ -317,9 +307,9 @@ impl Ctx<'_> {
     }
 
     /// In strict mode, remember to compare the checksum of `path` with `expected`.
-    fn hash_later(&mut self, path: PathBuf, expected: Md5, location: String, what: String) {
+    fn hash_later(&mut self, file: F::File, expected: Md5, location: String, what: String) {
         if self.options.strict {
-            self.hashes.push(HashJob { path, expected, location, what });
+            self.hashes.push(HashJob { file, expected, location, what });
         }
     }
 
@@ -328,8 +318,8 @@ impl Ctx<'_> {
     }
 
     /// Read a YAML file of the model (`yaml_file.rs`); its offences are recorded at `location`.
-    fn read_yaml(&mut self, path: &Path, location: &str) -> Option<YamlFile> {
-        match YamlFile::read(path, &self.options.limits) {
+    fn read_yaml(&mut self, file: &F::File, location: &str) -> Option<YamlFile> {
+        match self.files.read_yaml(file, &self.options.limits) {
             Ok(file) => Some(file),
             Err(e) => {
                 self.offences.push(e.offence(location));
@@ -349,23 +339,36 @@ impl Ctx<'_> {
         }
     }
 
-    fn require(&mut self, root: &Root, prefix: &Path, rel: &str, want: Entry, what: &str) -> bool {
+    /// What is at `rel` if it is a `want`; else a tree offence saying the model needs `what`.
+    fn require(&mut self, prefix: &Path, rel: &str, want: Entry, what: &str) -> Option<F::File> {
         let rel = Path::new(rel);
-        match self.lookup(root, prefix, rel) {
-            Some((_, e)) if e == want => true,
+        match self.lookup(prefix, rel) {
+            Some((file, e)) if e == want => Some(file),
+            // An object store has no empty folders: the folders that may be empty are present
+            // when their parent (`data/`, required first) is.
+            Some((file, Entry::Missing))
+                if want == Entry::Dir
+                    && self.files.implicit_folders()
+                    && MAY_BE_EMPTY.iter().any(|d| rel == Path::new(d)) =>
+            {
+                Some(file)
+            }
             Some((_, Entry::Missing)) => {
                 self.tree_offence(loc(prefix, rel), format!("is missing: a PMF model needs {what}"));
-                false
+                None
             }
             Some(_) => {
                 let expected = if want == Entry::Dir { "a folder" } else { "a file" };
                 self.tree_offence(loc(prefix, rel), format!("is not {expected}: a PMF model needs {what}"));
-                false
+                None
             }
-            None => false,
+            None => None,
         }
     }
 }
+
+/// The required folders that may be empty (taken as present on an object store when `data/` is).
+const MAY_BE_EMPTY: [&str; 2] = ["data/initialisation", "data/checkpoints"];
 
 fn metadata_prefix(prefix: &Path) -> String {
     if prefix.as_os_str().is_empty() {
@@ -376,25 +379,22 @@ fn metadata_prefix(prefix: &Path) -> String {
 }
 
 /// Check one model (the top-level one, or a nested initialisation at `prefix`).
-fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool) -> Option<ValidatedModel> {
+fn check_model<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, checkpoints: bool) -> Option<ValidatedModel> {
     let first_offence = ctx.offences.len();
-    let metadata = check_metadata_file(ctx, root, prefix);
-    let data = check_data_dir(ctx, root, prefix, checkpoints);
-    let nested = if data.has_init_dir {
-        check_initialisation(ctx, root, prefix, metadata.as_ref().map(|(m, _)| m))
-    } else {
-        None
-    };
+    let metadata = check_metadata_file(ctx, prefix);
+    let data = check_data_dir(ctx, prefix, checkpoints);
+    let nested =
+        if data.has_init_dir { check_initialisation(ctx, prefix, metadata.as_ref().map(|(m, _)| m)) } else { None };
     let (metadata, metadata_digest) = metadata?;
-    check_configuration(ctx, root, prefix, &metadata);
+    check_configuration(ctx, prefix, &metadata);
     if checkpoints && data.exists {
-        check_checkpoints(ctx, root, prefix, &metadata);
+        check_checkpoints(ctx, prefix, &metadata);
     }
     if ctx.offences.len() > first_offence {
         return None;
     }
     Some(ValidatedModel {
-        root: root.given.clone(),
+        root: ctx.files.root_of(prefix),
         metadata,
         build_parameters: data.build_parameters.unwrap_or(Value::Null),
         initialisation: nested.map(Box::new),
@@ -405,12 +405,10 @@ fn check_model(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool)
 
 /// `metadata.yaml` of the model at `prefix`: its metadata (even with value offences, so that
 /// the tree checks can run on it) and the digest of its bytes.
-fn check_metadata_file(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path) -> Option<(Metadata, Md5)> {
-    if !ctx.require(root, prefix, "metadata.yaml", Entry::File, "a metadata.yaml file") {
-        return None;
-    }
+fn check_metadata_file<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path) -> Option<(Metadata, Md5)> {
+    let found = ctx.require(prefix, "metadata.yaml", Entry::File, "a metadata.yaml file")?;
     let location = loc(prefix, Path::new("metadata.yaml"));
-    let file = ctx.read_yaml(&root.given.join("metadata.yaml"), &location)?;
+    let file = ctx.read_yaml(&found, &location)?;
     let (metadata, offences) = match file.metadata(&ctx.options.limits) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -440,26 +438,29 @@ struct DataDir {
 
 /// `data/` of the model at `prefix`: the build parameters, the initialisation folder, and (when
 /// `checkpoints`) a checkpoint folder holding no folder.
-fn check_data_dir(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bool) -> DataDir {
+fn check_data_dir<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, checkpoints: bool) -> DataDir {
     let mut data = DataDir { exists: false, has_init_dir: false, build_parameters: None };
-    data.exists = ctx.require(root, prefix, "data", Entry::Dir, "a data/ folder");
+    data.exists = ctx.require(prefix, "data", Entry::Dir, "a data/ folder").is_some();
     if !data.exists {
         return data;
     }
-    if ctx.require(root, prefix, "data/build_parameters.yaml", Entry::File, "a data/build_parameters.yaml file") {
+    if let Some(found) =
+        ctx.require(prefix, "data/build_parameters.yaml", Entry::File, "a data/build_parameters.yaml file")
+    {
         let location = loc(prefix, Path::new("data/build_parameters.yaml"));
-        if let Some(file) = ctx.read_yaml(&root.given.join("data/build_parameters.yaml"), &location) {
+        if let Some(file) = ctx.read_yaml(&found, &location) {
             data.build_parameters = ctx.yaml_value(&file, &location);
         }
     }
-    data.has_init_dir = ctx.require(
-        root,
-        prefix,
-        "data/initialisation",
-        Entry::Dir,
-        "a data/initialisation/ folder (empty when trained from scratch)",
-    );
-    if checkpoints && ctx.require(root, prefix, "data/checkpoints", Entry::Dir, "a data/checkpoints/ folder") {
+    data.has_init_dir = ctx
+        .require(
+            prefix,
+            "data/initialisation",
+            Entry::Dir,
+            "a data/initialisation/ folder (empty when trained from scratch)",
+        )
+        .is_some();
+    if checkpoints && ctx.require(prefix, "data/checkpoints", Entry::Dir, "a data/checkpoints/ folder").is_some() {
         report_subfolders(
             ctx,
             &prefix.join("data/checkpoints"),
@@ -470,15 +471,13 @@ fn check_data_dir(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, checkpoints: bo
 }
 
 /// A tree offence `message` for each folder directly in `dir`.
-fn report_subfolders(ctx: &mut Ctx<'_>, dir: &Path, message: &str) {
-    let subdirs: Vec<String> =
-        ctx.tree.children(dir).filter(|(_, t)| t.is_dir()).map(|(p, _)| p.display().to_string()).collect();
-    for d in subdirs {
+fn report_subfolders<F: ModelFiles>(ctx: &mut Ctx<'_, F>, dir: &Path, message: &str) {
+    for d in ctx.files.subfolders(dir) {
         ctx.tree_offence(d, message.to_owned());
     }
 }
 
-fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &Metadata) {
+fn check_configuration<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metadata: &Metadata) {
     let text = &metadata.model.configuration.path;
     let mp = metadata_prefix(prefix);
     let rel = match relative_inside(text) {
@@ -500,7 +499,7 @@ fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: 
             ),
         );
     }
-    match ctx.lookup(root, prefix, &rel) {
+    match ctx.lookup(prefix, &rel) {
         Some((path, Entry::File)) => {
             ctx.hash_later(path, metadata.model.configuration.hash, loc(prefix, &rel), "configuration file".into())
         }
@@ -516,7 +515,7 @@ fn check_configuration(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: 
     }
 }
 
-fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &Metadata) {
+fn check_checkpoints<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metadata: &Metadata) {
     let mp = metadata_prefix(prefix);
     let mut by_file: HashMap<PathBuf, (String, Md5)> = HashMap::new();
     for (reference, entry) in &metadata.model.training.checkpoints {
@@ -550,7 +549,7 @@ fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &M
             continue;
         }
         by_file.insert(rel.clone(), (reference.quoted(), entry.hash));
-        match ctx.lookup(root, prefix, &rel) {
+        match ctx.lookup(prefix, &rel) {
             Some((path, Entry::File)) => {
                 ctx.hash_later(path, entry.hash, loc(prefix, &rel), format!("checkpoint {}", reference.quoted()))
             }
@@ -569,17 +568,16 @@ fn check_checkpoints(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, metadata: &M
 
 /// `data/initialisation/` of the model at `prefix`: a nested PMF model or at most one weight
 /// file, matching what the metadata declares. Returns the validated nested model.
-fn check_initialisation(
-    ctx: &mut Ctx<'_>,
-    root: &Root,
+fn check_initialisation<F: ModelFiles>(
+    ctx: &mut Ctx<'_, F>,
     prefix: &Path,
     metadata: Option<&Metadata>,
 ) -> Option<ValidatedModel> {
     let init_rel = Path::new("data/initialisation");
     let init_dir = prefix.join(init_rel);
-    let has_pmf = matches!(ctx.lookup(root, prefix, &init_rel.join("metadata.yaml")), Some((_, Entry::File)));
+    let has_pmf = matches!(ctx.lookup(prefix, &init_rel.join("metadata.yaml")), Some((_, Entry::File)));
     let nested = if has_pmf {
-        check_model(ctx, &root.child(init_rel), &init_dir, false)
+        check_model(ctx, &init_dir, false)
     } else {
         report_subfolders(
             ctx,
@@ -608,7 +606,7 @@ fn check_initialisation(
             if has_pmf {
                 ctx.tree_offence(init_dir.display().to_string(), "holds a PMF model (metadata.yaml): model.initialisation says the model was initialised from a weight file".to_owned());
             } else {
-                check_file_initialisation(ctx, root, prefix, path, *hash);
+                check_file_initialisation(ctx, prefix, path, *hash);
             }
         }
         None => {}
@@ -617,7 +615,13 @@ fn check_initialisation(
 }
 
 /// The nested model `n` is the one the metadata declares (`id`) and registers `checkpoint`.
-fn check_pmf_initialisation(ctx: &mut Ctx<'_>, mp: &str, n: &ValidatedModel, id: &str, checkpoint: &Reference) {
+fn check_pmf_initialisation<F: ModelFiles>(
+    ctx: &mut Ctx<'_, F>,
+    mp: &str,
+    n: &ValidatedModel,
+    id: &str,
+    checkpoint: &Reference,
+) {
     if !n.metadata.model.training.checkpoints.contains_key(checkpoint) {
         ctx.tree_offence(
             format!("{mp}model.initialisation.pmf.checkpoint"),
@@ -637,7 +641,7 @@ fn check_pmf_initialisation(ctx: &mut Ctx<'_>, mp: &str, n: &ValidatedModel, id:
 
 /// The weight file the metadata declares (`path`, with checksum `hash`) is in
 /// `data/initialisation/`.
-fn check_file_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, path: &str, hash: Md5) {
+fn check_file_initialisation<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, path: &str, hash: Md5) {
     let key = format!("{}model.initialisation.file.path", metadata_prefix(prefix));
     let rel = match relative_inside(path) {
         Err(m) => return ctx.tree_offence(key, m),
@@ -649,7 +653,7 @@ fn check_file_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, path
         }
         Ok(rel) => rel,
     };
-    match ctx.lookup(root, prefix, &rel) {
+    match ctx.lookup(prefix, &rel) {
         Some((p, Entry::File)) => ctx.hash_later(p, hash, loc(prefix, &rel), "initialisation file".into()),
         Some((_, Entry::Missing)) => {
             ctx.tree_offence(loc(prefix, &rel), "is missing: model.initialisation names this weight file".to_owned())
@@ -659,30 +663,4 @@ fn check_file_initialisation(ctx: &mut Ctx<'_>, root: &Root, prefix: &Path, path
         }
         None => {}
     }
-}
-
-/// Hash every job in parallel and report mismatches, largest files first for balance.
-fn run_hashes(mut jobs: Vec<HashJob>) -> Vec<Offence> {
-    jobs.sort_by_cached_key(|j| std::cmp::Reverse(std::fs::metadata(&j.path).map(|m| m.len()).unwrap_or(0)));
-    let mut out: Vec<(usize, Offence)> = jobs
-        .par_iter()
-        .enumerate()
-        .with_max_len(1)
-        .filter_map(|(i, job)| match md5_file_sized(&job.path) {
-            Ok((found, _)) if found == job.expected => None,
-            Ok((found, _)) => Some((
-                i,
-                Offence::tree(
-                    job.location.clone(),
-                    format!(
-                        "{} checksum mismatch: metadata records {}, the file's MD5 is {found}",
-                        job.what, job.expected
-                    ),
-                ),
-            )),
-            Err(e) => Some((i, Offence::tree(job.location.clone(), format!("{} cannot be hashed: {e}", job.what)))),
-        })
-        .collect();
-    out.sort_by(|a, b| a.1.location.cmp(&b.1.location));
-    out.into_iter().map(|(_, o)| o).collect()
 }

@@ -88,6 +88,15 @@ impl YamlFile {
         Ok(YamlFile { bytes, digest })
     }
 
+    /// The bytes of a YAML file read elsewhere (an object store), within `limits.max_bytes`.
+    pub(crate) fn from_bytes(bytes: Vec<u8>, limits: &Limits) -> Result<YamlFile, ReadError> {
+        if bytes.len() > limits.max_bytes {
+            return Err(ReadError::TooLarge { size: bytes.len() as u64, limit: limits.max_bytes });
+        }
+        let digest = Md5::of_bytes(&bytes);
+        Ok(YamlFile { bytes, digest })
+    }
+
     /// The YAML value of the text (without a leading byte-order mark).
     pub(crate) fn value(&self, limits: &Limits) -> Result<Value, ReadError> {
         let bytes = self.bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&self.bytes);

@@ -10,6 +10,8 @@
 //! - `strace` making `renameat2` fail, as on file systems without `RENAME_EXCHANGE`.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;

@@ -1,0 +1,436 @@
+//! The local cache of downloaded objects: a remote model's files, verified, that a user opens
+//! like local files (`torch.load(checkpoint.path)`).
+//!
+//! One entry per (store URL, key, ETag, size): a folder `objects/<id>/` holding the file under
+//! its own name (`file/<name>`, so that tools that look at the extension keep working) and a
+//! record (`entry`) of what it is and of the MD5 it was verified against. A download is
+//! streamed into a temporary folder under `tmp/`, hashed while it is written (bounded memory),
+//! synced, and renamed into place as a whole only once its MD5 matched: a partial or corrupt
+//! file is never under a final name, and many processes can fill the cache at once (the first
+//! rename wins; the others find the entry there and drop theirs). An entry is reused without a
+//! request to the store while the object's ETag and size are unchanged; an object whose ETag
+//! changed is another entry. An object without an ETag is downloaded every time.
+//!
+//! Where: `PMF_CACHE_DIR`, else `$XDG_CACHE_HOME/plums-model`, else `~/.cache/plums-model`, or
+//! the folder set with [`crate::StorageOptions::cache_dir`]. [`Cache::info`] and
+//! [`Cache::prune`] report and trim it (least recently used first).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::digest::Md5;
+use crate::error::{Error, Result};
+use crate::hash::StreamHasher;
+use crate::storage::{Listed, Remote, StorageOptions};
+
+/// Temporary folders older than this are leftovers of killed processes ([`Cache::prune`]).
+const STALE_TEMPORARY: Duration = Duration::from_secs(24 * 3600);
+
+/// The cache of downloaded, verified objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// What [`Cache::info`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheInfo {
+    /// The cache folder.
+    pub root: PathBuf,
+    /// Verified entries.
+    pub entries: u64,
+    /// Their size in bytes.
+    pub bytes: u64,
+    /// Temporary downloads in progress or left by killed processes.
+    pub temporaries: u64,
+    /// Their size in bytes.
+    pub temporary_bytes: u64,
+}
+
+/// What [`Cache::prune`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PruneOptions {
+    /// Remove least recently used entries until the cache holds at most this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Remove the entries not used for this long.
+    pub older_than: Option<Duration>,
+}
+
+impl PruneOptions {
+    /// Remove nothing but stale temporary folders.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep at most `bytes` bytes.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Remove the entries not used for `age`.
+    pub fn older_than(mut self, age: Duration) -> Self {
+        self.older_than = Some(age);
+        self
+    }
+}
+
+/// What [`Cache::prune`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Entries removed.
+    pub entries: u64,
+    /// Bytes freed (entries and stale temporaries).
+    pub bytes: u64,
+}
+
+/// The outcome of [`Cache::fetch_verified`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    /// The verified local file.
+    Verified {
+        path: PathBuf,
+        /// Whether it was downloaded now (not reused).
+        downloaded: bool,
+    },
+    /// The object's MD5 is `found`, not the one expected (nothing was kept).
+    Mismatch { found: Md5 },
+}
+
+impl Cache {
+    /// The cache in `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Cache { root: root.into() }
+    }
+
+    /// The default cache folder: `PMF_CACHE_DIR`, else `$XDG_CACHE_HOME/plums-model`, else
+    /// `$HOME/.cache/plums-model` ([`Error::Io`] when none is set).
+    pub fn default_root() -> Result<PathBuf> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = var("PMF_CACHE_DIR") {
+            return Ok(dir);
+        }
+        if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+            return Ok(dir.join("plums-model"));
+        }
+        if let Some(home) = var("HOME") {
+            return Ok(home.join(".cache").join("plums-model"));
+        }
+        Err(Error::io(
+            "PMF_CACHE_DIR",
+            "no cache folder",
+            io::Error::new(io::ErrorKind::NotFound, "set PMF_CACHE_DIR, XDG_CACHE_HOME or HOME"),
+        ))
+    }
+
+    /// The cache at [`Cache::default_root`].
+    pub fn open_default() -> Result<Self> {
+        Ok(Cache::new(Self::default_root()?))
+    }
+
+    /// The cache `options` name, or the default one.
+    pub(crate) fn for_options(options: &StorageOptions) -> Result<Self> {
+        match options.cache_dir_option() {
+            Some(dir) => Ok(Cache::new(dir)),
+            None => Self::open_default(),
+        }
+    }
+
+    /// The cache folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The entries, their sizes, and the temporary downloads.
+    pub fn info(&self) -> Result<CacheInfo> {
+        let entries = self.entries()?;
+        let temporaries = list_dir(&self.tmp())?;
+        Ok(CacheInfo {
+            root: self.root.clone(),
+            entries: entries.len() as u64,
+            bytes: entries.iter().map(|e| e.bytes).sum(),
+            temporaries: temporaries.len() as u64,
+            temporary_bytes: temporaries.iter().map(|p| tree_size(p)).sum(),
+        })
+    }
+
+    /// Remove the entries `options` selects (not used for `older_than`; then the least recently
+    /// used ones until at most `max_bytes` remain) and the temporary folders of downloads that
+    /// were killed (older than a day). An entry is moved away in one rename before it is removed,
+    /// so a reader sees it whole or not at all; a file already opened stays readable.
+    pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let now = SystemTime::now();
+        for tmp in list_dir(&self.tmp())? {
+            let age =
+                fs::symlink_metadata(&tmp).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+            if age.is_some_and(|a| a > STALE_TEMPORARY) {
+                report.bytes += tree_size(&tmp);
+                let _ = fs::remove_dir_all(&tmp);
+            }
+        }
+        let mut entries = self.entries()?;
+        entries.sort_by_key(|e| e.used);
+        let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
+        for entry in entries {
+            let old = options.older_than.is_some_and(|age| now.duration_since(entry.used).is_ok_and(|a| a > age));
+            let over = options.max_bytes.is_some_and(|max| total > max);
+            if !(old || over) {
+                continue;
+            }
+            let away = self.temporary_dir()?;
+            if fs::rename(&entry.dir, &away).is_ok() {
+                let _ = fs::remove_dir_all(&away);
+                total -= entry.bytes;
+                report.entries += 1;
+                report.bytes += entry.bytes;
+            } else {
+                let _ = fs::remove_dir(&away);
+            }
+        }
+        Ok(report)
+    }
+
+    fn entries(&self) -> Result<Vec<EntryInfo>> {
+        Ok(list_dir(&self.objects())?
+            .into_iter()
+            .map(|dir| {
+                let used = fs::metadata(dir.join("entry")).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                EntryInfo { bytes: tree_size(&dir), used, dir }
+            })
+            .collect())
+    }
+
+    /// A new, empty temporary folder (unique across processes and threads).
+    fn temporary_dir(&self) -> Result<PathBuf> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.tmp();
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, "cannot create the cache folder", e))?;
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = tmp.join(format!("{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir(&dir).map_err(|e| Error::io(&dir, "cannot create a cache temporary folder", e))?;
+        Ok(dir)
+    }
+
+    /// The verified entry of `object` (key `key` in `store`), if the cache has it.
+    fn lookup(&self, record: &Record) -> Option<(PathBuf, Md5)> {
+        record.etag.as_ref()?;
+        let dir = self.objects().join(record.id());
+        let text = fs::read_to_string(dir.join("entry")).ok()?;
+        let found = Record::parse(&text)?;
+        if found.store != record.store
+            || found.key != record.key
+            || found.etag != record.etag
+            || found.size != record.size
+        {
+            return None;
+        }
+        let file = dir.join("file").join(record.name());
+        let meta = fs::symlink_metadata(&file).ok()?;
+        if !meta.is_file() || meta.len() != record.size {
+            return None;
+        }
+        // The last use, for pruning; failure is harmless.
+        if let Ok(f) = fs::File::options().append(true).open(dir.join("entry")) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Some((file, found.md5?))
+    }
+
+    /// The local file of the object `listed` of `remote`, verified against `expected`: reused
+    /// from the cache when its ETag and size are unchanged (no request), else downloaded,
+    /// hashed while it streams and moved into place only if its MD5 is `expected`.
+    pub(crate) fn fetch_verified(&self, remote: &Remote, listed: &Listed, expected: Md5) -> Result<Fetched> {
+        let mut record = Record {
+            store: remote.url.store_url(),
+            key: remote.url.key(&listed.rel),
+            etag: listed.etag.clone(),
+            size: listed.size,
+            md5: None,
+        };
+        if let Some((path, md5)) = self.lookup(&record) {
+            return Ok(if md5 == expected {
+                Fetched::Verified { path, downloaded: false }
+            } else {
+                Fetched::Mismatch { found: md5 }
+            });
+        }
+        let tmp = self.temporary_dir()?;
+        let result = self.download_into(remote, listed, &mut record, &tmp, expected);
+        if !matches!(result, Ok(Fetched::Verified { .. })) {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn download_into(
+        &self,
+        remote: &Remote,
+        listed: &Listed,
+        record: &mut Record,
+        tmp: &Path,
+        expected: Md5,
+    ) -> Result<Fetched> {
+        let file_dir = tmp.join("file");
+        fs::create_dir(&file_dir).map_err(|e| Error::io(&file_dir, "cannot create a cache folder", e))?;
+        let path = file_dir.join(record.name());
+        let file = fs::File::create(&path).map_err(|e| Error::io(&path, "cannot create a cache file", e))?;
+        let mut out = io::BufWriter::with_capacity(crate::hash::CHUNK, file);
+        let mut hasher = StreamHasher::new(listed.size);
+        remote.download(&listed.rel, listed.etag.as_deref(), &mut |chunk| {
+            hasher.update(chunk)?;
+            out.write_all(chunk)
+        })?;
+        let file = out.into_inner().map_err(|e| Error::io(&path, "cannot write a cache file", e.into_error()))?;
+        let found = hasher.finish().map_err(|e| Error::io(&path, "cannot compute MD5", e))?;
+        if found != expected {
+            return Ok(Fetched::Mismatch { found });
+        }
+        file.sync_all().map_err(|e| Error::io(&path, "cannot sync a cache file", e))?;
+        record.md5 = Some(found);
+        let entry = tmp.join("entry");
+        fs::write(&entry, record.to_text()).map_err(|e| Error::io(&entry, "cannot write a cache record", e))?;
+        let final_dir = self.objects().join(record.id());
+        let objects = self.objects();
+        fs::create_dir_all(&objects).map_err(|e| Error::io(&objects, "cannot create the cache folder", e))?;
+        if fs::rename(tmp, &final_dir).is_err() {
+            // Another process installed the entry first, or (no ETag) an older download is there.
+            if record.etag.is_none() {
+                let away = self.temporary_dir()?;
+                if fs::rename(&final_dir, away.join("old")).is_ok() {
+                    let _ = fs::remove_dir_all(&away);
+                }
+                if fs::rename(tmp, &final_dir).is_ok() {
+                    return Ok(Fetched::Verified {
+                        path: final_dir.join("file").join(record.name()),
+                        downloaded: true,
+                    });
+                }
+            }
+            let _ = fs::remove_dir_all(tmp);
+            return match self.lookup(record) {
+                Some((path, md5)) if md5 == expected => Ok(Fetched::Verified { path, downloaded: true }),
+                Some((_, md5)) => Ok(Fetched::Mismatch { found: md5 }),
+                None => Err(Error::io(&final_dir, "cannot install a cache entry", io::Error::other("entry unusable"))),
+            };
+        }
+        Ok(Fetched::Verified { path: final_dir.join("file").join(record.name()), downloaded: true })
+    }
+}
+
+struct EntryInfo {
+    dir: PathBuf,
+    bytes: u64,
+    used: SystemTime,
+}
+
+/// What a cache entry is: the object, and the MD5 it was verified against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    store: String,
+    key: String,
+    etag: Option<String>,
+    size: u64,
+    md5: Option<Md5>,
+}
+
+impl Record {
+    /// The entry's folder name: a digest of (store, key, ETag, size). Collisions are harmless:
+    /// the record inside is compared field by field.
+    fn id(&self) -> String {
+        let text = format!("{}\0{}\0{}\0{}", self.store, self.key, self.etag.as_deref().unwrap_or(""), self.size);
+        Md5::of_bytes(text.as_bytes()).to_string()
+    }
+
+    /// The file's name: the key's last segment.
+    fn name(&self) -> &str {
+        self.key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("object")
+    }
+
+    fn to_text(&self) -> String {
+        let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+        format!(
+            "pmf-cache 1\nmd5 {}\nsize {}\netag {}\nstore {}\nkey {}\n",
+            self.md5.map(|m| m.to_string()).unwrap_or_default(),
+            self.size,
+            one_line(self.etag.as_deref().unwrap_or("")),
+            one_line(&self.store),
+            one_line(&self.key)
+        )
+    }
+
+    fn parse(text: &str) -> Option<Record> {
+        let mut lines = text.lines();
+        if lines.next()? != "pmf-cache 1" {
+            return None;
+        }
+        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ').map(str::to_owned);
+        let md5 = field("md5")?.parse::<Md5>().ok();
+        let size = field("size")?.parse().ok()?;
+        let etag = Some(field("etag")?).filter(|e| !e.is_empty());
+        Some(Record { md5, size, etag, store: field("store")?, key: field("key")? })
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(items) => Ok(items.filter_map(|i| i.ok()).map(|i| i.path()).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, "cannot read the cache folder", e)),
+    }
+}
+
+fn tree_size(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = Record {
+            store: "s3://b".into(),
+            key: "m/data/checkpoints/1.pt".into(),
+            etag: Some("\"abc\"".into()),
+            size: 7,
+            md5: Some(Md5::of_bytes(b"x")),
+        };
+        assert_eq!(Record::parse(&r.to_text()), Some(r.clone()));
+        assert_eq!(r.name(), "1.pt");
+        let other = Record { etag: Some("\"abd\"".into()), ..r.clone() };
+        assert_ne!(r.id(), other.id());
+        assert_eq!(Record::parse("garbage"), None);
+    }
+
+    #[test]
+    fn the_default_root_follows_the_environment_rules() {
+        // Only reads the environment (tests never set it: they run in parallel).
+        let root = Cache::default_root().unwrap();
+        match std::env::var_os("PMF_CACHE_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => assert_eq!(root, PathBuf::from(dir)),
+            None => assert!(root.ends_with("plums-model"), "{}", root.display()),
+        }
+    }
+}
