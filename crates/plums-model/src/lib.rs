@@ -101,7 +101,7 @@ pub use error::{
     Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, StorageErrorKind, TrainingOffence,
 };
 pub use hash::md5_file;
-pub use load::{fetch, initialisation, LoadOptions};
+pub use load::{fetch, initialisation, initialisation_at, LoadOptions};
 pub use location::{Location, ObjectUrl};
 pub use metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,

@@ -349,6 +349,24 @@ pub fn initialisation(
     Err(Error::InitialisationPath { path: path.to_path_buf() })
 }
 
+/// The initialisation at `location` (see [`initialisation`]); an object-store location is
+/// refused with [`Error::Unsupported`] (an initialisation is copied into the model at save, and
+/// saves are local in this version).
+pub fn initialisation_at(
+    location: &Location,
+    checkpoint_reference: Option<Reference>,
+    name: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Initialisation> {
+    match location.as_local() {
+        Some(path) => initialisation(path, checkpoint_reference, name, options),
+        None => Err(Error::Unsupported {
+            operation: "an initialisation from object storage",
+            location: location.to_string(),
+        }),
+    }
+}
+
 impl Model {
     /// Register the initialisation found at `path` (see [`initialisation`]; the initialisation
     /// model is loaded with the built-in version formats).

@@ -155,6 +155,16 @@ impl Model {
     pub fn save(&mut self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()> {
         save(self, path.as_ref(), options)
     }
+
+    /// Save the model to `location`: a local folder as [`Model::save`]; an object-store
+    /// location is refused with [`Error::Unsupported`] before anything is read or written
+    /// (saving to object storage comes in a later version).
+    pub fn save_at(&mut self, location: &crate::location::Location, options: &SaveOptions) -> Result<()> {
+        match location.as_local() {
+            Some(path) => self.save(path, options),
+            None => Err(Error::Unsupported { operation: "saving a model", location: location.to_string() }),
+        }
+    }
 }
 
 /// What is at the destination before saving.

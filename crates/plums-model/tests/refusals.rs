@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::{guarded, mkfifo};
 use plums_model::{
-    check, initialisation, validate, Category, Checkpoint, CheckpointCollection, Error, Initialisation, LoadOptions,
-    Md5, Model, Offence, OffenceKind, Producer, Reference, SaveOptions, Status, Timestamp, Training, TrainingRecord,
-    ValidateOptions, Value, Version, VersionFormats, LOCK_FILE,
+    check, initialisation, initialisation_at, validate, Category, Checkpoint, CheckpointCollection, Error,
+    Initialisation, LoadOptions, Location, Md5, Model, Offence, OffenceKind, Producer, Reference, SaveOptions, Status,
+    Timestamp, Training, TrainingRecord, ValidateOptions, Value, Version, VersionFormats, LOCK_FILE,
 };
 use tempfile::TempDir;
 
@@ -1069,4 +1069,25 @@ fn metadata_validation_reports_every_offence_of_both_kinds() {
     );
     classified(&err, "metadata_validation", Category::Validation, None);
     says(&err, &["(2 offences)", "[metadata] model.training.status: invalid status \"paused\": expected pending, running, finished or failed"]);
+}
+
+#[test]
+fn unsupported_saving_or_initialising_from_object_storage_is_refused_before_any_request() {
+    let fx = Fx::new();
+    // No endpoint, no credentials: a refusal that made a request would fail differently.
+    let url = Location::parse("s3://bucket/models/m1").unwrap();
+    let mut m = fx.trained("m1", 1);
+    let err = m.save_at(&url, &SaveOptions::new()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { operation: "saving a model", location } if location == "s3://bucket/models/m1"),
+        "{err:?}"
+    );
+    classified(&err, "unsupported", Category::Unsupported, None);
+    says(&err, &["saving a model is not supported on s3://bucket/models/m1 yet", "object storage is read-only"]);
+    let err = initialisation_at(&url, Some(1.into()), None, &LoadOptions::new()).unwrap_err();
+    assert!(matches!(&err, Error::Unsupported { operation: "an initialisation from object storage", .. }), "{err:?}");
+    // A local location saves as `save` does.
+    let dest = fx.dir.path().join("local");
+    m.save_at(&Location::from(dest.as_path()), &SaveOptions::new()).unwrap();
+    assert_eq!(validate(&dest, &ValidateOptions::new().strict(true)).unwrap().model.id, "m1");
 }
