@@ -427,14 +427,15 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Whether a request timed out: an HTTP error of kind `Timeout`, or an I/O time-out, in the
+/// error's sources (typed: the store's messages are not parsed).
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) {
-            return true;
-        }
-        let text = s.to_string().to_ascii_lowercase();
-        if text.contains("timed out") || text.contains("timeout") {
+        if s.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+            || s.downcast_ref::<HttpError>().is_some_and(|e| matches!(e.kind(), HttpErrorKind::Timeout))
+        {
             return true;
         }
         source = s.source();
@@ -511,7 +512,32 @@ impl Remote {
             }
             Ok::<_, object_store::Error>(out)
         });
-        found.map_err(|e| self.error("", "cannot list the model's objects", e))
+        found.map_err(|e| {
+            let generic = matches!(e, object_store::Error::Generic { .. });
+            let mut error = self.error("", "cannot list the model's objects", e);
+            // A listing's failure comes without a typed kind (object_store reports it as a
+            // generic error); a HEAD of the metadata gets the store's typed answer (no bucket,
+            // no permission), which is the kind of the listing's failure too. The message stays
+            // the listing's own.
+            if let (true, Some(probed), Error::Storage { kind, .. }) = (generic, self.probe_kind(), &mut error) {
+                *kind = probed;
+            }
+            error
+        })
+    }
+
+    /// The kind of the error of a HEAD of `metadata.yaml`, when the store's typed answer says
+    /// why a listing failed (not found, permission denied).
+    fn probe_kind(&self) -> Option<StorageErrorKind> {
+        let path = self.path("metadata.yaml").ok()?;
+        let store = self.store.clone();
+        match block_on(async move { store.head(&path).await }) {
+            Err(object_store::Error::NotFound { .. }) => Some(StorageErrorKind::NotFound),
+            Err(object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }) => {
+                Some(StorageErrorKind::PermissionDenied)
+            }
+            _ => None,
+        }
     }
 
     /// Stream the object `rel` into `sink`, chunk by chunk (bounded memory), failing with a
