@@ -231,7 +231,11 @@ impl StorageOptions {
     /// The S3 configuration from `env` (variables) then the explicit options (which win).
     fn s3_config(&self, env: impl Iterator<Item = (String, String)>) -> Vec<(AmazonS3ConfigKey, String)> {
         let mut merged: BTreeMap<String, (AmazonS3ConfigKey, String)> = BTreeMap::new();
+        let mut metadata_disabled = false;
         for (name, value) in env {
+            if name == "AWS_EC2_METADATA_DISABLED" {
+                metadata_disabled = matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes");
+            }
             if name.starts_with("AWS_") {
                 if let Ok(k) = AmazonS3ConfigKey::from_str(&name.to_ascii_lowercase()) {
                     merged.insert(k.as_ref().to_owned(), (k, value));
@@ -251,6 +255,18 @@ impl StorageOptions {
             .is_some_and(|(_, v)| v.trim().to_ascii_lowercase().starts_with("http://"));
         if http_endpoint && !merged.contains_key(allow_http.as_ref()) {
             merged.insert(allow_http.as_ref().to_owned(), (allow_http, "true".to_owned()));
+        }
+        // Without credentials, object_store asks the EC2 instance metadata service
+        // (169.254.169.254) for some (as the AWS tools do). `AWS_EC2_METADATA_DISABLED=true` (the AWS tools' own
+        // switch; the test scripts set it) turns that off: requests are then unsigned, and a store
+        // that needs credentials refuses them with a permission error.
+        // The same without credentials for a store at an explicit endpoint (MinIO, SeaweedFS,
+        // Ceph...): the instance's AWS credentials are not that store's.
+        let no_credentials = !merged.contains_key(AmazonS3ConfigKey::AccessKeyId.as_ref());
+        let custom_endpoint = merged.contains_key(AmazonS3ConfigKey::Endpoint.as_ref());
+        let skip = AmazonS3ConfigKey::SkipSignature;
+        if no_credentials && (metadata_disabled || custom_endpoint) && !merged.contains_key(skip.as_ref()) {
+            merged.insert(skip.as_ref().to_owned(), (skip, "true".to_owned()));
         }
         merged.into_values().collect()
     }
@@ -628,6 +644,25 @@ mod tests {
 
     fn config(options: &StorageOptions, vars: &[(&str, &str)]) -> BTreeMap<String, String> {
         options.s3_config(env(vars)).into_iter().map(|(k, v)| (k.as_ref().to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn instance_metadata_is_not_asked_when_the_aws_switch_disables_it() {
+        let skip = AmazonS3ConfigKey::SkipSignature.as_ref().to_owned();
+        // No credentials, metadata disabled: unsigned requests, no instance metadata lookup.
+        let c = config(&StorageOptions::new(), &[("AWS_EC2_METADATA_DISABLED", "true")]);
+        assert_eq!(c.get(&skip).map(String::as_str), Some("true"), "{c:?}");
+        // Credentials given (environment or option): signed as usual.
+        let c = config(&StorageOptions::new(), &[("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_ACCESS_KEY_ID", "k")]);
+        assert!(!c.contains_key(&skip), "{c:?}");
+        let mut o = StorageOptions::new();
+        o.set("access_key_id", "k").unwrap();
+        assert!(!config(&o, &[("AWS_EC2_METADATA_DISABLED", "1")]).contains_key(&skip));
+        // An explicit endpoint without credentials: unsigned too.
+        let c = config(&StorageOptions::new(), &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
+        assert_eq!(c.get(&skip).map(String::as_str), Some("true"), "{c:?}");
+        // Not disabled, AWS itself: object_store's default chain (which includes the instance metadata).
+        assert!(!config(&StorageOptions::new(), &[]).contains_key(&skip));
     }
 
     #[test]
