@@ -3,7 +3,7 @@
 //! Only parsing lives here; each command runs in its own module (`validate_cmd`, `show`,
 //! `edit`). Every command carries an example in its help (`after_help`).
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
@@ -13,7 +13,12 @@ Exit codes:
   0  success (every model valid, the edit was saved)
   1  a model is invalid, or an edit was refused (it would make the model invalid, or the
      training state does not allow it)
-  2  the command could not run: bad command line, missing or unreadable path, I/O error
+  2  the command could not run: bad command line, missing or unreadable path, I/O error,
+     an object store that failed or refused, an operation object storage does not support yet
+
+A model LOCATION is a local folder, file:///absolute/path, or s3://bucket/prefix (read by
+validate and show; gs:// and az:// untested). Stores are configured by the AWS_* variables
+and --storage-option KEY=VALUE, which wins (see docs/CLI.md).
 
 Examples:
   pmf validate examples/detector
@@ -22,6 +27,8 @@ Examples:
   pmf training start my-model
   pmf checkpoint add my-model weights-1.pt --epoch 1
   pmf training end my-model
+  pmf validate s3://models/detector --storage-option endpoint=http://127.0.0.1:8333
+  pmf cache info
 
 Colours are used on a terminal only; NO_COLOR=1 or --color never turns them off.";
 
@@ -67,6 +74,9 @@ pub enum Command {
     /// Record the training of a model: start, epochs, end.
     #[command(subcommand, after_help = TRAINING_HELP)]
     Training(TrainingCommand),
+    /// Report or trim the local cache of files downloaded from object storage.
+    #[command(subcommand, after_help = CACHE_HELP)]
+    Cache(CacheCommand),
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -79,14 +89,15 @@ examined (missing, unreadable) or the command line is wrong (2 wins over 1).
 Examples:
   pmf validate examples/detector
   pmf validate --quick models/*
-  pmf validate --json --no-checkpoints run-1 run-2 | jq '.models[] | select(.valid | not)'";
+  pmf validate --json --no-checkpoints run-1 run-2 | jq '.models[] | select(.valid | not)'
+  pmf validate s3://models/detector --storage-option endpoint=http://127.0.0.1:8333";
 
 /// `pmf validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Model folders to check.
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    /// Models to check: local folders or URLs (s3://bucket/prefix).
+    #[arg(required = true, value_name = "LOCATION")]
+    pub paths: Vec<OsString>,
     /// Do not verify MD5 checksums (much faster for large checkpoints).
     #[arg(long)]
     pub quick: bool,
@@ -96,6 +107,18 @@ pub struct ValidateArgs {
     /// Print one JSON document on stdout (see docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `--storage-option KEY=VALUE`, on every command that takes a model location.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageArgs {
+    /// An object-store option (repeatable): endpoint, access_key_id, secret_access_key, region,
+    /// allow_http, session_token, timeout, retry_timeout, ...; wins over the AWS_* variables.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 const SHOW_HELP: &str = "\
@@ -104,17 +127,21 @@ exits 1. Times are shown in UTC.
 
 Examples:
   pmf show examples/detector
-  pmf show --json examples/detector | jq '.model.checkpoints[] | .reference'";
+  pmf show --json examples/detector | jq '.model.checkpoints[] | .reference'
+  pmf show s3://models/detector";
 
 /// `pmf show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The model folder.
-    #[arg(value_name = "PATH")]
-    pub path: PathBuf,
+    /// The model: a local folder or a URL (s3://bucket/prefix).
+    #[arg(value_name = "LOCATION")]
+    pub path: OsString,
     /// Print one JSON document on stdout (see docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 const NEW_HELP: &str = "\
@@ -135,9 +162,9 @@ Examples:
 /// `pmf new`.
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// The folder to create the model in (missing or empty).
+    /// The folder to create the model in (missing or empty); object storage is not writable yet.
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// The producer name: a letter, then at least one letter, digit or `_`.
     #[arg(long, value_name = "NAME")]
     pub producer: String,
@@ -149,7 +176,7 @@ pub struct NewArgs {
     pub version_format: String,
     /// The configuration file (copied to the model root under its own name).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: OsString,
     /// The model name.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -161,16 +188,16 @@ pub struct NewArgs {
     pub params: Vec<String>,
     /// A YAML file holding a mapping of build parameters (read before --param).
     #[arg(long = "params", value_name = "FILE")]
-    pub params_file: Option<PathBuf>,
+    pub params_file: Option<OsString>,
     /// Initialise from a weight file (needs --init-name).
     #[arg(long, value_name = "FILE", requires = "init_name", conflicts_with = "init_model")]
-    pub init_file: Option<PathBuf>,
+    pub init_file: Option<OsString>,
     /// The name that identifies the initialisation weight file.
     #[arg(long, value_name = "NAME", requires = "init_file")]
     pub init_name: Option<String>,
     /// Initialise from a PMF model (needs --init-checkpoint); it is copied without its checkpoint files.
     #[arg(long, value_name = "DIR", requires = "init_checkpoint")]
-    pub init_model: Option<PathBuf>,
+    pub init_model: Option<OsString>,
     /// The reference of the initialisation model's checkpoint that was used.
     #[arg(long, value_name = "REF", requires = "init_model")]
     pub init_checkpoint: Option<String>,
@@ -183,7 +210,7 @@ pub struct NewArgs {
 }
 
 /// Options of every writing command (`new`, `checkpoint ...`, `training ...`).
-#[derive(Debug, Clone, Copy, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct EditOptions {
     /// Print one JSON document on stdout, also on failure (see docs/CLI.md).
     #[arg(long)]
@@ -191,6 +218,9 @@ pub struct EditOptions {
     /// How long to wait, in seconds, while another writer holds the model's lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
     pub lock_timeout: f64,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 impl EditOptions {
@@ -249,12 +279,12 @@ Examples:
 /// `pmf checkpoint add`.
 #[derive(Debug, Args)]
 pub struct CheckpointAddArgs {
-    /// The model folder.
+    /// The model folder (object storage is not writable yet).
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// The checkpoint file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub file: OsString,
     /// The epoch the checkpoint was taken at.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub epoch: i64,
@@ -281,9 +311,9 @@ Examples:
 /// `pmf checkpoint rm`.
 #[derive(Debug, Args)]
 pub struct CheckpointRmArgs {
-    /// The model folder.
+    /// The model folder (object storage is not writable yet).
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// The checkpoint reference.
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -324,9 +354,9 @@ pub enum TrainingCommand {
 /// A command that only needs the model folder.
 #[derive(Debug, Args)]
 pub struct DestArgs {
-    /// The model folder.
+    /// The model folder (object storage is not writable yet).
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// Output and locking.
     #[command(flatten)]
     pub edit: EditOptions,
@@ -335,9 +365,9 @@ pub struct DestArgs {
 /// `pmf training start`.
 #[derive(Debug, Args)]
 pub struct TrainingStartArgs {
-    /// The model folder.
+    /// The model folder (object storage is not writable yet).
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// The starting epoch.
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub epoch: i64,
@@ -349,15 +379,109 @@ pub struct TrainingStartArgs {
 /// `pmf training epoch`.
 #[derive(Debug, Args)]
 pub struct TrainingEpochArgs {
-    /// The model folder.
+    /// The model folder (object storage is not writable yet).
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: OsString,
     /// The epoch (default: latest + 1).
     #[arg(value_name = "N", allow_negative_numbers = true)]
     pub epoch: Option<i64>,
     /// Output and locking.
     #[command(flatten)]
     pub edit: EditOptions,
+}
+
+const CACHE_HELP: &str = "\
+Files of remote models (configuration, checkpoints, initialisation) are downloaded into a local
+cache, verified against their MD5, and reused while the object is unchanged. The cache is
+PMF_CACHE_DIR, else $XDG_CACHE_HOME/plums-model, else ~/.cache/plums-model.
+
+Examples:
+  pmf cache info
+  pmf cache prune --max-size 20G --older-than 30d";
+
+/// `pmf cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show where the cache is and how much it holds.
+    #[command(after_help = "Examples:\n  pmf cache info\n  pmf cache info --json | jq .bytes")]
+    Info(CacheInfoArgs),
+    /// Remove cached files: those not used for a while, then the least recently used ones.
+    #[command(
+        after_help = "Without an option only the leftovers of killed downloads (older than a day) are removed.\nSIZE: bytes, or a number with K, M, G, T (powers of 1024; KiB, MiB, ... too) or KB, MB,\nGB, TB (powers of 1000). DURATION: a number with s, m, h, d or w, or several (1d12h).\n\nExamples:\n  pmf cache prune --max-size 20G\n  pmf cache prune --older-than 30d\n  pmf cache prune --max-size 0"
+    )]
+    Prune(CachePruneArgs),
+}
+
+/// `pmf cache info`.
+#[derive(Debug, Args)]
+pub struct CacheInfoArgs {
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pmf cache prune`.
+#[derive(Debug, Args)]
+pub struct CachePruneArgs {
+    /// Remove least recently used files until the cache holds at most SIZE.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Remove the files not used for DURATION.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A size: bytes, or a number with a unit (K/KiB = 1024, KB = 1000, ... up to T).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(format!("expected a size such as 500M, 20G or 1000000, got {text:?}")),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * factor < 1.8e19 => Ok((n * factor).round() as u64),
+        _ => Err(format!("expected a size such as 500M, 20G or 1000000, got {text:?}")),
+    }
+}
+
+/// A duration: one or more `<number><unit>` with unit s, m, h, d or w (`30d`, `1d12h`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("expected a duration such as 30d, 12h, 1d12h or 90s, got {text:?}");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        let unit_end = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 7.0 * 86400.0,
+            _ => return Err(bad()),
+        };
+        rest = rest[unit_end..].trim_start();
+        total += number * seconds;
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -395,5 +519,19 @@ mod tests {
             }
         }
         walk(&Cli::command(), "");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2K"), Ok(2048));
+        assert_eq!(parse_size("1.5GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_size("3MB"), Ok(3_000_000));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("-1").is_err() && parse_size("5X").is_err() && parse_size("").is_err());
+        assert_eq!(parse_duration("90s").map(|d| d.as_secs()), Ok(90));
+        assert_eq!(parse_duration("1d12h").map(|d| d.as_secs()), Ok(129_600));
+        assert_eq!(parse_duration("2w").map(|d| d.as_secs()), Ok(1_209_600));
+        assert!(parse_duration("3").is_err() && parse_duration("1y").is_err() && parse_duration("").is_err());
     }
 }

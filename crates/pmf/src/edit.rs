@@ -5,17 +5,23 @@
 //! place: the library refuses, before writing anything, a change that would make the model
 //! invalid, and its save is crash-safe. Refusals exit with code 1 (see `failure`). Each command
 //! returns what it did, which [`finish`] prints for people or as JSON (`--json`).
+//!
+//! Models are written on a local disk only in this version: a model location on object storage
+//! is refused with the library's `Error::Unsupported` (exit 2) before anything is read, hashed
+//! or written, and a URL is never taken for a local path (see `location`).
 
 use std::path::Path;
 
-use plums_model::{Checkpoint, Error, LoadOptions, Model, Producer, Reference, SaveOptions, Status, Version};
+use plums_model::{
+    initialisation_at, Checkpoint, Error, LoadOptions, Model, Producer, Reference, SaveOptions, Status, Version,
+};
 use serde::Serialize;
 
 use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, EditOptions, NewArgs, TrainingCommand};
 use crate::failure::{kind, parse_reference, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
 use crate::output::{errln, outln};
 use crate::output::{paint, show_path, DIM, WARN};
-use crate::{params, progress};
+use crate::{location, params, progress};
 
 /// `--json` output of a writing command.
 #[derive(Serialize)]
@@ -99,14 +105,21 @@ fn warn(message: &str) {
 
 /// `pmf new`.
 pub fn new(args: &NewArgs) -> Result<String, Failure> {
-    let dest = args.dest.as_path();
+    let dest = &location::writable_folder(&args.dest, "creating a model")?;
+    location::storage_options(&args.edit.storage)?;
+    let config = location::local_file(&args.config, "the configuration file (--config)")?;
+    let params_file = args
+        .params_file
+        .as_deref()
+        .map(|f| location::local_file(f, "the build parameters file (--params)"))
+        .transpose()?;
     if std::fs::symlink_metadata(dest.join("metadata.yaml")).is_ok() {
         let message = "the folder already holds a PMF model (metadata.yaml)";
         return Err(Failure::of_kind(EXIT_USAGE, kind::MODEL_EXISTS, message).at(dest).hint(
             "`pmf new` creates a model: edit this one with `pmf checkpoint` / `pmf training`, or choose another folder",
         ));
     }
-    let build_parameters = params::build(args.params_file.as_deref(), &args.params)?;
+    let build_parameters = params::build(params_file.as_deref(), &args.params)?;
     let version = Version::parse(&args.version_format, &args.producer_version).map_err(|e| {
         let unknown = matches!(e, Error::UnknownVersionFormat { .. });
         let f = Failure::from_library(e, dest);
@@ -117,12 +130,13 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
             f
         }
     })?;
-    let producer =
-        Producer::new(&args.producer, version, &args.config).map_err(|e| Failure::from_library(e, &args.config))?;
+    let producer = Producer::new(&args.producer, version, &config).map_err(|e| Failure::from_library(e, &config))?;
     let mut model = Model::new(args.id.clone(), producer);
     model.name = args.name.clone();
     model.build_parameters = build_parameters;
-    if let Some(file) = &args.init_file {
+    if let Some(raw) = &args.init_file {
+        let at = location::model_location(raw)?;
+        let file = Path::new(raw);
         if file.extension().is_none() {
             warn(&format!(
                 "the initialisation file {} has no extension: the reference Python plums 0.5.2 cannot load such a model (rename it, e.g. to {}.bin)",
@@ -130,17 +144,21 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
                 file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             ));
         }
-        progress::during(format!("hashing {}", show_path(file)), || {
-            model.register_initialisation(file, None, args.init_name.as_deref())
+        let found = progress::during(format!("hashing {}", show_path(file)), || {
+            initialisation_at(&at, None, args.init_name.as_deref(), &LoadOptions::default())
         })
         .map_err(|e| Failure::from_library(e, file))?;
+        model.set_initialisation(Some(found));
     }
-    if let (Some(dir), Some(text)) = (&args.init_model, &args.init_checkpoint) {
+    if let (Some(raw), Some(text)) = (&args.init_model, &args.init_checkpoint) {
+        let at = location::model_location(raw)?;
+        let dir = Path::new(raw);
         let reference = parse_reference(text, args.init_checkpoint_str)?;
-        progress::during(format!("reading {}", show_path(dir)), || {
-            model.register_initialisation(dir, Some(reference), None)
+        let found = progress::during(format!("reading {}", show_path(dir)), || {
+            initialisation_at(&at, Some(reference), None, &LoadOptions::default())
         })
         .map_err(|e| Failure::from_library(e, dir))?;
+        model.set_initialisation(Some(found));
     }
     save(&mut model, dest, &args.edit, SaveOptions::new())?;
     let name = args.name.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
@@ -149,7 +167,9 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
 
 /// `pmf checkpoint add`.
 pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
-    let dest = args.dest.as_path();
+    let dest = &location::writable_folder(&args.dest, "adding a checkpoint")?;
+    location::storage_options(&args.edit.storage)?;
+    let file = &location::local_file(&args.file, "the checkpoint file")?;
     let reference = match &args.reference {
         Some(text) => parse_reference(text, args.ref_str)?,
         None if args.ref_str => Reference::Str(args.epoch.to_string()),
@@ -183,7 +203,7 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
         f.details.clear();
         return Err(f);
     }
-    let file = args.file.as_path();
+    let file = file.as_path();
     let checkpoint = progress::during(format!("hashing {}", show_path(file)), || {
         Checkpoint::new(reference.clone(), Some(file), Some(args.epoch), None)
     })
@@ -198,7 +218,8 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
 
 /// `pmf checkpoint rm`.
 pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
-    let dest = args.dest.as_path();
+    let dest = &location::writable_folder(&args.dest, "removing a checkpoint")?;
+    location::storage_options(&args.edit.storage)?;
     let reference = parse_reference(&args.reference, args.ref_str)?;
     let mut model = load(dest)?;
     if !model.checkpoint_collection.contains(&reference) {
@@ -236,7 +257,9 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
 
 /// `pmf training ...`.
 pub fn training(command: &TrainingCommand) -> Result<String, Failure> {
-    let (dest, edit) = training_target(command);
+    let (raw, edit) = training_target(command);
+    let dest = &location::writable_folder(raw, "recording the training")?;
+    location::storage_options(&edit.storage)?;
     let mut model = load(dest)?;
     let before = model.training.clone();
     let outcome = match command {
@@ -282,11 +305,11 @@ pub fn training(command: &TrainingCommand) -> Result<String, Failure> {
     Ok(message)
 }
 
-/// The model folder and the edit options of a `pmf training` command.
-pub fn training_target(command: &TrainingCommand) -> (&Path, &EditOptions) {
+/// The model location (as given) and the edit options of a `pmf training` command.
+pub fn training_target(command: &TrainingCommand) -> (&std::ffi::OsStr, &EditOptions) {
     match command {
-        TrainingCommand::Start(a) => (a.dest.as_path(), &a.edit),
-        TrainingCommand::Epoch(a) => (a.dest.as_path(), &a.edit),
-        TrainingCommand::End(a) | TrainingCommand::Fail(a) => (a.dest.as_path(), &a.edit),
+        TrainingCommand::Start(a) => (&a.dest, &a.edit),
+        TrainingCommand::Epoch(a) => (&a.dest, &a.edit),
+        TrainingCommand::End(a) | TrainingCommand::Fail(a) => (&a.dest, &a.edit),
     }
 }

@@ -5,7 +5,9 @@
 //! Exit codes: 1 for an invalid model or a refused edit (the library refused it: it would make
 //! the model invalid, the training state does not allow it, the reference is a duplicate or is
 //! not registered), 2 for a command that could not run (bad command line, missing or unreadable
-//! path, a destination that is not a model folder, another writer, I/O failure).
+//! path, a destination that is not a model folder, another writer, I/O failure, an invalid
+//! location or storage option, an object store that failed or refused, an operation that object
+//! storage does not support yet).
 //!
 //! Library errors are mapped by their variant ([`Failure::from_library`]), never by their
 //! message: the variant decides the exit code, the message, the details and the hint, and the
@@ -14,7 +16,7 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use plums_model::{Category, Error, LockHolder, Reference, SaveProblem};
+use plums_model::{Category, Error, LockHolder, Reference, SaveProblem, StorageErrorKind};
 use serde::Serialize;
 
 use crate::output::errln;
@@ -100,7 +102,12 @@ impl Failure {
     pub fn from_library(error: Error, context: &Path) -> Self {
         let code = exit_code(&error);
         let (message, details, hint) = describe(&error);
-        let path: Box<Path> = error.path().unwrap_or(context).into();
+        let path: Box<Path> = match &error {
+            // The URL of the object or prefix the store failed on (never a credential).
+            Error::Storage { location, .. } => Path::new(location).into(),
+            Error::Unsupported { location, .. } => Path::new(location).into(),
+            _ => error.path().unwrap_or(context).into(),
+        };
         Failure { code, kind: error.code(), message, path: Some(path), details, hint, error: Some(Box::new(error)) }
     }
 
@@ -134,6 +141,7 @@ impl Failure {
             saving_id: None,
             leftover: None,
             io_kind: e.and_then(Error::io_kind).map(snake_kind),
+            storage_kind: e.and_then(Error::storage_kind).map(StorageErrorKind::as_str),
         };
         match e {
             Some(Error::OtherModel { found_id, saving_id, .. }) => {
@@ -188,6 +196,10 @@ pub struct JsonFailure {
     /// The closest I/O error kind, in snake case (`not_found`, `permission_denied`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_kind: Option<String>,
+    /// What an object store reported (`storage`): `not_found`, `permission_denied`,
+    /// `precondition_failed`, `timeout`, `configuration` or `other`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_kind: Option<&'static str>,
 }
 
 fn json_ref<S: serde::Serializer>(r: &Option<Reference>, s: S) -> Result<S::Ok, S::Error> {
@@ -249,7 +261,8 @@ fn snake_kind(kind: ErrorKind) -> String {
 /// The exit code of a library error: 1 when the library refused the model or the edit (the
 /// model is or would be invalid, the training state forbids the change, a reference is a
 /// duplicate or unknown), 2 when the command could not run (I/O, a path that is missing or
-/// not what is needed, another writer).
+/// not what is needed, another writer, a bad location or storage option, an object store that
+/// failed or refused, an operation object storage does not support yet).
 fn exit_code(error: &Error) -> u8 {
     use Error::*;
     match error {
@@ -265,7 +278,11 @@ fn exit_code(error: &Error) -> u8 {
         | OtherModel { .. }
         | ConcurrentChange { .. }
         | Locked { .. }
-        | InterruptedSave { .. } => EXIT_USAGE,
+        | InterruptedSave { .. }
+        | InvalidLocation { .. }
+        | InvalidStorageOption { .. }
+        | Storage { .. }
+        | Unsupported { .. } => EXIT_USAGE,
         InvalidStatus { .. }
         | InvalidTraining { .. }
         | StatusChange { .. }
@@ -430,8 +447,50 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
             report.offences.iter().map(|o| offence_line(o, "")).collect(),
             Some(validate_hint(&report.path)),
         ),
+        InvalidLocation { location, reason } => (
+            format!("invalid location {location:?}: {reason}"),
+            none(),
+            Some("a model location is a local path, file:///absolute/path, or s3://bucket/prefix".to_owned()),
+        ),
+        InvalidStorageOption { key, reason } => (
+            format!("invalid --storage-option {key:?}: {reason}"),
+            none(),
+            Some("give --storage-option KEY=VALUE with an object_store key (endpoint, access_key_id, secret_access_key, region, allow_http, session_token, ...) or timeout, connect_timeout, retry_max, retry_timeout".to_owned()),
+        ),
+        Unsupported { operation, .. } => (
+            format!("{operation} is not supported on object storage yet: object storage is read-only in this version"),
+            none(),
+            Some("`pmf validate` and `pmf show` read a model on object storage; to change one, copy it to a local folder (e.g. `aws s3 cp --recursive`), edit it there and copy it back".to_owned()),
+        ),
+        Storage { operation, kind, message, .. } => {
+            (format!("{operation}: {}: {message}", storage_kind_text(*kind)), none(), Some(storage_hint(*kind)))
+        }
         // The others say it all in one line, with their data (status, epoch, checksum text).
         other => (other.to_string(), none(), None),
+    }
+}
+
+/// What an object store's failure kind means, for people.
+fn storage_kind_text(kind: StorageErrorKind) -> &'static str {
+    match kind {
+        StorageErrorKind::NotFound => "not found",
+        StorageErrorKind::PermissionDenied => "permission denied",
+        StorageErrorKind::PreconditionFailed => "the object changed while it was read",
+        StorageErrorKind::Timeout => "timed out",
+        StorageErrorKind::Configuration => "cannot configure the store",
+        _ => "the store failed",
+    }
+}
+
+/// What to do about an object store's failure.
+fn storage_hint(kind: StorageErrorKind) -> String {
+    match kind {
+        StorageErrorKind::NotFound => "check the URL (bucket and prefix, without a trailing file name): no model is stored there".to_owned(),
+        StorageErrorKind::PermissionDenied => "check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --storage-option access_key_id=... --storage-option secret_access_key=... (options win over the environment)".to_owned(),
+        StorageErrorKind::PreconditionFailed => "another program changed the model while it was read: run the command again".to_owned(),
+        StorageErrorKind::Timeout => "check the endpoint (AWS_ENDPOINT_URL or --storage-option endpoint=URL), or allow more time with --storage-option timeout=SECONDS and retry_timeout=SECONDS".to_owned(),
+        StorageErrorKind::Configuration => "check the storage options and AWS_* variables (region, endpoint; allow_http=true for an http:// endpoint)".to_owned(),
+        _ => "check that the endpoint is reachable (AWS_ENDPOINT_URL or --storage-option endpoint=URL) and run the command again".to_owned(),
     }
 }
 
@@ -510,6 +569,43 @@ mod tests {
         let f = Failure::from_library(Error::ConcurrentChange { path: "/m".into() }, Path::new("/m"));
         assert_eq!((f.code, f.kind), (EXIT_USAGE, "concurrent_change"));
         assert!(f.hint.is_some_and(|h| h.starts_with("run the command again")));
+    }
+
+    #[test]
+    fn storage_errors_are_usage_failures_with_their_kind_and_hint() {
+        let storage = |kind| Error::Storage {
+            location: "s3://b/m/metadata.yaml".into(),
+            operation: "cannot download".into(),
+            kind,
+            message: "x".into(),
+        };
+        for (kind, name, hint) in [
+            (StorageErrorKind::NotFound, "not_found", "check the URL"),
+            (StorageErrorKind::PermissionDenied, "permission_denied", "check the credentials"),
+            (StorageErrorKind::Timeout, "timeout", "check the endpoint"),
+            (StorageErrorKind::PreconditionFailed, "precondition_failed", "another program"),
+        ] {
+            let f = Failure::from_library(storage(kind), Path::new("/ctx"));
+            assert_eq!((f.code, f.kind), (EXIT_USAGE, "storage"));
+            assert_eq!(f.path.as_deref(), Some(Path::new("s3://b/m/metadata.yaml")));
+            assert!(f.hint.as_deref().is_some_and(|h| h.starts_with(hint)), "{kind:?}: {:?}", f.hint);
+            assert_eq!(f.to_json().storage_kind, Some(name));
+        }
+        let f = Failure::from_library(
+            Error::Unsupported { operation: "saving a model", location: "s3://b/m".into() },
+            Path::new("s3://b/m"),
+        );
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "unsupported"));
+        assert!(f.hint.is_some_and(|h| h.contains("pmf validate")));
+        let f = Failure::from_library(
+            Error::InvalidLocation { location: "foo://x".into(), reason: "unknown scheme".into() },
+            Path::new("foo://x"),
+        );
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "invalid_location"));
+        assert_eq!(f.to_json().storage_kind, None);
+        let f =
+            Failure::from_library(Error::InvalidStorageOption { key: "k".into(), reason: "r".into() }, Path::new(""));
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "invalid_storage_option"));
     }
 
     #[test]

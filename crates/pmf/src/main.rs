@@ -2,19 +2,22 @@
 //!
 //! Everything about validity, saving and hashing is done by the `plums-model` library; this
 //! binary parses the command line, runs the command and maps the outcome to an exit code:
-//! 0 success, 1 invalid model or refused edit, 2 bad command line or I/O error
+//! 0 success, 1 invalid model or refused edit, 2 bad command line, I/O or storage error
 //! (see `failure` and docs/CLI.md).
 #![deny(missing_docs)]
 
+mod cache_cmd;
 mod cli;
 mod edit;
 mod failure;
+mod location;
 mod output;
 mod params;
 mod progress;
 mod show;
 mod validate_cmd;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -44,17 +47,18 @@ fn run(command: &Command) -> u8 {
     match command {
         Command::Validate(args) => validate_cmd::run(args),
         Command::Show(args) => show::run(args),
-        Command::New(args) => edit::finish(&args.dest, &args.edit, edit::new(args)),
+        Command::New(args) => edit::finish(Path::new(&args.dest), &args.edit, edit::new(args)),
         Command::Checkpoint(CheckpointCommand::Add(args)) => {
-            edit::finish(&args.dest, &args.edit, edit::checkpoint_add(args))
+            edit::finish(Path::new(&args.dest), &args.edit, edit::checkpoint_add(args))
         }
         Command::Checkpoint(CheckpointCommand::Rm(args)) => {
-            edit::finish(&args.dest, &args.edit, edit::checkpoint_rm(args))
+            edit::finish(Path::new(&args.dest), &args.edit, edit::checkpoint_rm(args))
         }
         Command::Training(t) => {
             let (dest, options) = edit::training_target(t);
-            edit::finish(dest, options, edit::training(t))
+            edit::finish(Path::new(dest), options, edit::training(t))
         }
+        Command::Cache(c) => cache_cmd::run(c),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "pmf", &mut std::io::stdout());

@@ -1,10 +1,14 @@
-//! `pmf show PATH`: what a model holds, for people or as one JSON document (shape in
-//! docs/CLI.md). The model is validated without checksums (as `Model::load` does with
-//! `LoadOptions::new().strict(false)`) and shown as its metadata records it; the initialisation
-//! chain is shown recursively.
+//! `pmf show LOCATION`: what a model holds, for people or as one JSON document (shape in
+//! docs/CLI.md). The model (a local folder or an object-store prefix) is validated without
+//! checksums (as `Model::load_at` does with `LoadOptions::new().strict(false)`) and shown as its
+//! metadata records it; the initialisation chain is shown recursively. File sizes are read from
+//! a local folder only (null for a remote model: nothing is downloaded).
+
+use std::path::Path;
 
 use plums_model::{
-    validate_model, InitialisationMetadata, Md5, Reference, Timestamp, ValidateOptions, ValidatedModel, FORMAT_VERSION,
+    validate_model_at, InitialisationMetadata, Md5, Reference, Timestamp, ValidateOptions, ValidatedModel,
+    FORMAT_VERSION,
 };
 use serde::{Serialize, Serializer};
 
@@ -15,7 +19,7 @@ use crate::output::{
     human_bytes, human_duration, human_time, offence_line, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonYaml,
     BAD, BOLD, DIM, GOOD, KEY,
 };
-use crate::progress;
+use crate::{location, progress};
 
 /// `pmf show --json` output.
 #[derive(Serialize)]
@@ -116,12 +120,26 @@ enum JsonInitialisation<'a> {
 
 /// Run `pmf show`; returns the exit code.
 pub fn run(args: &ShowArgs) -> u8 {
-    let path = args.path.as_path();
-    let loaded = progress::during(format!("reading {}", show_path(path)), || {
-        validate_model(path, &ValidateOptions::new().strict(false).checkpoints(true))
-    });
+    let path = Path::new(&args.path);
     let mut out =
         JsonShow { path: show_path(path), valid: false, offences: Vec::new(), error: None, failure: None, model: None };
+    let prepared =
+        location::model_location(&args.path).and_then(|at| Ok((at, location::storage_options(&args.storage)?)));
+    let (at, storage) = match prepared {
+        Ok(p) => p,
+        Err(failure) => {
+            if !args.json {
+                failure.report();
+                return failure.code;
+            }
+            out.error = Some(failure.message.clone());
+            out.failure = Some(failure.to_json());
+            return print_json(&out).unwrap_or(failure.code);
+        }
+    };
+    let loaded = progress::during(format!("reading {}", show_path(path)), || {
+        validate_model_at(&at, &ValidateOptions::new().strict(false).checkpoints(true).storage(storage))
+    });
     match loaded {
         Ok(v) => {
             if !args.json {
@@ -179,7 +197,7 @@ fn print_json(out: &JsonShow<'_>) -> Option<u8> {
 }
 
 fn file_size(v: &ValidatedModel, rel: &str) -> Option<u64> {
-    if rel == "." {
+    if rel == "." || location::is_remote(&v.root) {
         return None;
     }
     std::fs::metadata(v.root.join(rel)).ok().filter(|m| m.is_file()).map(|m| m.len())

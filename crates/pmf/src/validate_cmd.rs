@@ -1,16 +1,17 @@
-//! `pmf validate PATH...`: check models with the library (`plums_model::check`) and report
-//! every offence, for people (one line per model, offences indented) or as one JSON document.
+//! `pmf validate LOCATION...`: check models with the library (`plums_model::check_at`: local
+//! folders or object-store prefixes) and report every offence, for people (one line per model,
+//! offences indented) or as one JSON document.
 
 use std::path::Path;
 
-use plums_model::{check, ValidateOptions};
+use plums_model::{check_at, ValidateOptions};
 use serde::Serialize;
 
 use crate::cli::ValidateArgs;
 use crate::failure::{kind, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
 use crate::output::{offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
-use crate::progress;
+use crate::{location, progress};
 
 /// The verdict on one path.
 #[derive(Debug, Serialize)]
@@ -42,13 +43,22 @@ pub struct JsonReport {
 
 /// Run `pmf validate`; returns the exit code.
 pub fn run(args: &ValidateArgs) -> u8 {
-    let options = ValidateOptions::new().strict(!args.quick).checkpoints(!args.no_checkpoints);
+    let storage = match location::storage_options(&args.storage) {
+        Ok(s) => s,
+        Err(failure) => return fail_early(args.json, failure),
+    };
+    let options = ValidateOptions::new().strict(!args.quick).checkpoints(!args.no_checkpoints).storage(storage);
     let mut code = EXIT_OK;
     let mut report = JsonReport { models: Vec::new() };
     let (mut n_valid, mut n_invalid, mut n_error) = (0usize, 0usize, 0usize);
-    for path in &args.paths {
+    for raw in &args.paths {
+        let path = Path::new(raw);
         let what = if options.strict { "validating (verifying checksums)" } else { "validating" };
-        let outcome = progress::during(format!("{what} {}", show_path(path)), || check(path, &options));
+        let outcome = match location::model_location(raw) {
+            Ok(at) => progress::during(format!("{what} {}", show_path(path)), || check_at(&at, &options))
+                .map_err(|e| Failure::from_library(e, path)),
+            Err(failure) => Err(failure),
+        };
         let mut entry = JsonModel {
             path: show_path(path),
             valid: false,
@@ -72,10 +82,9 @@ pub fn run(args: &ValidateArgs) -> u8 {
                     print_human(path, &checked.offences, &options);
                 }
             }
-            Err(e) => {
+            Err(failure) => {
                 n_error += 1;
-                let failure = Failure::from_library(e, path);
-                // check() fails only when the path cannot be examined: exit 2.
+                // check_at() fails only when the path cannot be examined: exit 2.
                 code = code.max(failure.code).max(EXIT_USAGE);
                 entry.error = Some(failure.message.clone());
                 entry.failure = Some(failure.to_json());
@@ -102,6 +111,18 @@ pub fn run(args: &ValidateArgs) -> u8 {
         outln!("{}", paint(DIM, parts.join(", ")));
     }
     code
+}
+
+/// A failure before any model was looked at (a bad --storage-option): with `--json`, one
+/// document `{"models": [], "error": ..., "failure": {...}}`.
+fn fail_early(json: bool, failure: Failure) -> u8 {
+    if !json {
+        failure.report();
+        return failure.code;
+    }
+    let doc = serde_json::json!({ "models": [], "error": failure.message, "failure": failure.to_json() });
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    failure.code
 }
 
 fn print_human(path: &Path, offences: &[plums_model::Offence], options: &ValidateOptions) {

@@ -182,7 +182,7 @@ fn validate_several_paths_worst_code_wins() {
 
 #[test]
 fn validate_needs_a_path_and_known_options() {
-    pmf().arg("validate").assert().code(2).stderr(predicate::str::contains("PATH"));
+    pmf().arg("validate").assert().code(2).stderr(predicate::str::contains("LOCATION"));
     pmf()
         .args(["validate", "--strictest", "x"])
         .assert()

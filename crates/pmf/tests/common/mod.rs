@@ -2,6 +2,8 @@
 //! and reading its JSON output.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -29,6 +31,11 @@ pub fn run_json(args: &[&str], code: i32) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!("pmf {args:?}: stdout is not one JSON document ({e}):\n{stdout}\n--- stderr\n{stderr}")
     })
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
 
 /// A path as a `&str` (test paths are UTF-8).
