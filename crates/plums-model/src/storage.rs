@@ -157,9 +157,13 @@ impl StorageOptions {
     pub fn parse_pair(text: &str) -> Result<(String, String)> {
         match text.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+            // Not echoed: a text without `=` may be a secret typed alone.
             _ => Err(Error::InvalidStorageOption {
-                key: text.split('=').next().unwrap_or_default().to_owned(),
-                reason: "expected KEY=VALUE".to_owned(),
+                key: String::new(),
+                reason: format!(
+                    "expected KEY=VALUE, got {} characters without a key before \"=\" (not shown: it may be a secret)",
+                    text.chars().count()
+                ),
             }),
         }
     }
@@ -736,7 +740,10 @@ mod tests {
         assert_eq!(o.seconds("timeout"), Some(Duration::from_millis(2500)));
         assert_eq!(StorageOptions::parse_pair("region=us-east-1").unwrap(), ("region".into(), "us-east-1".into()));
         assert_eq!(StorageOptions::parse_pair("token=a=b").unwrap().1, "a=b");
-        assert!(StorageOptions::parse_pair("region").is_err());
+        let err = StorageOptions::parse_pair("s3cr3t-typed-alone").unwrap_err();
+        assert!(matches!(&err, Error::InvalidStorageOption { key, .. } if key.is_empty()), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("s3cr3t"), "{err}");
+        assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
         assert!(StorageOptions::parse_pair("=x").is_err());
         o.set("google_service_account_key", "{}").unwrap().set("azure_storage_account_key", "k").unwrap();
     }
