@@ -8,8 +8,12 @@
 //! the Python `Checkpoint` objects themselves, so `collection[ref] is checkpoint` holds.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use plums_model::{Checkpoint, CheckpointCollection, CollectionItem, Md5, Reference, Status, Training, TrainingRecord};
+use plums_model::{
+    Checkpoint, CheckpointCollection, CollectionItem, Md5, Model, Reference, Status, StorageOptions, Training,
+    TrainingRecord,
+};
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PySlice, PyTuple};
@@ -201,7 +205,50 @@ impl PyTraining {
 // Checkpoint
 // ------------------------------------------------------------------------------------------------
 
+/// A model loaded from an object store, as its checkpoints need it to fetch their files
+/// later: the core model (which knows the remote metadata) and the storage options it was
+/// loaded with (never shown: they may hold secrets).
+#[derive(Clone)]
+pub struct RemoteModel {
+    model: Arc<Model>,
+    storage: StorageOptions,
+}
+
+impl RemoteModel {
+    /// The remote source of the checkpoints of `model`, loaded with `storage`.
+    pub fn new(model: &Model, storage: &StorageOptions) -> Self {
+        RemoteModel { model: Arc::new(model.clone()), storage: storage.clone() }
+    }
+}
+
+/// Where the file of a checkpoint of a remote model is, until it is fetched.
+#[derive(Clone)]
+struct RemoteSource {
+    model: RemoteModel,
+    reference: Reference,
+}
+
+impl RemoteSource {
+    /// The URL of the model the checkpoint belongs to.
+    fn url(&self) -> String {
+        self.model.model.location().map(|l| l.to_string()).unwrap_or_default()
+    }
+
+    /// The checkpoint's verified local file, fetched into the cache by the core (GIL released).
+    fn fetch(&self, py: Python<'_>) -> PyResult<PathBuf> {
+        let source = self.clone();
+        py.detach(move || {
+            let mut model = (*source.model.model).clone();
+            model.fetch_checkpoint(&source.reference, &source.model.storage)
+        })
+        .map_err(to_py_err)
+    }
+}
+
 /// A checkpoint: a unique reference (``name``), a data file, an epoch and an MD5 checksum.
+///
+/// A checkpoint of a model loaded from object storage without its files (``strict=False``)
+/// fetches its file into the local cache, verified, on the first access of ``path``.
 ///
 /// Equality and hashing use ``(epoch, hash)`` only. Raises OSError if ``path`` is given and is
 /// not a file, ValueError if ``hash`` is not 32 lowercase hexadecimal digits or neither path
@@ -215,6 +262,8 @@ pub struct PyCheckpoint {
     hash: Md5,
     /// The core checkpoint as hashed from its file (it remembers what the file looked like).
     handle: Option<Checkpoint>,
+    /// For a checkpoint of a remote model whose file was not fetched yet: where it is.
+    remote: Option<RemoteSource>,
 }
 
 /// A checksum set on a checkpoint (the core's MD5 syntax).
@@ -236,13 +285,19 @@ impl PyCheckpoint {
             epoch: c.epoch,
             hash: c.hash,
             handle: Some(c),
+            remote: None,
         })
     }
 
     /// The core checkpoint named `name`: the hashed one when it still matches the path and
     /// checksum (no second read of the file), else one built from the fields (the core checks
     /// that the path is a file).
-    pub fn to_core(&self, name: Reference) -> PyResult<Checkpoint> {
+    pub fn to_core(&self, py: Python<'_>, name: Reference) -> PyResult<Checkpoint> {
+        if let (None, Some(remote)) = (&self.path, &self.remote) {
+            // Not fetched yet: a save needs the file (copied from the cache, checked on copy).
+            let path = remote.fetch(py)?;
+            return Checkpoint::new(name, Some(&path), self.epoch, Some(&self.hash.to_string())).map_err(to_py_err);
+        }
         if let Some(c) = &self.handle {
             if c.path == self.path && c.hash == self.hash {
                 let mut c = c.clone();
@@ -255,7 +310,14 @@ impl PyCheckpoint {
     }
 
     fn copy_named(&self, name: Py<PyAny>) -> Self {
-        PyCheckpoint { name, path: self.path.clone(), epoch: self.epoch, hash: self.hash, handle: self.handle.clone() }
+        PyCheckpoint {
+            name,
+            path: self.path.clone(),
+            epoch: self.epoch,
+            hash: self.hash,
+            handle: self.handle.clone(),
+            remote: self.remote.clone(),
+        }
     }
 }
 
@@ -289,7 +351,7 @@ impl PyCheckpoint {
             .or_else(|_| name.bind(py).repr().map(|r| Reference::Str(r.to_string())))?;
         let core =
             py.detach(|| Checkpoint::new(reference, path.as_ref(), epoch, hash.as_deref())).map_err(to_py_err)?;
-        Ok(PyCheckpoint { name, path, epoch, hash: core.hash, handle: Some(core) })
+        Ok(PyCheckpoint { name, path, epoch, hash: core.hash, handle: Some(core), remote: None })
     }
 
     /// A checkpoint from its fields, without file checks (unpickling).
@@ -304,7 +366,7 @@ impl PyCheckpoint {
             Some(p) => opt_path(&p)?,
             None => None,
         };
-        Ok(PyCheckpoint { name, path, epoch, hash: parse_hash(hash)?, handle: None })
+        Ok(PyCheckpoint { name, path, epoch, hash: parse_hash(hash)?, handle: None, remote: None })
     }
 
     /// hashable: The checkpoint's reference.
@@ -319,9 +381,31 @@ impl PyCheckpoint {
     }
 
     /// Path: The checkpoint data file, or None.
+    ///
+    /// For a checkpoint of a model loaded from object storage, the verified local cache file:
+    /// fetched on the first access if the load did not fetch it (``strict=False``), which can
+    /// raise ``StorageError`` or ``ChecksumMismatchError``.
     #[getter]
-    fn path(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        path_to_py(py, self.path.as_deref())
+    fn path(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let pending = {
+            let c = slf.borrow();
+            if c.path.is_none() {
+                c.remote.clone()
+            } else {
+                None
+            }
+        };
+        let Some(source) = pending else { return path_to_py(py, slf.borrow().path.as_deref()) };
+        let fetched = source.fetch(py)?;
+        if let Ok(mut c) = slf.try_borrow_mut() {
+            // Unless the path was set meanwhile (another thread), this is the checkpoint's file now.
+            if c.path.is_none() && c.remote.is_some() {
+                c.path = Some(fetched.clone());
+                c.remote = None;
+            }
+        }
+        path_to_py(py, Some(&fetched))
     }
 
     #[setter]
@@ -330,7 +414,16 @@ impl PyCheckpoint {
             Some(v) => opt_path(&v)?,
             None => None,
         };
+        // A path set by the caller replaces the remote file.
+        self.remote = None;
         Ok(())
+    }
+
+    /// bool: Whether ``path`` is a file of object storage not fetched yet (its first access
+    /// downloads it).
+    #[getter]
+    fn _remote_pending(&self) -> bool {
+        self.path.is_none() && self.remote.is_some()
     }
 
     /// int: The epoch the checkpoint was taken at, or None.
@@ -361,9 +454,11 @@ impl PyCheckpoint {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let c = slf.borrow();
-        let path = match &c.path {
-            Some(p) => p.display().to_string(),
-            None => "None".to_owned(),
+        let path = match (&c.path, &c.remote) {
+            (Some(p), _) => p.display().to_string(),
+            // Never fetched by a repr; never showing the storage options.
+            (None, Some(remote)) => format!("<not fetched yet, in {}>", remote.url()),
+            (None, None) => "None".to_owned(),
         };
         let epoch = c.epoch.map(|e| e.to_string()).unwrap_or_else(|| "None".to_owned());
         Ok(format!(
@@ -486,17 +581,22 @@ pub struct PyCheckpointCollection {
 }
 
 impl PyCheckpointCollection {
-    /// A collection of new Python checkpoints for a core collection.
-    pub fn from_core(py: Python<'_>, c: &CheckpointCollection) -> PyResult<Self> {
+    /// A collection of new Python checkpoints for a core collection; with `remote` (a model
+    /// loaded from object storage), the checkpoints without a local file fetch it on first access.
+    pub fn from_core(py: Python<'_>, c: &CheckpointCollection, remote: Option<&RemoteModel>) -> PyResult<Self> {
         let inner = c.try_map(|r, ck| {
-            Ok::<_, PyErr>(Item { key: r.clone(), obj: Py::new(py, PyCheckpoint::from_core_loaded(py, ck.clone())?)? })
+            let mut checkpoint = PyCheckpoint::from_core_loaded(py, ck.clone())?;
+            if let (None, Some(model)) = (&checkpoint.path, remote) {
+                checkpoint.remote = Some(RemoteSource { model: model.clone(), reference: r.clone() });
+            }
+            Ok::<_, PyErr>(Item { key: r.clone(), obj: Py::new(py, checkpoint)? })
         })?;
         Ok(PyCheckpointCollection { inner })
     }
 
     /// The core collection of the checkpoints' current fields.
     pub fn to_core(&self, py: Python<'_>) -> PyResult<CheckpointCollection> {
-        self.inner.try_map(|r, item| item.obj.borrow(py).to_core(r.clone()))
+        self.inner.try_map(|r, item| item.obj.borrow(py).to_core(py, r.clone()))
     }
 
     fn add_object(&mut self, checkpoint: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -7,14 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-use plums_model::{Initialisation, Model, Producer, Reference, SavedState, Timestamp, VersionFormats};
+use plums_model::{
+    Initialisation, Location, Model, Producer, Reference, SavedState, StorageOptions, Timestamp, VersionFormats,
+};
 use plums_model::{Mapping, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
-use crate::components::{PyCheckpoint, PyCheckpointCollection, PyTraining};
+use crate::components::{PyCheckpoint, PyCheckpointCollection, PyTraining, RemoteModel};
 use crate::errors::to_py_err;
 
 /// What a model knows of the folder it was loaded from or saved to (opaque to Python).
@@ -241,12 +243,14 @@ fn bare_instance<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// The Python `Model` of class `cls` for a core model (its initialisation model too, of
-/// `cls`), with the folder state `token`.
+/// `cls`), with the folder state `token`. For a model loaded from an object store with
+/// `storage`, the checkpoints without a local file fetch it on first access of their `path`.
 pub fn model_to_py<'py>(
     py: Python<'py>,
     cls: &Bound<'py, PyAny>,
     model: Model,
     token: Option<SavedState>,
+    storage: Option<&StorageOptions>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let obj = bare_instance(cls)?;
     let producer_cls = module_attr(py, "plums_model._components", "Producer")?;
@@ -261,11 +265,25 @@ pub fn model_to_py<'py>(
     obj.setattr("id", &model.id)?;
     obj.setattr("build_parameters", value_to_py(py, &model.build_parameters)?)?;
     obj.setattr("training", Py::new(py, PyTraining { inner: model.training.clone() })?)?;
-    let collection = PyCheckpointCollection::from_core(py, &model.checkpoint_collection)?;
+    let location = model.location();
+    let remote = match (&location, storage) {
+        (Some(Location::Object(_)), Some(storage)) => Some(RemoteModel::new(&model, storage)),
+        _ => None,
+    };
+    let collection = PyCheckpointCollection::from_core(py, &model.checkpoint_collection, remote.as_ref())?;
     obj.setattr("checkpoint_collection", Py::new(py, collection)?)?;
-    let initialisation = initialisation_to_py(py, cls, model.initialisation().cloned())?;
+    let initialisation = match model.initialisation().cloned() {
+        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None, storage)?,
+        other => initialisation_to_py(py, cls, other)?,
+    };
     obj.setattr("_initialisation", initialisation)?;
     obj.setattr("_path", path_to_py(py, model.path())?)?;
+    let location = match &location {
+        Some(Location::Local(path)) => path_to_py(py, Some(path))?,
+        Some(remote) => remote.to_string().into_pyobject(py)?.into_any().unbind(),
+        None => py.None(),
+    };
+    obj.setattr("_location", location)?;
     obj.setattr("_checkpoint", opt_ref_to_py(py, model.checkpoint())?)?;
     obj.setattr("_token", Py::new(py, Token(token))?)?;
     Ok(obj)
@@ -280,7 +298,7 @@ pub fn initialisation_to_py<'py>(
     Ok(match initialisation {
         None => py.None().into_bound(py),
         Some(Initialisation::File(c)) => Py::new(py, PyCheckpoint::from_core(py, c)?)?.into_bound(py).into_any(),
-        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None)?,
+        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None, None)?,
     })
 }
 
@@ -318,7 +336,7 @@ pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResu
         let checkpoint = checkpoint.borrow();
         let name = checkpoint.name.bind(py);
         let reference = reference_from_py(name).or_else(|_| name.str().map(|s| Reference::Str(s.to_string())))?;
-        Some(Initialisation::File(checkpoint.to_core(reference)?))
+        Some(Initialisation::File(checkpoint.to_core(py, reference)?))
     } else if init.hasattr("checkpoint_collection")? {
         let mut nested = model_from_py(&init, formats)?;
         let r = init.getattr("_checkpoint")?;
@@ -333,4 +351,48 @@ pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResu
         model.set_saved_state(token.get().0.clone());
     }
     Ok(model)
+}
+
+/// The location a Python argument names: an `os.PathLike` is always a local path; a `str` is
+/// parsed by the core ([`Location::parse`]: `scheme://...` is a URL, never a local path, and an
+/// unknown scheme is an `InvalidLocationError`).
+pub fn location_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Location> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Location::parse(s.to_str()?).map_err(to_py_err);
+    }
+    obj.extract::<PathBuf>().map(Location::Local).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "a model location is a str (a path or a URL such as s3://bucket/prefix) or an os.PathLike, not {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+/// Storage options from a Python mapping of str to str, bool (`"true"`/`"false"`), int or float;
+/// `None` is no option (the environment only). Unknown keys are the core's
+/// `InvalidStorageOption` (a `ValueError`). Messages never show a value (it may be a secret).
+pub fn storage_from_py(obj: Option<&Bound<'_, PyAny>>) -> PyResult<StorageOptions> {
+    let mut options = StorageOptions::new();
+    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(options) };
+    let items = obj
+        .call_method0("items")
+        .map_err(|_| PyTypeError::new_err("storage_options must be a dict of str to str, bool or int"))?;
+    for item in items.try_iter()? {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        let key: String = key.extract().map_err(|_| PyTypeError::new_err("storage option keys must be str"))?;
+        let text = if value.is_instance_of::<PyBool>() {
+            if value.extract::<bool>()? { "true" } else { "false" }.to_owned()
+        } else if value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>() {
+            value.str()?.to_str()?.to_owned()
+        } else if let Ok(s) = value.cast::<PyString>() {
+            s.to_str()?.to_owned()
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "storage option {key:?}: expected a str, bool or int, not {}",
+                value.get_type().name()?
+            )));
+        };
+        options.set(&key, &text).map_err(to_py_err)?;
+    }
+    Ok(options)
 }

@@ -9,10 +9,10 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use plums_model::{Category, Error, Report};
+use plums_model::{Category, Error, Report, StorageErrorKind};
 use pyo3::exceptions::{
     PyBlockingIOError, PyFileExistsError, PyFileNotFoundError, PyInterruptedError, PyIsADirectoryError, PyKeyError,
-    PyNotADirectoryError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
+    PyNotADirectoryError, PyNotImplementedError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -135,6 +135,34 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
                 &kw,
             )?
         }
+        Error::InvalidLocation { location, reason } => {
+            kw.set_item("location", location)?;
+            kw.set_item("reason", reason)?;
+            precise(py, "InvalidLocationError", message, &kw)?
+        }
+        Error::InvalidStorageOption { key, reason } => {
+            kw.set_item("key", key)?;
+            kw.set_item("reason", reason)?;
+            precise(py, "InvalidStorageOptionError", message, &kw)?
+        }
+        Error::Unsupported { operation, location } => {
+            kw.set_item("operation", *operation)?;
+            kw.set_item("location", location)?;
+            precise(py, "UnsupportedLocationError", message, &kw)?
+        }
+        Error::Storage { location, operation, kind, .. } => {
+            kw.set_item("location", location)?;
+            kw.set_item("operation", operation)?;
+            kw.set_item("kind", kind.as_str())?;
+            // The OSError subclass of the kind, by variant (never by the store's message).
+            let class = match kind {
+                StorageErrorKind::NotFound => "StorageNotFoundError",
+                StorageErrorKind::PermissionDenied => "StoragePermissionError",
+                StorageErrorKind::Timeout => "StorageTimeoutError",
+                _ => "StorageError",
+            };
+            precise(py, class, message, &kw)?
+        }
         // The model folder itself is missing (not something inside it).
         Error::Io { source, path, .. } if source.kind() == ErrorKind::NotFound && read_path == Some(path.as_path()) => {
             let offences = PyList::empty(py);
@@ -144,6 +172,7 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
         }
         _ => match error.category() {
             Category::Key => PyKeyError::new_err(message),
+            Category::Unsupported => PyNotImplementedError::new_err(message),
             Category::Os => os_error(error.io_kind(), message),
             _ => PyValueError::new_err(message),
         },

@@ -6,7 +6,9 @@
 //!   see `components.rs`), which the package re-exports as they are;
 //! - `load`, `save`, `validate` and `initialisation`, which read and build those objects and the
 //!   package's Python `Model` directly (see `convert.rs`), with the GIL released while reading,
-//!   checking, hashing and writing;
+//!   checking, hashing and writing; each takes a location (a `str` is parsed by the core: a URL
+//!   such as `s3://bucket/prefix` is never a local path; an `os.PathLike` is a local path) and
+//!   `storage_options` (a dict, over the `AWS_*` environment);
 //! - PEP 440 versions (`Pep440`) and the set of version formats the package registered
 //!   (`VersionFormats`): formats registered from Python are the core's "unparsed" formats,
 //!   whose rules are the Python classes', so the core never calls back into Python;
@@ -21,13 +23,16 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use plums_model::{LoadOptions, Model, Reference, SaveOptions, ValidateOptions, Version, PY_PA};
+use plums_model::{Error, LoadOptions, Location, Model, Reference, SaveOptions, ValidateOptions, Version, PY_PA};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::components::{EpochIndexer, IndexIndexer, PyCheckpoint, PyCheckpointCollection, PyTraining};
-use crate::convert::{initialisation_to_py, model_from_py, model_to_py, reference_from_py, value_to_py, Token};
+use crate::convert::{
+    initialisation_to_py, location_from_py, model_from_py, model_to_py, reference_from_py, storage_from_py,
+    value_to_py, Token,
+};
 use crate::errors::{read_err, to_py_err};
 
 /// The MD5 checksum of a file, as 32 lowercase hexadecimal digits (GIL released).
@@ -106,44 +111,73 @@ impl VersionFormats {
     }
 }
 
-/// Validate a model folder and return its metadata as a dict (GIL released while checking).
+/// The path a read error of `location` is compared with (a missing local folder is a
+/// `ModelNotFoundError`; a remote location never is a path).
+fn read_path(location: &Location) -> PathBuf {
+    match location.as_local() {
+        Some(path) => path.to_path_buf(),
+        None => PathBuf::from(location.to_string()),
+    }
+}
+
+/// Validate the model at `location` (a local path or an object-store URL) and return its
+/// metadata as a dict (GIL released while checking).
 #[pyfunction]
-fn validate(py: Python<'_>, path: PathBuf, strict: bool, checkpoints: bool, verbose: bool) -> PyResult<Py<PyAny>> {
-    let options = ValidateOptions::new().strict(strict).checkpoints(checkpoints);
-    let metadata = py.detach(|| plums_model::validate(&path, &options)).map_err(|e| read_err(e, &path, verbose))?;
+#[pyo3(signature = (location, strict, checkpoints, verbose, storage_options=None))]
+fn validate(
+    py: Python<'_>,
+    location: &Bound<'_, PyAny>,
+    strict: bool,
+    checkpoints: bool,
+    verbose: bool,
+    storage_options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let location = location_from_py(location)?;
+    let storage = storage_from_py(storage_options)?;
+    let options = ValidateOptions::new().strict(strict).checkpoints(checkpoints).storage(storage);
+    let path = read_path(&location);
+    let metadata =
+        py.detach(|| plums_model::validate_at(&location, &options)).map_err(|e| read_err(e, &path, verbose))?;
     value_to_py(py, &metadata.to_value())
 }
 
-/// Load the model at `path` as an instance of `cls` (a `Model` class), GIL released while
-/// reading and checking.
+/// Load the model at `location` (a local path or an object-store URL) as an instance of `cls`
+/// (a `Model` class), GIL released while reading, downloading and checking.
 #[pyfunction]
+#[pyo3(signature = (cls, location, strict, checkpoints, verbose, formats, storage_options=None))]
+#[allow(clippy::too_many_arguments)] // one argument per keyword of `Model.load`
 fn load<'py>(
     py: Python<'py>,
     cls: &Bound<'py, PyAny>,
-    path: PathBuf,
+    location: &Bound<'py, PyAny>,
     strict: bool,
     checkpoints: bool,
     verbose: bool,
     formats: PyRef<'_, VersionFormats>,
+    storage_options: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = LoadOptions::new().strict(strict).checkpoints(checkpoints).formats(formats.0.clone());
+    let location = location_from_py(location)?;
+    let storage = storage_from_py(storage_options)?;
+    let options =
+        LoadOptions::new().strict(strict).checkpoints(checkpoints).formats(formats.0.clone()).storage(storage.clone());
     drop(formats);
-    let model = py.detach(|| Model::load(&path, &options)).map_err(|e| read_err(e, &path, verbose))?;
+    let path = read_path(&location);
+    let model = py.detach(|| Model::load_at(&location, &options)).map_err(|e| read_err(e, &path, verbose))?;
     let token = model.saved_state();
-    model_to_py(py, cls, model, token)
+    model_to_py(py, cls, model, token, Some(&storage))
 }
 
 /// Save the Python `model` to `path`; returns its new folder state (GIL released while writing).
 #[pyfunction]
 #[pyo3(signature = (
-    model, path, formats, force=false, checkpoints=true, lock_timeout=30.0, overwrite_concurrent_changes=false,
-    durable=true, keep_unregistered_files=false,
+    model, location, formats, force=false, checkpoints=true, lock_timeout=30.0, overwrite_concurrent_changes=false,
+    durable=true, keep_unregistered_files=false, storage_options=None,
 ))]
 #[allow(clippy::too_many_arguments)] // one argument per keyword of `Model.save`
 fn save(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
-    path: PathBuf,
+    location: &Bound<'_, PyAny>,
     formats: PyRef<'_, VersionFormats>,
     force: bool,
     checkpoints: bool,
@@ -151,7 +185,14 @@ fn save(
     overwrite_concurrent_changes: bool,
     durable: bool,
     keep_unregistered_files: bool,
+    storage_options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Token> {
+    let location = location_from_py(location)?;
+    storage_from_py(storage_options)?;
+    if !location.is_local() {
+        // Refused before anything is read (not even a checkpoint fetched) or written.
+        return Err(to_py_err(Error::Unsupported { operation: "saving a model", location: location.to_string() }));
+    }
     if !lock_timeout.is_finite() || lock_timeout < 0.0 {
         return Err(PyValueError::new_err("lock_timeout must be a non-negative number of seconds"));
     }
@@ -164,22 +205,25 @@ fn save(
         .overwrite_concurrent_changes(overwrite_concurrent_changes)
         .durable(durable)
         .keep_unregistered_files(keep_unregistered_files);
-    py.detach(|| core.save(&path, &options)).map_err(to_py_err)?;
+    py.detach(|| core.save_at(&location, &options)).map_err(to_py_err)?;
     Ok(Token(core.saved_state()))
 }
 
 /// The initialisation at `path` (the core's `initialisation`): a `Checkpoint` for a weight
 /// file, an instance of `cls` for a PMF model folder.
 #[pyfunction]
-#[pyo3(signature = (cls, path, checkpoint_reference, name, formats))]
+#[pyo3(signature = (cls, location, checkpoint_reference, name, formats, storage_options=None))]
 fn initialisation<'py>(
     py: Python<'py>,
     cls: &Bound<'py, PyAny>,
-    path: PathBuf,
+    location: &Bound<'py, PyAny>,
     checkpoint_reference: Option<Bound<'py, PyAny>>,
     name: Option<Bound<'py, PyAny>>,
     formats: PyRef<'_, VersionFormats>,
+    storage_options: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let location = location_from_py(location)?;
+    let storage = storage_from_py(storage_options)?;
     let reference: Option<Reference> = match checkpoint_reference {
         Some(r) if !r.is_none() => Some(reference_from_py(&r)?),
         _ => None,
@@ -191,10 +235,10 @@ fn initialisation<'py>(
         }),
         _ => None,
     };
-    let options = LoadOptions::new().formats(formats.0.clone());
+    let options = LoadOptions::new().formats(formats.0.clone()).storage(storage);
     drop(formats);
     let found = py
-        .detach(|| plums_model::initialisation(&path, reference, name_text.as_deref(), &options))
+        .detach(|| plums_model::initialisation_at(&location, reference, name_text.as_deref(), &options))
         .map_err(to_py_err)?;
     let obj = initialisation_to_py(py, cls, Some(found))?;
     if let (Ok(checkpoint), Some(name)) = (obj.cast::<PyCheckpoint>(), name) {

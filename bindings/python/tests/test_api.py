@@ -16,7 +16,8 @@ STUB = Path(plums_model.__file__).with_name("__init__.pyi")
 PRECISE = ("CheckpointWithoutEpochError", "ChecksumMismatchError", "ConcurrentChangeError", "DestinationIsFileError",
            "ForeignFolderError", "InterruptedSaveError", "InvalidDestinationError", "InvalidSameModelError",
            "MetadataOffencesError", "ModelLockedError", "ModelNotFoundError", "OtherModelError",
-           "WouldNotValidateError")
+           "WouldNotValidateError", "InvalidLocationError", "InvalidStorageOptionError", "UnsupportedLocationError",
+           "StorageError", "StorageNotFoundError", "StoragePermissionError", "StorageTimeoutError")
 PUBLIC = sorted(set(NAMES) | {"FORMAT_VERSION", "Offence", "SaveProblem", "LockHolder"} | set(PRECISE))
 
 

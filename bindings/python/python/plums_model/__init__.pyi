@@ -28,14 +28,24 @@ from schema import SchemaError
 __all__ = [
     "Checkpoint", "CheckpointCollection", "CheckpointWithoutEpochError", "ChecksumMismatchError",
     "ConcurrentChangeError", "DestinationIsFileError", "FORMAT_VERSION", "ForeignFolderError",
-    "InterruptedSaveError", "InvalidDestinationError", "InvalidSameModelError", "LockHolder",
+    "InterruptedSaveError", "InvalidDestinationError", "InvalidLocationError", "InvalidSameModelError",
+    "InvalidStorageOptionError", "LockHolder",
     "MetadataOffencesError", "Model", "ModelLockedError", "ModelNotFoundError", "Offence", "OtherModelError",
     "PlumsError", "PlumsModelError", "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError",
-    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "Training", "Version", "WouldNotValidateError",
+    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "StorageError", "StorageNotFoundError",
+    "StoragePermissionError", "StorageTimeoutError", "Training", "UnsupportedLocationError", "Version",
+    "WouldNotValidateError",
     "initialisation", "register", "validate", "version",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
+#: A model location: an ``os.PathLike`` (always a local path) or a ``str``: a local path, or a URL
+#: (``s3://bucket/prefix``, ``file:///abs/path``; a ``str`` with a scheme is never a local path).
+Location = Union[str, "os.PathLike[str]"]
+#: Storage options: object_store's key names (``endpoint``, ``access_key_id``, ``secret_access_key``,
+#: ``region``, ``allow_http``, ``session_token``, ... or ``aws_``-prefixed), and ``timeout``,
+#: ``connect_timeout``, ``retry_max``, ``retry_timeout``; they win over the ``AWS_*`` environment.
+StorageOptions = Dict[str, Union[str, bool, int, float]]
 #: A checkpoint reference: an int or a str (``1`` and ``"1"`` are different references; not a bool).
 Reference = Union[int, str]
 #: A training time: seconds since the Unix epoch.
@@ -168,6 +178,46 @@ class CheckpointWithoutEpochError(ValueError):
     path: Optional[Path]
     reference: Reference
 
+class InvalidLocationError(ValueError):
+    """A location that cannot be used (unknown URL scheme, no bucket, credentials in the URL, ...)."""
+
+    path: None
+    location: str
+    reason: str
+
+class InvalidStorageOptionError(ValueError):
+    """A storage option that is unknown or whose value cannot be used (its value is never shown)."""
+
+    path: None
+    key: str
+    reason: str
+
+class UnsupportedLocationError(NotImplementedError):
+    """An operation not supported on object storage yet (saving); refused before anything is written."""
+
+    path: None
+    operation: str
+    location: str
+
+class StorageError(OSError):
+    """An object store refused or failed a request; the message never carries a credential."""
+
+    path: None
+    location: str
+    operation: str
+    #: ``not_found``, ``permission_denied``, ``precondition_failed``, ``timeout``, ``configuration``
+    #: or ``other``.
+    kind: str
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """A StorageError of kind ``not_found``."""
+
+class StoragePermissionError(StorageError, PermissionError):
+    """A StorageError of kind ``permission_denied``."""
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """A StorageError of kind ``timeout``."""
+
 # ------------------------------------------------------------------------------------------------
 # Versions
 # ------------------------------------------------------------------------------------------------
@@ -273,7 +323,11 @@ class Training:
     def end(self) -> None: ...
 
 class Checkpoint:
-    """A checkpoint: reference (``name``), data file, epoch and MD5 (computed from ``path`` when not given)."""
+    """A checkpoint: reference (``name``), data file, epoch and MD5 (computed from ``path`` when not given).
+
+    For a model loaded from object storage with ``strict=False``, the first access of ``path``
+    fetches the file into the local cache, verified (it can raise StorageError).
+    """
 
     name: Reference
     path: Optional[Path]
@@ -354,18 +408,28 @@ class Model:
     @property
     def path(self) -> Optional[Path]: ...
     @property
+    def location(self) -> Union[Path, str, None]:
+        """The folder (a Path) or the object-storage URL (a str) the model was loaded from."""
+    @property
     def checkpoint(self) -> Optional[Reference]: ...
+    def fetch_checkpoint(self, reference: Reference) -> Path:
+        """The local (for a remote model: verified cache) file of checkpoint ``reference``."""
     def add_checkpoint(self, *checkpoints: Checkpoint) -> None: ...
     def register_training_start(self, epoch: int) -> None: ...
     def register_epoch(self, epoch: Optional[int] = ...) -> None: ...
     def register_training_end(self, success: bool) -> None: ...
     def register_initialisation(
-        self, path: StrPath, checkpoint_reference: Optional[Reference] = ..., name: Optional[str] = ...
+        self,
+        path: Location,
+        checkpoint_reference: Optional[Reference] = ...,
+        name: Optional[str] = ...,
+        storage_options: Optional[StorageOptions] = ...,
     ) -> None: ...
     def save(
         self,
-        path: StrPath,
+        path: Location,
         force: bool = ...,
+        storage_options: Optional[StorageOptions] = ...,
         *,
         checkpoints: bool = ...,
         lock_timeout: float = ...,
@@ -373,14 +437,33 @@ class Model:
         durable: bool = ...,
         keep_unregistered_files: bool = ...,
     ) -> None:
-        """ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise."""
+        """ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise;
+        UnsupportedLocationError for an object-storage URL."""
     @classmethod
-    def load(cls, path: StrPath, strict: bool = ..., verbose: bool = ..., checkpoints: bool = ...) -> "Model": ...
+    def load(
+        cls,
+        path: Location,
+        strict: bool = ...,
+        verbose: bool = ...,
+        checkpoints: bool = ...,
+        storage_options: Optional[StorageOptions] = ...,
+    ) -> "Model": ...
 
 def initialisation(
-    path: StrPath, checkpoint_reference: Optional[Reference] = ..., name: Optional[str] = ...
+    path: Location,
+    checkpoint_reference: Optional[Reference] = ...,
+    name: Optional[str] = ...,
+    storage_options: Optional[StorageOptions] = ...,
 ) -> Union[Model, Checkpoint]:
-    """A Checkpoint for a weight file (needs ``name``), a Model for a PMF folder (needs ``checkpoint_reference``)."""
+    """A Checkpoint for a weight file (needs ``name``), a Model for a PMF folder (needs ``checkpoint_reference``);
+    UnsupportedLocationError for an object-storage URL."""
 
-def validate(path: StrPath, strict: bool = ..., verbose: bool = ..., checkpoints: bool = ...) -> Dict[str, Any]:
-    """The parsed metadata of the model at ``path``, or a PlumsModel*ValidationError listing every offence."""
+def validate(
+    path: Location,
+    strict: bool = ...,
+    verbose: bool = ...,
+    checkpoints: bool = ...,
+    storage_options: Optional[StorageOptions] = ...,
+) -> Dict[str, Any]:
+    """The parsed metadata of the model at ``path`` (a folder or an object-storage URL), or a
+    PlumsModel*ValidationError listing every offence."""

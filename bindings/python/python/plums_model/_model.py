@@ -1,4 +1,16 @@
-"""The Model class, ``initialisation`` and ``validate``: loading, validating and saving run in Rust."""
+"""The Model class, ``initialisation`` and ``validate``: loading, validating and saving run in Rust.
+
+Every function taking a location takes a ``str`` or an ``os.PathLike``. An ``os.PathLike``
+(``pathlib.Path``) is always a local path. A ``str`` with a scheme (``scheme://``) is a URL, never
+a local path: ``s3://bucket/prefix`` (``gs://`` and ``az://`` untested) is a model in object
+storage, ``file:///abs/path`` a local path, and any other scheme an ``InvalidLocationError``.
+Object storage is read-only in this version: ``validate`` and ``Model.load`` work on it; saving
+to it and initialisations from it raise ``UnsupportedLocationError`` before anything is written.
+``storage_options`` (a dict of str to str, bool or int, object_store's key names: ``endpoint``,
+``access_key_id``, ``secret_access_key``, ``region``, ``allow_http``, ``session_token``, ..., or
+their ``aws_``-prefixed forms, and ``timeout``, ``connect_timeout``, ``retry_max``,
+``retry_timeout``) wins over the ``AWS_*`` environment variables.
+"""
 
 from . import _native
 from ._components import CheckpointCollection, Producer, Training, _path
@@ -7,20 +19,37 @@ from ._version import _formats
 FORMAT_VERSION = _native.FORMAT_VERSION
 
 
-def validate(path, strict=False, verbose=False, checkpoints=True, **kwargs):
-    """Validate the PMF model at ``path`` and return its parsed metadata.
+def validate(path, strict=False, verbose=False, checkpoints=True, storage_options=None, **kwargs):
+    """Validate the PMF model at ``path`` (a folder, or an object-storage URL) and return its
+    parsed metadata.
 
     Every offence is found (not only the first); ``verbose=True`` puts them all in the message,
-    and the exception's ``offences`` attribute always lists them.
+    and the exception's ``offences`` attribute always lists them. On object storage, one listing
+    of the prefix gives the tree; ``strict=True`` downloads every file with a checksum into the
+    local cache (``PMF_CACHE_DIR``), verifying it while it streams, and reuses what it verified
+    while the object's ETag and size are unchanged.
 
     Raises:
         PlumsModelTreeValidationError: If the tree is invalid; ``ModelNotFoundError`` (also a
             ``FileNotFoundError``) if ``path`` does not exist.
         PlumsModelMetadataValidationError: If the metadata is invalid (``MetadataOffencesError``,
             also a tree error, for compatibility with the reference).
+        InvalidLocationError: If ``path`` is a URL that cannot be used (unknown scheme, ...).
+        InvalidStorageOptionError: If a storage option is unknown.
+        StorageError: If the object store fails or refuses (``StorageNotFoundError``, also a
+            ``FileNotFoundError``, when no object is under the prefix).
     """
     _reject_unknown(kwargs)
-    return _native.validate(_path(path), bool(strict), bool(checkpoints), bool(verbose))
+    return _native.validate(_location(path), bool(strict), bool(checkpoints), bool(verbose),
+                            storage_options=storage_options)
+
+
+def _location(value):
+    """A location for the native module: a ``str`` as it is (the core parses it: a URL is never
+    a local path), an ``os.PathLike`` as a local ``Path``."""
+    if isinstance(value, str):
+        return value
+    return _path(value)
 
 
 def _reject_unknown(kwargs, allowed=()):
@@ -54,6 +83,7 @@ class Model:
         self.checkpoint_collection = CheckpointCollection()
         self._initialisation = None
         self._path = None
+        self._location = None
         self._checkpoint = None
         self._token = None
 
@@ -66,6 +96,30 @@ class Model:
     def path(self):
         """Path: The folder the model was loaded from, or None."""
         return self._path
+
+    @property
+    def location(self):
+        """Path or str: Where the model was loaded from: its folder (a ``Path``, as ``path``), or
+        its object-storage URL (a ``str``, ``s3://bucket/prefix``; ``path`` is then None), or None."""
+        return getattr(self, "_location", None) or self._path
+
+    def fetch_checkpoint(self, reference):
+        """The local file of the checkpoint ``reference`` (a ``Path``).
+
+        For a model loaded from object storage, the verified cache file: fetched now if the load
+        did not fetch it (``strict=False``), which is also what the first access of the
+        checkpoint's ``path`` does. For a local model, the checkpoint's ``path``.
+
+        Raises:
+            KeyError: If the model has no checkpoint ``reference``.
+            StorageError: If the object store fails; ``ChecksumMismatchError`` if the object does
+                not have the registered checksum (nothing is kept).
+            ValueError: If the checkpoint has no file.
+        """
+        path = self.checkpoint_collection[reference].path
+        if path is None:
+            raise ValueError("checkpoint {!r} has no file".format(reference))
+        return path
 
     @property
     def checkpoint(self):
@@ -95,12 +149,16 @@ class Model:
         else:
             self.training.interrupt()
 
-    def register_initialisation(self, path, checkpoint_reference=None, name=None):
+    def register_initialisation(self, path, checkpoint_reference=None, name=None, storage_options=None):
         """Register the initialisation found at ``path`` (see :func:`initialisation`)."""
-        self._initialisation = initialisation(path, checkpoint_reference, name)
+        self._initialisation = initialisation(path, checkpoint_reference, name, storage_options=storage_options)
 
-    def save(self, path, force=False, **kwargs):
+    def save(self, path, force=False, storage_options=None, **kwargs):
         """Save the model to the folder ``path``.
+
+        A ``str`` with a scheme is a URL, never a local folder: saving to object storage
+        (``s3://...``) is not supported yet and raises ``UnsupportedLocationError`` before
+        anything is read or written.
 
         Keyword Args:
             checkpoints (bool): Write checkpoint files (default True).
@@ -119,30 +177,48 @@ class Model:
             OSError: If ``path`` is a non-empty folder that is not a PMF model (unless ``force``),
                 a PMF model with another id or invalid metadata, an invalid PMF model with the same
                 id (unless ``force``), or was changed by another writer since this model read it.
+            UnsupportedLocationError: If ``path`` is an object-storage URL (also a
+                ``NotImplementedError``).
+            InvalidLocationError: If ``path`` is a URL that cannot be used.
         """
         _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes", "durable",
                                  "keep_unregistered_files"))
         self._token = _native.save(
-            self, _path(path), _formats, force=bool(force), checkpoints=bool(kwargs.get("checkpoints", True)),
+            self, _location(path), _formats, force=bool(force), checkpoints=bool(kwargs.get("checkpoints", True)),
             lock_timeout=float(kwargs.get("lock_timeout", 30.0)),
             overwrite_concurrent_changes=bool(kwargs.get("overwrite_concurrent_changes", False)),
             durable=bool(kwargs.get("durable", True)),
-            keep_unregistered_files=bool(kwargs.get("keep_unregistered_files", False)))
+            keep_unregistered_files=bool(kwargs.get("keep_unregistered_files", False)),
+            storage_options=storage_options)
 
     @classmethod
-    def load(cls, path, strict=True, verbose=False, checkpoints=True, **kwargs):
+    def load(cls, path, strict=True, verbose=False, checkpoints=True, storage_options=None, **kwargs):
         """Load and validate the model at ``path`` (strict: also compare checksums).
+
+        ``path`` is a folder or an object-storage URL (``s3://bucket/prefix``). A remote model's
+        files go to the local cache (``PMF_CACHE_DIR``, default under the user's cache folder),
+        verified against their MD5: its configuration always; with ``strict=True`` (the default)
+        every checkpoint and the initialisation file too, so that each ``checkpoint.path`` is a
+        verified local file. With ``strict=False`` nothing large is downloaded: a checkpoint's
+        file is fetched, verified, on the first access of its ``path`` (or
+        :meth:`fetch_checkpoint`). ``model.path`` is None for a remote model; ``model.location``
+        is its URL.
 
         Raises:
             PlumsModelTreeValidationError: If the model is invalid, or ``path`` does not exist
                 (then also a ``FileNotFoundError``).
             PlumsModelMetadataValidationError: If its metadata is invalid.
+            InvalidLocationError: If ``path`` is a URL that cannot be used.
+            InvalidStorageOptionError: If a storage option is unknown.
+            StorageError: If the object store fails or refuses (``StorageNotFoundError``, also a
+                ``FileNotFoundError``, when no object is under the prefix).
         """
         _reject_unknown(kwargs)
-        return _native.load(cls, _path(path), bool(strict), bool(checkpoints), bool(verbose), _formats)
+        return _native.load(cls, _location(path), bool(strict), bool(checkpoints), bool(verbose), _formats,
+                            storage_options=storage_options)
 
 
-def initialisation(path, checkpoint_reference=None, name=None):
+def initialisation(path, checkpoint_reference=None, name=None, storage_options=None):
     """The initialisation at ``path``: a :class:`Checkpoint` for a weight file (needs ``name``),
     a :class:`Model` loaded without its checkpoint files for a PMF model (needs
     ``checkpoint_reference``, which must be one of its checkpoints).
@@ -152,5 +228,9 @@ def initialisation(path, checkpoint_reference=None, name=None):
         ValueError: If the arguments do not fit the kind of initialisation.
         PlumsModelTreeValidationError: If the PMF model is invalid.
         PlumsModelMetadataValidationError: If the PMF model's metadata is invalid.
+        UnsupportedLocationError: If ``path`` is an object-storage URL: an initialisation is
+            copied into the model at save, and saves are local in this version.
+        InvalidLocationError: If ``path`` is a URL that cannot be used.
     """
-    return _native.initialisation(Model, _path(path), checkpoint_reference, name, _formats)
+    return _native.initialisation(Model, _location(path), checkpoint_reference, name, _formats,
+                                  storage_options=storage_options)

@@ -209,6 +209,58 @@ class CheckpointWithoutEpochError(_Refusal, ValueError):
     _fields = ("reference",)
 
 
+class InvalidLocationError(_Refusal, ValueError):
+    """A location that cannot be used: an unknown URL scheme (``ftp://``), a URL without a
+    bucket, credentials, a query or a fragment in a URL, an empty, ``.`` or ``..`` key segment
+    (``location``: as given, credentials replaced; ``reason``: why). A ``str`` with a scheme
+    (``scheme://``) is never taken for a local path."""
+
+    _fields = ("location", "reason")
+
+
+class InvalidStorageOptionError(_Refusal, ValueError):
+    """A storage option that is unknown or whose value cannot be used (``key``, ``reason``;
+    never its value, which may be a secret)."""
+
+    _fields = ("key", "reason")
+
+
+class UnsupportedLocationError(_Refusal, NotImplementedError):
+    """An operation this version does not do on that kind of location yet (``operation``, such
+    as ``saving a model``, on ``location``, an object-storage URL): refused before anything is
+    read or written. Object storage is read-only in this version."""
+
+    _fields = ("operation", "location")
+
+
+class StorageError(_Refusal, OSError):
+    """An object store refused or failed a request: ``location`` (the URL of the object or
+    prefix), ``operation`` (what was being done) and ``kind``: ``"not_found"``,
+    ``"permission_denied"``, ``"precondition_failed"`` (the object changed while it was read),
+    ``"timeout"``, ``"configuration"`` (the store cannot be configured from the options and
+    environment) or ``"other"``. The message never carries a credential.
+
+    ``not_found``, ``permission_denied`` and ``timeout`` raise the subclasses that are also
+    ``FileNotFoundError``, ``PermissionError`` and ``TimeoutError``."""
+
+    _fields = ("location", "operation", "kind")
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """A :class:`StorageError` of kind ``not_found``: no object (or bucket) there; for a model,
+    no object under its prefix."""
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """A :class:`StorageError` of kind ``permission_denied``: the credentials are refused or
+    lack the permission."""
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """A :class:`StorageError` of kind ``timeout``: the store did not answer in time, after the
+    retries (storage options ``timeout``, ``retry_max``, ``retry_timeout``)."""
+
+
 # The names of earlier versions, kept for code that imported them.
 _MetadataOffencesError = MetadataOffencesError
 _MissingModelError = ModelNotFoundError
