@@ -318,8 +318,15 @@ fn preflight_producer(model: &Model, problem: &mut impl FnMut(&str, String)) {
 fn preflight_initialisation<'m>(model: &'m Model, problem: &mut impl FnMut(&str, String)) -> Option<&'m Model> {
     match model.initialisation()? {
         Initialisation::File(ck) => {
-            if ck.file_name().and_then(|n| n.to_str()).is_none() {
-                problem("initialisation", "the initialisation file has no UTF-8 file name".to_owned());
+            match ck.file_name() {
+                None => problem(
+                    "initialisation",
+                    "the initialisation file has no local file to save (path is None: a model loaded from object storage without strict validation has not fetched it)".to_owned(),
+                ),
+                Some(name) if name.to_str().is_none() => {
+                    problem("initialisation", "the initialisation file has no UTF-8 file name".to_owned())
+                }
+                Some(_) => {}
             }
             None
         }
