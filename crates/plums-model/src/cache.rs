@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::digest::Md5;
 use crate::error::{Error, Result};
-use crate::hash::StreamHasher;
+use crate::hash::{Progress, StreamHasher};
 use crate::storage::{Listed, Remote, StorageOptions};
 
 /// Temporary folders older than this are leftovers of killed processes ([`Cache::prune`]).
@@ -255,6 +255,18 @@ impl Cache {
     /// from the cache when its ETag and size are unchanged (no request), else downloaded,
     /// hashed while it streams and moved into place only if its MD5 is `expected`.
     pub(crate) fn fetch_verified(&self, remote: &Remote, listed: &Listed, expected: Md5) -> Result<Fetched> {
+        self.fetch_verified_observed(remote, listed, expected, None)
+    }
+
+    /// [`Cache::fetch_verified`], telling `progress` of every chunk downloaded and hashed (of
+    /// the whole size at once when the cache already holds the object).
+    pub(crate) fn fetch_verified_observed(
+        &self,
+        remote: &Remote,
+        listed: &Listed,
+        expected: Md5,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Fetched> {
         let mut record = Record {
             store: remote.url.store_url(),
             key: remote.url.key(&listed.rel),
@@ -263,6 +275,9 @@ impl Cache {
             md5: None,
         };
         if let Some((path, md5)) = self.lookup(&record) {
+            if let Some(p) = progress {
+                p.advance(listed.size);
+            }
             return Ok(if md5 == expected {
                 Fetched::Verified { path, downloaded: false }
             } else {
@@ -270,7 +285,7 @@ impl Cache {
             });
         }
         let tmp = self.temporary_dir()?;
-        let result = self.download_into(remote, listed, &mut record, &tmp, expected);
+        let result = self.download_into(remote, listed, &mut record, &tmp, expected, progress);
         if !matches!(result, Ok(Fetched::Verified { .. })) {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -284,6 +299,7 @@ impl Cache {
         record: &mut Record,
         tmp: &Path,
         expected: Md5,
+        progress: Option<&dyn Progress>,
     ) -> Result<Fetched> {
         let file_dir = tmp.join("file");
         fs::create_dir(&file_dir).map_err(|e| Error::io(&file_dir, "cannot create a cache folder", e))?;
@@ -293,7 +309,11 @@ impl Cache {
         let mut hasher = StreamHasher::new(listed.size);
         remote.download(&listed.rel, listed.etag.as_deref(), &mut |chunk| {
             hasher.update(chunk)?;
-            out.write_all(chunk)
+            out.write_all(chunk)?;
+            if let Some(p) = progress {
+                p.advance(chunk.len() as u64);
+            }
+            Ok(())
         })?;
         let file = out.into_inner().map_err(|e| Error::io(&path, "cannot write a cache file", e.into_error()))?;
         let found = hasher.finish().map_err(|e| Error::io(&path, "cannot compute MD5", e))?;

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::digest::Md5;
 use crate::error::{Error, Offence, Result};
-use crate::hash::md5_file_sized;
+use crate::hash::{md5_file_observed, Progress};
 use crate::paths::{Entry, Root};
 use crate::yaml::Limits;
 use crate::yaml_file::{ReadError, YamlFile};
@@ -60,8 +60,10 @@ pub(crate) trait ModelFiles {
     fn read_yaml(&self, file: &Self::File, limits: &Limits) -> std::result::Result<YamlFile, ReadError>;
 
     /// Compare every job's checksum with its file's content; the mismatches as offences. An
-    /// `Err` when the files cannot be obtained at all (a store that fails).
-    fn check_hashes(&self, jobs: Vec<HashJob<Self::File>>) -> Result<Vec<Offence>>;
+    /// `Err` when the files cannot be obtained at all (a store that fails). `progress`, when
+    /// given and there is a job, is started with the sum of the files' sizes and told of every
+    /// chunk hashed.
+    fn check_hashes(&self, jobs: Vec<HashJob<Self::File>>, progress: Option<&dyn Progress>) -> Result<Vec<Offence>>;
 
     /// The root of the model at `prefix`, as a path (a URL for an object store).
     fn root_of(&self, prefix: &Path) -> PathBuf;
@@ -155,12 +157,17 @@ impl ModelFiles for LocalFiles {
     }
 
     /// Hash every job in parallel, largest files first for balance.
-    fn check_hashes(&self, mut jobs: Vec<HashJob<PathBuf>>) -> Result<Vec<Offence>> {
-        jobs.sort_by_cached_key(|j| std::cmp::Reverse(std::fs::metadata(&j.file).map(|m| m.len()).unwrap_or(0)));
-        Ok(jobs
+    fn check_hashes(&self, jobs: Vec<HashJob<PathBuf>>, progress: Option<&dyn Progress>) -> Result<Vec<Offence>> {
+        let mut sized: Vec<(u64, HashJob<PathBuf>)> =
+            jobs.into_iter().map(|j| (std::fs::metadata(&j.file).map(|m| m.len()).unwrap_or(0), j)).collect();
+        sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+        if let (Some(p), false) = (progress, sized.is_empty()) {
+            p.start(sized.iter().map(|(size, _)| size).sum());
+        }
+        Ok(sized
             .par_iter()
             .with_max_len(1)
-            .filter_map(|job| match md5_file_sized(&job.file) {
+            .filter_map(|(_, job)| match md5_file_observed(&job.file, progress) {
                 Ok((found, _)) if found == job.expected => None,
                 Ok((found, _)) => Some(job.mismatch(found)),
                 Err(e) => Some(Offence::tree(job.location.clone(), format!("{} cannot be hashed: {e}", job.what))),

@@ -1,4 +1,5 @@
-//! MD5 checksums: the [`Md5`] digest type, and hashing files (alone or while copying them).
+//! MD5 checksums: the [`Md5`] digest type, hashing files (alone or while copying them), and
+//! the [`Progress`] observer of long hashing runs (strict validation).
 //!
 //! Every checksum in the crate goes through this module's one `Hasher`, so the implementation
 //! can be swapped in one place. With the default `openssl` feature it is OpenSSL's MD5 (the
@@ -44,6 +45,47 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, "cannot open file", e))
 }
 
+/// An observer of the bytes a long operation hashes: strict validation of a local folder, and
+/// the downloads (hashed while they stream) of a strict validation or load of a remote model.
+/// Set it with [`crate::ValidateOptions::progress`].
+///
+/// [`Progress::start`] comes first, with the sum of the sizes of the files to hash (from the
+/// walk of the folder or the listing of the prefix; not at all when there is nothing to hash,
+/// as in a validation that is not strict), then [`Progress::advance`] once per chunk
+/// hashed (1 MiB from disk; what the store sends for a download; a whole file at once when the
+/// cache already holds it verified), from several threads at once. When every file reads as
+/// listed the advances add up to the total; a file that shrank, grew or could not be read makes
+/// them fall short or go over. `start` comes again if the folder is read again (it was replaced
+/// by a save meanwhile): each call begins a new count. Both must be cheap (an atomic add): they
+/// run on the hashing threads. Without an observer nothing is counted.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use plums_model::{Progress, ValidateOptions};
+///
+/// #[derive(Default)]
+/// struct Bytes { total: AtomicU64, done: AtomicU64 }
+/// impl Progress for Bytes {
+///     fn start(&self, total_bytes: u64) {
+///         self.done.store(0, Ordering::Relaxed);
+///         self.total.store(total_bytes, Ordering::Relaxed);
+///     }
+///     fn advance(&self, bytes: u64) {
+///         self.done.fetch_add(bytes, Ordering::Relaxed);
+///     }
+/// }
+/// let bytes = Arc::new(Bytes::default());
+/// let options = ValidateOptions::new().strict(true).progress(bytes.clone());
+/// assert!(options.progress.is_some());
+/// ```
+pub trait Progress: Send + Sync {
+    /// Hashing begins: `total_bytes` is the sum of the sizes of the files to hash.
+    fn start(&self, total_bytes: u64);
+    /// `bytes` more bytes were hashed.
+    fn advance(&self, bytes: u64);
+}
+
 /// The MD5 checksum and size of a file's content.
 pub fn md5_file(path: impl AsRef<Path>) -> Result<Md5> {
     Ok(md5_file_sized(path.as_ref())?.0)
@@ -51,18 +93,24 @@ pub fn md5_file(path: impl AsRef<Path>) -> Result<Md5> {
 
 /// The MD5 checksum of a file and the number of bytes hashed.
 pub(crate) fn md5_file_sized(path: &Path) -> Result<(Md5, u64)> {
-    hash_file(path, None)
+    hash_file(path, None, None)
+}
+
+/// [`md5_file_sized`], telling `progress` of every chunk hashed.
+pub(crate) fn md5_file_observed(path: &Path, progress: Option<&dyn Progress>) -> Result<(Md5, u64)> {
+    hash_file(path, None, progress)
 }
 
 /// Copy `src` into the already-open `dst`, hashing the bytes in the same pass.
 ///
 /// Returns the checksum and the number of bytes copied. `dst` is not synced.
 pub(crate) fn copy_hashing(src: &Path, dst: &mut File, dst_path: &Path) -> Result<(Md5, u64)> {
-    hash_file(src, Some((dst, dst_path)))
+    hash_file(src, Some((dst, dst_path)), None)
 }
 
-/// Read `path` once in [`CHUNK`]-sized reads, hashing every byte and writing it to `copy`.
-fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, u64)> {
+/// Read `path` once in [`CHUNK`]-sized reads, hashing every byte, writing it to `copy` and
+/// telling `progress` of each chunk.
+fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>, progress: Option<&dyn Progress>) -> Result<(Md5, u64)> {
     let mut file = open_regular(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut hasher = Hasher::for_size(size);
@@ -80,6 +128,9 @@ fn hash_file(path: &Path, mut copy: Option<(&mut File, &Path)>) -> Result<(Md5, 
             dst.write_all(&buf[..n]).map_err(|e| Error::io(dst_path, "cannot write file", e))?;
         }
         total += n as u64;
+        if let Some(p) = progress {
+            p.advance(n as u64);
+        }
     }
     Ok((hasher.finish().map_err(|e| Error::io(path, "cannot compute MD5", e))?, total))
 }

@@ -100,7 +100,7 @@ pub use digest::{InvalidMd5, Md5};
 pub use error::{
     Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, StorageErrorKind, TrainingOffence,
 };
-pub use hash::md5_file;
+pub use hash::{md5_file, Progress};
 pub use load::{fetch, initialisation, initialisation_at, LoadOptions};
 pub use location::{Location, ObjectUrl};
 pub use metadata::{

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use crate::cache::{Cache, Fetched};
 use crate::error::{Error, Offence, Result, StorageErrorKind};
 use crate::files::{HashJob, ModelFiles};
+use crate::hash::Progress;
 use crate::paths::Entry;
 use crate::storage::{Listed, Remote};
 use crate::yaml::Limits;
@@ -125,12 +126,16 @@ impl ModelFiles for ObjectFiles {
         YamlFile::from_bytes(bytes, limits)
     }
 
-    fn check_hashes(&self, mut jobs: Vec<HashJob<String>>) -> Result<Vec<Offence>> {
+    fn check_hashes(&self, mut jobs: Vec<HashJob<String>>, progress: Option<&dyn Progress>) -> Result<Vec<Offence>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        let size = |j: &HashJob<String>| self.objects.get(&j.file).map_or(0, |l| l.size);
+        if let Some(p) = progress {
+            p.start(jobs.iter().map(size).sum());
+        }
         let cache = Cache::for_options(&self.remote.options)?;
-        jobs.sort_by_key(|j| std::cmp::Reverse(self.objects.get(&j.file).map_or(0, |l| l.size)));
+        jobs.sort_by_key(|j| std::cmp::Reverse(size(j)));
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Result<Option<Offence>>>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
@@ -138,7 +143,7 @@ impl ModelFiles for ObjectFiles {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let outcome = self.verify(&cache, job);
+                    let outcome = self.verify(&cache, job, progress);
                     let failed = outcome.is_err();
                     results.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
                     if failed {
@@ -168,11 +173,11 @@ impl ModelFiles for ObjectFiles {
 
 impl ObjectFiles {
     /// Verify one job through the cache; a mismatch is an offence.
-    fn verify(&self, cache: &Cache, job: &HashJob<String>) -> Result<Option<Offence>> {
+    fn verify(&self, cache: &Cache, job: &HashJob<String>, progress: Option<&dyn Progress>) -> Result<Option<Offence>> {
         let Some(listed) = self.objects.get(&job.file) else {
             return Ok(Some(Offence::tree(job.location.clone(), format!("{} is not in the listing", job.what))));
         };
-        match cache.fetch_verified(&self.remote, listed, job.expected)? {
+        match cache.fetch_verified_observed(&self.remote, listed, job.expected, progress)? {
             Fetched::Verified { path, .. } => {
                 self.set_verified(&job.file, path);
                 Ok(None)
@@ -184,7 +189,8 @@ impl ObjectFiles {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
 
     use object_store::memory::InMemory;
 
@@ -246,6 +252,39 @@ mod tests {
         assert_eq!(storage.stats().gets - second.gets, 3);
         // Not strict: no checksum compared, nothing large downloaded.
         validate_at(&location, &ValidateOptions::new().storage(storage.clone())).unwrap();
+    }
+
+    /// What a progress observer was told: the starts, and the bytes advanced since the last.
+    #[derive(Default)]
+    struct Recorder {
+        starts: Mutex<Vec<u64>>,
+        done: AtomicU64,
+    }
+
+    impl crate::hash::Progress for Recorder {
+        fn start(&self, total_bytes: u64) {
+            self.starts.lock().unwrap().push(total_bytes);
+            self.done.store(0, Ordering::SeqCst);
+        }
+        fn advance(&self, bytes: u64) {
+            self.done.fetch_add(bytes, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn downloads_and_cache_hits_advance_the_observer_up_to_the_listed_total() {
+        let (dir, location, storage) = uploaded();
+        let total = std::fs::metadata(dir.path().join("config.py")).unwrap().len() + (3 << 20);
+        for round in ["downloaded", "reused from the cache"] {
+            let recorder = Arc::new(Recorder::default());
+            let options = ValidateOptions::new().strict(true).storage(storage.clone()).progress(recorder.clone());
+            validate_at(&location, &options).unwrap();
+            assert_eq!(*recorder.starts.lock().unwrap(), vec![total], "{round}");
+            assert_eq!(recorder.done.load(Ordering::SeqCst), total, "{round}");
+        }
+        let recorder = Arc::new(Recorder::default());
+        validate_at(&location, &ValidateOptions::new().storage(storage.clone()).progress(recorder.clone())).unwrap();
+        assert!(recorder.starts.lock().unwrap().is_empty(), "not strict: nothing to hash");
     }
 
     #[test]

@@ -13,10 +13,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::digest::Md5;
 use crate::error::{Error, Offence, Report, Result};
 use crate::files::{HashJob, LocalFiles, ModelFiles};
+use crate::hash::Progress;
 use crate::location::{Location, ObjectUrl};
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::object_files::ObjectFiles;
@@ -33,7 +35,7 @@ use crate::yaml_file::YamlFile;
 /// let options = ValidateOptions::new().strict(true).checkpoints(false);
 /// assert!(options.strict && !options.checkpoints);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ValidateOptions {
     /// Compare MD5 checksums of the configuration, checkpoints and initialisation file with
@@ -47,6 +49,8 @@ pub struct ValidateOptions {
     pub limits: Limits,
     /// How to reach an object store, for a remote location (unused for a local one).
     pub storage: StorageOptions,
+    /// Told of the bytes strict validation hashes (and downloads), if set ([`Progress`]).
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for ValidateOptions {
@@ -57,7 +61,21 @@ impl Default for ValidateOptions {
             allow_external_links: false,
             limits: Limits::default(),
             storage: StorageOptions::default(),
+            progress: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ValidateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateOptions")
+            .field("strict", &self.strict)
+            .field("checkpoints", &self.checkpoints)
+            .field("allow_external_links", &self.allow_external_links)
+            .field("limits", &self.limits)
+            .field("storage", &self.storage)
+            .field("progress", &self.progress.as_ref().map(|_| "<observer>"))
+            .finish()
     }
 }
 
@@ -94,6 +112,14 @@ impl ValidateOptions {
     /// Reach object stores with these options (over the environment).
     pub fn storage(mut self, storage: StorageOptions) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// Tell `progress` of the bytes strict validation hashes: [`Progress::start`] with the sum
+    /// of the sizes of the files to hash, then [`Progress::advance`] per chunk (default none;
+    /// nothing is counted without one).
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
         self
     }
 }
@@ -276,7 +302,7 @@ pub(crate) fn check_files<F: ModelFiles>(files: &F, options: &ValidateOptions) -
     let mut ctx = Ctx { files, options, offences: files.tree_offences(), hashes: Vec::new() };
     let validated = check_model(&mut ctx, Path::new(""), options.checkpoints);
     let mut offences = ctx.offences;
-    let mut mismatches = files.check_hashes(ctx.hashes)?;
+    let mut mismatches = files.check_hashes(ctx.hashes, options.progress.as_deref())?;
     mismatches.sort_by(|a, b| a.location.cmp(&b.location));
     offences.extend(mismatches);
     let metadata = validated.as_ref().map(|v| v.metadata.clone());

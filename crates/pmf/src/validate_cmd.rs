@@ -1,8 +1,10 @@
 //! `pmf validate LOCATION...`: check models with the library (`plums_model::check_at`: local
 //! folders or object-store prefixes) and report every offence, for people (one line per model,
-//! offences indented) or as one JSON document.
+//! offences indented) or as one JSON document. Strict validation shows a bar of the bytes
+//! hashed (or downloaded) of the total on a terminal, never on a pipe or with `--json`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use plums_model::{check_at, ValidateOptions};
 use serde::Serialize;
@@ -47,7 +49,12 @@ pub fn run(args: &ValidateArgs) -> u8 {
         Ok(s) => s,
         Err(failure) => return fail_early(args.json, failure),
     };
-    let options = ValidateOptions::new().strict(!args.quick).checkpoints(!args.no_checkpoints).storage(storage);
+    let mut options = ValidateOptions::new().strict(!args.quick).checkpoints(!args.no_checkpoints).storage(storage);
+    // The library tells the meter of the bytes it hashes only when a bar may be shown.
+    let meter = progress::wanted(args.json).then(|| Arc::new(progress::Meter::default()));
+    if let Some(m) = &meter {
+        options = options.progress(m.clone());
+    }
     let mut code = EXIT_OK;
     let mut report = JsonReport { models: Vec::new() };
     let (mut n_valid, mut n_invalid, mut n_error) = (0usize, 0usize, 0usize);
@@ -55,8 +62,10 @@ pub fn run(args: &ValidateArgs) -> u8 {
         let path = Path::new(raw);
         let what = if options.strict { "validating (verifying checksums)" } else { "validating" };
         let outcome = match location::model_location(raw) {
-            Ok(at) => progress::during(format!("{what} {}", show_path(path)), || check_at(&at, &options))
-                .map_err(|e| Failure::from_library(e, path)),
+            Ok(at) => {
+                progress::measuring(format!("{what} {}", show_path(path)), meter.as_ref(), || check_at(&at, &options))
+                    .map_err(|e| Failure::from_library(e, path))
+            }
             Err(failure) => Err(failure),
         };
         let mut entry = JsonModel {
