@@ -2,6 +2,8 @@
 //! and reading its JSON output.
 #![allow(dead_code)]
 
+/// The S3 test-server helpers: the library's tests' file, shared (not a copy).
+#[path = "../../../plums-model/tests/common/s3.rs"]
 pub mod s3;
 
 use std::path::{Path, PathBuf};
