@@ -1,4 +1,4 @@
-"""What the S3 test server (SeaweedFS ``weed mini``, see ``scripts/s3-server``) does, measured with
+"""What the S3 test server (SeaweedFS ``weed mini``, started only by ``scripts/s3-server``, always with ``-master.telemetry=false`` on 127.0.0.1) does, measured with
 boto3: the behaviours the core's object-storage code relies on. A SeaweedFS version that changes
 one of them fails here, loudly, before the core's tests fail in obscure ways.
 

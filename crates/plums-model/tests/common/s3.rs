@@ -1,5 +1,5 @@
 //! The S3 test server (SeaweedFS `weed mini`, started by `scripts/test` through
-//! `scripts/s3-server`) as the tests see it.
+//! `scripts/s3-server`, always with `-master.telemetry=false` on 127.0.0.1) as the tests see it.
 //!
 //! `scripts/s3-server start DIR` exports `PMF_TEST_S3_ENDPOINT` (`http://127.0.0.1:PORT`),
 //! `PMF_TEST_S3_BUCKET`, `PMF_TEST_S3_ACCESS_KEY_ID`, `PMF_TEST_S3_SECRET_ACCESS_KEY` and
