@@ -7,6 +7,8 @@
 //!    Pathname provided"), for the configuration, a checkpoint, a file initialisation and a PMF
 //!    initialisation.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,21 +50,10 @@ impl Fx {
     }
 }
 
-/// Every file under `root` with its content (the lock file left out: saves write their pid in it).
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if entry.file_name() != ".pmf.lock" {
-                out.insert(entry.path().strip_prefix(root).unwrap().to_path_buf(), fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    out
+/// Everything under `root` (folders, and files with their content), the lock file left out:
+/// saves write their pid in it.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    common::snapshot(root, &|rel| rel == Path::new(".pmf.lock"))
 }
 
 /// A model saved at `dest` whose checkpoint 1 was then corrupted (same size, other bytes).

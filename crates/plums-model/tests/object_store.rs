@@ -99,22 +99,13 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Every regular file under `root`, relative path -> bytes.
+/// Every regular file under `root`, relative path -> bytes (the shared tree snapshot, folders
+/// left out).
 fn files_of(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    out
+    common::snapshot(root, &|_| false)
+        .into_iter()
+        .filter_map(|(rel, content)| content.map(|c| (rel.to_string_lossy().into_owned(), c)))
+        .collect()
 }
 
 /// The cache's entries: the `entry` record's key line -> the file's bytes. Panics on an entry
