@@ -98,6 +98,8 @@ pub(crate) enum Fetched {
         path: PathBuf,
         /// Whether it was downloaded now (not reused).
         downloaded: bool,
+        /// Its MD5.
+        md5: Md5,
     },
     /// The object's MD5 is `found`, not the one expected (nothing was kept).
     Mismatch { found: Md5 },
@@ -267,6 +269,26 @@ impl Cache {
         expected: Md5,
         progress: Option<&dyn Progress>,
     ) -> Result<Fetched> {
+        self.fetch_observed(remote, listed, Some(expected), progress)
+    }
+
+    /// The local file of the object `listed` of `remote`, whatever its content, and its MD5
+    /// (computed while it streams, or recorded when the cache already holds it): for a file
+    /// whose checksum nobody recorded yet (a weight file given as an initialisation).
+    pub(crate) fn fetch_hashed(&self, remote: &Remote, listed: &Listed) -> Result<(PathBuf, Md5)> {
+        match self.fetch_observed(remote, listed, None, None)? {
+            Fetched::Verified { path, md5, .. } => Ok((path, md5)),
+            Fetched::Mismatch { .. } => unreachable!("nothing was expected"),
+        }
+    }
+
+    fn fetch_observed(
+        &self,
+        remote: &Remote,
+        listed: &Listed,
+        expected: Option<Md5>,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Fetched> {
         let mut record = Record {
             store: remote.url.store_url(),
             key: remote.url.key(&listed.rel),
@@ -278,8 +300,8 @@ impl Cache {
             if let Some(p) = progress {
                 p.advance(listed.size);
             }
-            return Ok(if md5 == expected {
-                Fetched::Verified { path, downloaded: false }
+            return Ok(if expected.is_none_or(|e| e == md5) {
+                Fetched::Verified { path, downloaded: false, md5 }
             } else {
                 Fetched::Mismatch { found: md5 }
             });
@@ -298,7 +320,7 @@ impl Cache {
         listed: &Listed,
         record: &mut Record,
         tmp: &Path,
-        expected: Md5,
+        expected: Option<Md5>,
         progress: Option<&dyn Progress>,
     ) -> Result<Fetched> {
         let file_dir = tmp.join("file");
@@ -317,7 +339,7 @@ impl Cache {
         })?;
         let file = out.into_inner().map_err(|e| Error::io(&path, "cannot write a cache file", e.into_error()))?;
         let found = hasher.finish().map_err(|e| Error::io(&path, "cannot compute MD5", e))?;
-        if found != expected {
+        if expected.is_some_and(|e| e != found) {
             return Ok(Fetched::Mismatch { found });
         }
         file.sync_all().map_err(|e| Error::io(&path, "cannot sync a cache file", e))?;
@@ -338,17 +360,20 @@ impl Cache {
                     return Ok(Fetched::Verified {
                         path: final_dir.join("file").join(record.name()),
                         downloaded: true,
+                        md5: found,
                     });
                 }
             }
             let _ = fs::remove_dir_all(tmp);
             return match self.lookup(record) {
-                Some((path, md5)) if md5 == expected => Ok(Fetched::Verified { path, downloaded: true }),
+                Some((path, md5)) if expected.is_none_or(|e| e == md5) => {
+                    Ok(Fetched::Verified { path, downloaded: true, md5 })
+                }
                 Some((_, md5)) => Ok(Fetched::Mismatch { found: md5 }),
                 None => Err(Error::io(&final_dir, "cannot install a cache entry", io::Error::other("entry unusable"))),
             };
         }
-        Ok(Fetched::Verified { path: final_dir.join("file").join(record.name()), downloaded: true })
+        Ok(Fetched::Verified { path: final_dir.join("file").join(record.name()), downloaded: true, md5: found })
     }
 }
 

@@ -204,18 +204,24 @@ pub enum StorageErrorKind {
     Timeout,
     /// The store cannot be configured from the options and environment given.
     Configuration,
+    /// The store ignores conditional writes (`If-None-Match`, `If-Match`), which saves need
+    /// to refuse lost updates; the storage option `conditional_writes=false` accepts that the
+    /// last writer wins.
+    NoConditionalWrites,
     /// Anything else (connection refused, server error after the retries, ...).
     Other,
 }
 
 impl StorageErrorKind {
-    /// `not_found`, `permission_denied`, `precondition_failed`, `timeout`, `configuration`, `other`.
+    /// `not_found`, `permission_denied`, `precondition_failed`, `timeout`, `configuration`,
+    /// `no_conditional_writes`, `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             StorageErrorKind::NotFound => "not_found",
             StorageErrorKind::PermissionDenied => "permission_denied",
             StorageErrorKind::PreconditionFailed => "precondition_failed",
             StorageErrorKind::Timeout => "timeout",
+            StorageErrorKind::NoConditionalWrites => "no_conditional_writes",
             StorageErrorKind::Configuration => "configuration",
             StorageErrorKind::Other => "other",
         }
@@ -666,6 +672,7 @@ impl Error {
                 StorageErrorKind::Timeout => io::ErrorKind::TimedOut,
                 StorageErrorKind::PreconditionFailed => io::ErrorKind::AlreadyExists,
                 StorageErrorKind::Configuration => io::ErrorKind::InvalidInput,
+                StorageErrorKind::NoConditionalWrites => io::ErrorKind::Unsupported,
                 StorageErrorKind::Other => io::ErrorKind::Other,
             },
             _ => return None,

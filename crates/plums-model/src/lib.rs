@@ -80,6 +80,7 @@ mod lock;
 mod metadata;
 mod model;
 mod object_files;
+mod object_lock;
 mod paths;
 mod producer;
 mod reference;
@@ -88,6 +89,7 @@ mod state;
 mod status;
 mod storage;
 mod training;
+mod upload;
 mod validate;
 mod version;
 mod yaml;
@@ -108,7 +110,7 @@ pub use metadata::{
     FORMAT_VERSION,
 };
 pub use model::{Initialisation, Model};
-pub use paths::LOCK_FILE;
+pub use paths::{LOCK_FILE, SAVE_MARKER};
 pub use producer::{is_valid_producer_name, Producer};
 pub use reference::Reference;
 pub use save::SaveOptions;

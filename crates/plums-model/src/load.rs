@@ -20,7 +20,7 @@ use crate::object_files::ObjectFiles;
 use crate::paths::{relative_inside, Entry, Root};
 use crate::producer::Producer;
 use crate::reference::Reference;
-use crate::state::{KnownFiles, SyncState};
+use crate::state::{KnownFiles, ObjectState, SyncState};
 use crate::storage::{Listed, Remote, StorageOptions};
 use crate::training::Training;
 use crate::validate::{check_remote, validate_model, ValidateOptions, ValidatedModel};
@@ -119,15 +119,28 @@ impl Model {
     /// default) every checkpoint and the initialisation file are fetched and verified too, and
     /// their `path` is their cache file. With a non-strict load the checkpoints' `path` is
     /// `None` (nothing large is downloaded): [`Model::fetch_checkpoint`] fetches one, verified.
-    /// [`Model::path`] is `None` for a remote model; [`Model::location`] is its URL. Saving a
-    /// remote model back is not supported yet.
+    /// [`Model::path`] is `None` for a remote model; [`Model::location`] is its URL. Saving it
+    /// back ([`Model::save_at`]) commits over the version loaded, and sends only what changed.
     pub fn load_at(location: &Location, options: &LoadOptions) -> Result<Self> {
         match location {
             Location::Local(path) => Model::load(path, options),
             Location::Object(url) => {
                 let (check, files) = check_remote(url, &options.validation)?;
                 let validated = check.into_result(Path::new(&url.to_string()))?;
-                from_validated(&validated, &options.formats, &Files::Remote { files: &files, prefix: PathBuf::new() })
+                let mut model = from_validated(
+                    &validated,
+                    &options.formats,
+                    &Files::Remote { files: &files, prefix: PathBuf::new() },
+                )?;
+                // A later save to this prefix commits over this very version of metadata.yaml
+                // (no lost update) and does not send again the objects it already holds.
+                model.object_sync = Some(Arc::new(ObjectState {
+                    url: url.clone(),
+                    metadata_etag: files.object("metadata.yaml").and_then(|l| l.etag.clone()),
+                    metadata: Arc::new(validated.metadata.clone()),
+                    known: Arc::new(ObjectState::known_of(&validated, |k| files.object(k))),
+                }));
+                Ok(model)
             }
         }
     }
@@ -349,25 +362,65 @@ pub fn initialisation(
     Err(Error::InitialisationPath { path: path.to_path_buf() })
 }
 
-/// The initialisation at `location` (see [`initialisation`]); an object-store location is
-/// refused with [`Error::Unsupported`] (an initialisation is copied into the model at save, and
-/// saves are local in this version).
+/// The initialisation at `location` (see [`initialisation`]), a local path or an object-store
+/// URL: an object at the URL itself is a weight file (fetched into the cache, its MD5 computed
+/// while it downloads); a prefix holding `metadata.yaml` is a PMF model (loaded as
+/// [`Model::load_at`] does, without its checkpoint files: only its configuration is fetched).
+/// The same errors as on disk: nothing there, a prefix without `metadata.yaml`, a missing name
+/// or checkpoint reference.
 pub fn initialisation_at(
     location: &Location,
     checkpoint_reference: Option<Reference>,
     name: Option<&str>,
     options: &LoadOptions,
 ) -> Result<Initialisation> {
-    match location.as_local() {
-        Some(path) => initialisation(path, checkpoint_reference, name, options),
-        None => Err(Error::Unsupported {
-            operation: "an initialisation from object storage",
-            location: location.to_string(),
-        }),
+    let url = match location {
+        Location::Local(path) => return initialisation(path, checkpoint_reference, name, options),
+        Location::Object(url) => url,
+    };
+    let at = || PathBuf::from(url.to_string());
+    let remote = Remote::new(url, &options.validation.storage)?;
+    let object = if url.prefix().is_empty() { None } else { remote.head_opt("")? };
+    if let Some(listed) = object {
+        let name = name.ok_or_else(|| Error::InitialisationNeedsName { path: at() })?;
+        let (path, md5) = Cache::for_options(&remote.options)?.fetch_hashed(&remote, &listed)?;
+        return Ok(Initialisation::File(Checkpoint::from_parts(Reference::from(name), Some(path), None, md5)));
+    }
+    if remote.head_opt("metadata.yaml")?.is_some() {
+        let reference = checkpoint_reference.ok_or_else(|| Error::InitialisationNeedsCheckpoint { path: at() })?;
+        let mut model = Model::load_at(location, &options.clone().checkpoints(false))?;
+        if !model.checkpoint_collection.contains(&reference) {
+            return Err(Error::InitialisationCheckpointMissing {
+                path: at(),
+                reference,
+                available: model.checkpoint_collection.keys().cloned().collect(),
+            });
+        }
+        model.set_checkpoint(Some(reference));
+        model.set_saved_state(None);
+        return Ok(Initialisation::Model(Box::new(model)));
+    }
+    match remote.list()?.is_empty() {
+        true => Err(Error::InitialisationNotFound { path: at() }),
+        false => Err(Error::InitialisationPath { path: at() }),
     }
 }
 
 impl Model {
+    /// Register the initialisation found at `location` (see [`initialisation_at`]), reached
+    /// with `options` (and their storage options).
+    pub fn register_initialisation_at(
+        &mut self,
+        location: &Location,
+        checkpoint_reference: Option<Reference>,
+        name: Option<&str>,
+        options: &LoadOptions,
+    ) -> Result<()> {
+        let found = initialisation_at(location, checkpoint_reference, name, options)?;
+        self.set_initialisation(Some(found));
+        Ok(())
+    }
+
     /// Register the initialisation found at `path` (see [`initialisation`]; the initialisation
     /// model is loaded with the built-in version formats).
     pub fn register_initialisation(

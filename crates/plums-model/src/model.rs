@@ -13,7 +13,7 @@ use crate::location::{Location, ObjectUrl};
 use crate::metadata::Metadata;
 use crate::producer::Producer;
 use crate::reference::Reference;
-use crate::state::{SavedState, SyncState};
+use crate::state::{ObjectState, SavedState, SyncState};
 use crate::training::Training;
 use crate::yaml::{Mapping, Value};
 
@@ -64,6 +64,8 @@ pub struct Model {
     path: Option<PathBuf>,
     checkpoint: Option<Reference>,
     pub(crate) sync: Option<SyncState>,
+    /// What it knows of the object-store prefix it last loaded or saved (when it did).
+    pub(crate) object_sync: Option<Arc<ObjectState>>,
     /// For a model loaded from an object store: where, and the metadata it was loaded from.
     pub(crate) remote: Option<RemoteOrigin>,
 }
@@ -90,6 +92,7 @@ impl Model {
             path: None,
             checkpoint: None,
             sync: None,
+            object_sync: None,
             remote: None,
         }
     }
@@ -126,13 +129,16 @@ impl Model {
     /// What the model knows of the folder it was loaded from or last saved to (see
     /// [`crate::SaveOptions`]).
     pub fn saved_state(&self) -> Option<SavedState> {
-        self.sync.clone().map(SavedState)
+        (self.sync.is_some() || self.object_sync.is_some())
+            .then(|| SavedState { folder: self.sync.clone(), object: self.object_sync.clone() })
     }
 
     /// Restore what [`Model::saved_state`] gave, so that a later save detects concurrent changes
     /// and reuses unchanged files.
     pub fn set_saved_state(&mut self, state: Option<SavedState>) {
-        self.sync = state.map(|s| s.0);
+        let (folder, object) = state.map(|s| (s.folder, s.object)).unwrap_or_default();
+        self.sync = folder;
+        self.object_sync = object;
     }
 
     /// Add checkpoints to the collection (see [`CheckpointCollection::add`]).

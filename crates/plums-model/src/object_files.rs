@@ -20,7 +20,7 @@ use crate::cache::{Cache, Fetched};
 use crate::error::{Error, Offence, Result, StorageErrorKind};
 use crate::files::{HashJob, ModelFiles};
 use crate::hash::Progress;
-use crate::paths::Entry;
+use crate::paths::{key_of, Entry, SAVE_MARKER};
 use crate::storage::{Listed, Remote};
 use crate::yaml::Limits;
 use crate::yaml_file::{ReadError, YamlFile};
@@ -67,6 +67,22 @@ impl ObjectFiles {
         ObjectFiles { remote, objects, folders, verified: Mutex::new(HashMap::new()) }
     }
 
+    /// Whether the model changed after it was listed: a save began replacing its objects
+    /// (the marker is there now), or committed (`metadata.yaml` has another version). Two
+    /// `HEAD` requests, in that order: a save deletes its marker only after its commit, so a
+    /// reader that finds no marker, then the listed `metadata.yaml`, read no mixture.
+    pub(crate) fn changed_since_listing(&self) -> Result<bool> {
+        if self.objects.contains_key(SAVE_MARKER) {
+            return Ok(false);
+        }
+        if self.remote.head_opt(SAVE_MARKER)?.is_some() {
+            return Ok(true);
+        }
+        let now = self.remote.head_opt("metadata.yaml")?;
+        let listed = self.objects.get("metadata.yaml");
+        Ok(now.map(|n| (n.etag, n.size)) != listed.map(|l| (l.etag.clone(), l.size)))
+    }
+
     /// The listed object `rel`.
     pub(crate) fn object(&self, rel: &str) -> Option<&Listed> {
         self.objects.get(rel)
@@ -81,11 +97,6 @@ impl ObjectFiles {
     pub(crate) fn set_verified(&self, rel: &str, path: PathBuf) {
         self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_owned(), path);
     }
-}
-
-/// `rel` as a key fragment (`/`-separated; metadata paths are UTF-8 text).
-fn key_of(path: &Path) -> String {
-    path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 impl ModelFiles for ObjectFiles {
@@ -109,8 +120,16 @@ impl ModelFiles for ObjectFiles {
         self.folders.iter().filter(|f| f.rsplit_once('/').is_some_and(|(p, _)| p == dir)).cloned().collect()
     }
 
+    /// The marker of a save that replaces objects: until it commits, the objects may mix two
+    /// versions of the model.
     fn tree_offences(&self) -> Vec<Offence> {
-        Vec::new()
+        if !self.objects.contains_key(SAVE_MARKER) {
+            return Vec::new();
+        }
+        vec![Offence::tree(
+            SAVE_MARKER,
+            "a save that replaces objects of this model is in progress, or was interrupted: until it commits, the objects may mix two versions of the model; read the model again when that save is done, or save the model again to repair it",
+        )]
     }
 
     fn read_yaml(&self, file: &String, limits: &Limits) -> std::result::Result<YamlFile, ReadError> {
@@ -119,10 +138,8 @@ impl ModelFiles for ObjectFiles {
         if listed.size > limit as u64 {
             return Err(ReadError::TooLarge { size: listed.size, limit });
         }
-        let bytes = self
-            .remote
-            .read_small(file, listed.etag.as_deref(), limit)
-            .map_err(|e| ReadError::Unreadable(std::io::Error::other(e.to_string())))?;
+        let bytes =
+            self.remote.read_small(file, listed.etag.as_deref(), limit).map_err(|e| ReadError::Store(Box::new(e)))?;
         YamlFile::from_bytes(bytes, limits)
     }
 
@@ -222,14 +239,17 @@ mod tests {
             let item = item.unwrap();
             if item.file_type().is_file() {
                 let rel = item.path().strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
-                remote.put(&rel, std::fs::read(item.path()).unwrap()).unwrap();
+                remote.put(&rel, std::fs::read(item.path()).unwrap(), crate::storage::WriteMode::Overwrite).unwrap();
             }
         }
         (dir, location, storage)
     }
 
     fn put(location: &Location, storage: &StorageOptions, rel: &str, bytes: &[u8]) {
-        Remote::new(location.as_object().unwrap(), storage).unwrap().put(rel, bytes.to_vec()).unwrap();
+        Remote::new(location.as_object().unwrap(), storage)
+            .unwrap()
+            .put(rel, bytes.to_vec(), crate::storage::WriteMode::Overwrite)
+            .unwrap();
     }
 
     #[test]
@@ -299,7 +319,7 @@ mod tests {
         assert_eq!(check.offences.len(), 1, "{:?}", check.offences);
         assert_eq!(check.offences[0].location, "data/checkpoints/1.pt");
         assert!(check.offences[0].message.contains("is missing"), "{:?}", check.offences);
-        store.put("data/checkpoints/sub/x", b"x".to_vec()).unwrap();
+        store.put("data/checkpoints/sub/x", b"x".to_vec(), crate::storage::WriteMode::Overwrite).unwrap();
         let check = check_at(&location, &options).unwrap();
         assert!(check
             .offences

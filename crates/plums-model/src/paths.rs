@@ -14,12 +14,22 @@ use crate::error::Offence;
 /// The lock file name, inside the model root (see `lock.rs`).
 pub const LOCK_FILE: &str = ".pmf.lock";
 
+/// The object a save to an object store writes before it replaces any object the current
+/// metadata points to, and deletes after its commit: while it exists, the model's objects may
+/// mix two versions, and readers report it (see `save/remote.rs`).
+pub const SAVE_MARKER: &str = ".pmf-save-in-progress";
+
 /// The names a configuration file cannot have: PMF's own entries at the model root.
-pub(crate) const RESERVED_NAMES: [&str; 3] = ["metadata.yaml", "data", LOCK_FILE];
+pub(crate) const RESERVED_NAMES: [&str; 4] = ["metadata.yaml", "data", LOCK_FILE, SAVE_MARKER];
 
 /// Whether `name` is one of the [`RESERVED_NAMES`].
 pub(crate) fn is_reserved_name(name: &str) -> bool {
     RESERVED_NAMES.contains(&name)
+}
+
+/// A relative path as an object key fragment (`/`-separated; metadata paths are UTF-8 text).
+pub(crate) fn key_of(path: &Path) -> String {
+    path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Why a metadata path cannot be used.

@@ -28,6 +28,8 @@
 //!   (`save/append.rs`). Every other save goes through the staging exchange.
 
 mod append;
+mod plan;
+mod remote;
 
 use std::collections::HashMap;
 use std::fs;
@@ -38,12 +40,11 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::checkpoint::{Checkpoint, FileStamp};
+use crate::checkpoint::FileStamp;
 use crate::commit;
 use crate::digest::Md5;
 use crate::error::{Error, Result, SaveProblem};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
-use crate::hash::md5_file_sized;
 use crate::lock::ModelLock;
 use crate::metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
@@ -53,10 +54,12 @@ use crate::paths::{self, Root, LOCK_FILE};
 use crate::producer::is_valid_producer_name;
 use crate::reference::Reference;
 use crate::state::{KnownFiles, Stamp, SyncState};
+use crate::storage::StorageOptions;
 use crate::training::check_training;
 use crate::validate::{validate_model, ValidateOptions};
 use crate::yaml::{self, Limits};
 use crate::yaml_file::{self, ReadError, YamlFile};
+use plan::{Content, Plan};
 
 /// How to save a model.
 ///
@@ -86,6 +89,9 @@ pub struct SaveOptions {
     /// over a model leaves exactly what saving into a fresh folder would (plus foreign files,
     /// which are always kept).
     pub keep_unregistered_files: bool,
+    /// How to reach an object store: for a save to one, and to fetch the files of a model
+    /// loaded from one that were not fetched yet.
+    pub storage: StorageOptions,
 }
 
 impl Default for SaveOptions {
@@ -97,6 +103,7 @@ impl Default for SaveOptions {
             overwrite_concurrent_changes: false,
             durable: true,
             keep_unregistered_files: false,
+            storage: StorageOptions::new(),
         }
     }
 }
@@ -143,6 +150,12 @@ impl SaveOptions {
         self.keep_unregistered_files = keep;
         self
     }
+
+    /// See [`SaveOptions::storage`].
+    pub fn storage(mut self, storage: StorageOptions) -> Self {
+        self.storage = storage;
+        self
+    }
 }
 
 impl Model {
@@ -156,13 +169,14 @@ impl Model {
         save(self, path.as_ref(), options)
     }
 
-    /// Save the model to `location`: a local folder as [`Model::save`]; an object-store
-    /// location is refused with [`Error::Unsupported`] before anything is read or written
-    /// (saving to object storage comes in a later version).
+    /// Save the model to `location`: a local folder as [`Model::save`], or an object-store
+    /// prefix with the guarantees of a save (`save/remote.rs`: new objects first,
+    /// `metadata.yaml` last and conditional, a marker while objects are replaced), reached
+    /// with [`SaveOptions::storage`].
     pub fn save_at(&mut self, location: &crate::location::Location, options: &SaveOptions) -> Result<()> {
-        match location.as_local() {
-            Some(path) => self.save(path, options),
-            None => Err(Error::Unsupported { operation: "saving a model", location: location.to_string() }),
+        match location {
+            crate::location::Location::Local(path) => self.save(path, options),
+            crate::location::Location::Object(url) => remote::save(self, url, options),
         }
     }
 }
@@ -318,7 +332,8 @@ fn preflight_producer(model: &Model, problem: &mut impl FnMut(&str, String)) {
 fn preflight_initialisation<'m>(model: &'m Model, problem: &mut impl FnMut(&str, String)) -> Option<&'m Model> {
     match model.initialisation()? {
         Initialisation::File(ck) => {
-            match ck.file_name() {
+            let origin = plan::init_file_origin(model, ck);
+            match ck.file_name().or_else(|| origin.as_ref().and_then(|o| Path::new(&o.path).file_name())) {
                 None => problem(
                     "initialisation",
                     "the initialisation file has no local file to save (path is None: a model loaded from object storage without strict validation has not fetched it)".to_owned(),
@@ -350,15 +365,20 @@ fn preflight_initialisation<'m>(model: &'m Model, problem: &mut impl FnMut(&str,
 /// Every checkpoint has a file to save, with a UTF-8 name, and no two files of different
 /// content share a name in `data/checkpoints/`.
 fn preflight_checkpoint_files(model: &Model, problem: &mut impl FnMut(&str, String)) {
-    let mut names: HashMap<&std::ffi::OsStr, (&Reference, Md5)> = HashMap::new();
+    let mut names: HashMap<std::ffi::OsString, (&Reference, Md5)> = HashMap::new();
     for (reference, ck) in model.checkpoint_collection.iter() {
         let location = format!("checkpoints.{reference}");
-        match ck.file_name() {
+        let origin = plan::checkpoint_origin(model, reference, ck);
+        let name = ck
+            .file_name()
+            .or_else(|| origin.as_ref().and_then(|o| Path::new(&o.path).file_name()))
+            .map(std::ffi::OsStr::to_os_string);
+        match name {
             None => problem(&location, "the checkpoint has no file to save (path is None)".to_owned()),
             Some(name) if name.to_str().is_none() => {
                 problem(&location, "the checkpoint's file name is not UTF-8".to_owned())
             }
-            Some(name) => match names.get(name) {
+            Some(name) => match names.get(&name) {
                 Some((other, hash)) if *hash != ck.hash => problem(
                     &location,
                     format!(
@@ -503,7 +523,9 @@ fn build_staging(
     fsutil::mirror_tree(real, staging, &skip, options.durable)?;
     let mut writer =
         Writer { staging, old_root: real, old: known, new: KnownFiles::default(), durable: options.durable };
-    let (digest, metadata) = writer.write_model(model, Path::new(""), options.checkpoints)?;
+    let plan = Plan::of(model, options.checkpoints)?;
+    let digest = writer.write_plan(&plan, &options.storage)?;
+    let metadata = plan.metadata;
     if options.durable {
         fsutil::sync_tree_dirs(staging)?;
     }
@@ -599,100 +621,37 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Write `model` at `prefix` inside the staging tree; returns the digest of its metadata.yaml
-    /// and its metadata.
-    /// (Boxed: this recursion goes as deep as initialisation models are nested.)
-    fn write_model(&mut self, model: &Model, prefix: &Path, checkpoints: bool) -> Result<(Md5, Box<Metadata>)> {
-        let dir = self.staging.join(prefix);
-        make_dir(&dir, None)?;
-        for sub in ["data", "data/checkpoints", "data/initialisation"] {
-            if sub == "data/checkpoints" && !checkpoints && fs::symlink_metadata(dir.join(sub)).is_ok() {
-                continue;
+    /// Write the planned tree into the staging folder (the top-level `metadata.yaml` last);
+    /// the digest of that `metadata.yaml`.
+    fn write_plan(&mut self, plan: &Plan, storage: &StorageOptions) -> Result<Md5> {
+        for (prefix, checkpoints) in &plan.models {
+            let dir = self.staging.join(prefix);
+            make_dir(&dir, None)?;
+            for sub in ["data", "data/checkpoints", "data/initialisation"] {
+                if sub == "data/checkpoints" && !checkpoints && fs::symlink_metadata(dir.join(sub)).is_ok() {
+                    continue;
+                }
+                make_dir(&dir.join(sub), None)?;
             }
-            make_dir(&dir.join(sub), None)?;
         }
-
-        let cfg = &model.producer.configuration;
-        let cfg_name = utf8_name(cfg, "producer.configuration")?;
-        let (cfg_hash, _) = md5_file_sized(cfg)?;
-        self.place(&prefix.join(&cfg_name), Some(cfg), cfg_hash, None, "the configuration file")?;
-
-        write_atomic(
-            &dir.join("data/build_parameters.yaml"),
-            yaml::to_string(&model.build_parameters).as_bytes(),
-            self.durable,
-        )?;
-
-        let entries = self.write_checkpoints(model, prefix, checkpoints)?;
-        let initialisation = match model.initialisation() {
-            None => None,
-            Some(Initialisation::File(ck)) => Some(self.write_init_file(ck, prefix)?),
-            Some(Initialisation::Model(init)) => Some(self.write_init_model(init, prefix)?),
-        };
-
-        let (text, metadata) = metadata_text(model, cfg_name, cfg_hash, entries, initialisation)?;
-        write_atomic(&dir.join("metadata.yaml"), text.as_bytes(), self.durable)?;
-        Ok((Md5::of_bytes(text.as_bytes()), metadata))
-    }
-
-    /// Place the checkpoint files of `model` at `prefix` (when `checkpoints`, else their
-    /// metadata paths are `.`); returns their metadata entries.
-    fn write_checkpoints(
-        &mut self,
-        model: &Model,
-        prefix: &Path,
-        checkpoints: bool,
-    ) -> Result<IndexMap<Reference, CheckpointEntry>> {
-        let mut entries = IndexMap::with_capacity(model.checkpoint_collection.len());
-        for (reference, ck) in model.checkpoint_collection.iter() {
-            let location = format!("checkpoints.{reference}");
-            let epoch = ck.epoch.ok_or_else(|| refused(&location, "the checkpoint has no epoch"))?;
-            let path = if checkpoints {
-                let file = ck.path.as_deref().map(|p| utf8_name(p, &location)).transpose()?;
-                let file =
-                    file.ok_or_else(|| refused(&location, "the checkpoint has no file to save (path is None)"))?;
-                let rel = prefix.join("data/checkpoints").join(&file);
-                self.place(&rel, ck.path.as_deref(), ck.hash, ck.stamp, &format!("checkpoint {}", reference.quoted()))?;
-                format!("data/checkpoints/{file}")
-            } else {
-                ".".to_owned()
-            };
-            entries.insert(reference.clone(), CheckpointEntry { epoch, path, hash: ck.hash });
+        for file in &plan.files {
+            match &file.content {
+                Content::Bytes(bytes) => write_atomic(&self.staging.join(&file.rel), bytes, self.durable)?,
+                Content::File { src, hash, stamp, .. } => {
+                    // A file of a remote model that was not fetched: fetched now (verified),
+                    // unless the destination already holds it.
+                    let fetched = match src {
+                        None if self.old.hash_of(&file.rel) != Some(*hash) => file.content.local_file(storage)?,
+                        _ => None,
+                    };
+                    let src = src.as_deref().or(fetched.as_deref());
+                    let stamp = if fetched.is_some() { None } else { *stamp };
+                    self.place(&file.rel, src, *hash, stamp, &file.what)?
+                }
+            }
         }
-        Ok(entries)
-    }
-
-    /// Write the initialisation model `init` of the model at `prefix` in its
-    /// `data/initialisation/`, without checkpoint files.
-    fn write_init_model(&mut self, init: &Model, prefix: &Path) -> Result<InitialisationMetadata> {
-        let checkpoint = init
-            .checkpoint()
-            .cloned()
-            .ok_or_else(|| refused("initialisation", "the initialisation model has no checkpoint reference"))?;
-        self.write_model(init, &prefix.join("data/initialisation"), false)?;
-        Ok(InitialisationMetadata::Pmf {
-            name: init.name.clone(),
-            id: init.id.clone(),
-            checkpoint,
-            path: "data/initialisation".to_owned(),
-        })
-    }
-
-    fn write_init_file(&mut self, ck: &Checkpoint, prefix: &Path) -> Result<InitialisationMetadata> {
-        let src = ck.path.as_deref().ok_or_else(|| refused("initialisation", "the initialisation file has no path"))?;
-        let file = utf8_name(src, "initialisation")?;
-        self.place(
-            &prefix.join("data/initialisation").join(&file),
-            Some(src),
-            ck.hash,
-            ck.stamp,
-            "the initialisation file",
-        )?;
-        Ok(InitialisationMetadata::File {
-            name: Some(ck.name.to_string()),
-            path: format!("data/initialisation/{file}"),
-            hash: ck.hash,
-        })
+        write_atomic(&self.staging.join("metadata.yaml"), plan.metadata_text.as_bytes(), self.durable)?;
+        Ok(Md5::of_bytes(plan.metadata_text.as_bytes()))
     }
 }
 

@@ -13,7 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::Md5;
 use crate::hash::md5_file_sized;
+use crate::location::ObjectUrl;
 use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::paths::key_of;
+use crate::storage::Listed;
 use crate::validate::ValidatedModel;
 
 /// The identity of a file's content as far as `stat` tells: size, modification time, inode.
@@ -57,10 +60,62 @@ impl SyncState {
     }
 }
 
-/// What a model knows of the folder it was loaded from or last saved to, detached from the
-/// model (language bindings keep it next to their own model objects). Opaque.
+/// What a model knows of the object-store prefix it was loaded from or last saved to: the
+/// version (ETag) of its `metadata.yaml`, for the conditional commit of the next save (no lost
+/// update), and the objects whose content is known, so that a save does not send them again.
 #[derive(Debug, Clone)]
-pub struct SavedState(pub(crate) SyncState);
+pub(crate) struct ObjectState {
+    /// The model's location.
+    pub url: ObjectUrl,
+    /// The ETag of its `metadata.yaml`.
+    pub metadata_etag: Option<String>,
+    /// What that `metadata.yaml` says.
+    pub metadata: Arc<Metadata>,
+    /// Objects whose MD5 is known, by key relative to the model's prefix.
+    pub known: Arc<HashMap<String, KnownObject>>,
+}
+
+/// An object whose content is known: it has `hash` while its ETag and size are these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KnownObject {
+    pub hash: Md5,
+    pub etag: Option<String>,
+    pub size: u64,
+}
+
+impl ObjectState {
+    /// The objects whose content a validated remote model records (`lookup` gives the listed
+    /// object of a key): trusted while their ETag and size stay as listed.
+    pub(crate) fn known_of<'a>(
+        v: &ValidatedModel,
+        lookup: impl Fn(&str) -> Option<&'a Listed>,
+    ) -> HashMap<String, KnownObject> {
+        let files = KnownFiles::from_validated(v, true);
+        let mut known = HashMap::new();
+        for rel in files.paths() {
+            let key = key_of(rel);
+            if let (Some(hash), Some(listed)) = (files.hash_of(rel), lookup(&key)) {
+                known.insert(key, KnownObject { hash, etag: listed.etag.clone(), size: listed.size });
+            }
+        }
+        known
+    }
+
+    /// Whether `url` is this state's location and its `metadata.yaml` is still the version
+    /// `etag`: nobody saved the model since.
+    pub(crate) fn matches(&self, url: &ObjectUrl, etag: Option<&str>) -> bool {
+        &self.url == url && self.metadata_etag.is_some() && self.metadata_etag.as_deref() == etag
+    }
+}
+
+/// What a model knows of the folder or object-store prefix it was loaded from or last saved
+/// to, detached from the model (language bindings keep it next to their own model objects).
+/// Opaque.
+#[derive(Debug, Clone)]
+pub struct SavedState {
+    pub(crate) folder: Option<SyncState>,
+    pub(crate) object: Option<Arc<ObjectState>>,
+}
 
 /// Files of a saved model whose checksum is recorded, by path relative to the model root.
 ///

@@ -34,17 +34,24 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path as StorePath;
-use object_store::{ClientConfigKey, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    ClientConfigKey, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, RetryConfig,
+    UpdateVersion,
+};
 
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::location::{ObjectUrl, Scheme};
 
-/// Our own options (not `object_store`'s), in seconds or counts.
-const OWN_KEYS: [(&str, &str); 4] = [
+/// Our own options (not `object_store`'s), in seconds, counts or booleans.
+const OWN_KEYS: [(&str, &str); 5] = [
     ("timeout", "seconds a request may take (default 30)"),
     ("connect_timeout", "seconds to connect (default 5)"),
     ("retry_max", "retries of a failed request (default 10)"),
     ("retry_timeout", "seconds a request may be retried for, in all (default 180)"),
+    (
+        "conditional_writes",
+        "true or false: whether saves rely on the store's conditional writes (default true; false lets the last writer win)",
+    ),
 ];
 
 /// How to reach an object store: explicit options, on top of the environment.
@@ -85,13 +92,22 @@ pub struct StorageStats {
     pub gets: u64,
     /// Bytes downloaded.
     pub bytes: u64,
+    /// Objects written (`PUT`, or one multipart upload).
+    pub puts: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
+    /// Objects deleted.
+    pub deletes: u64,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     lists: AtomicU64,
     gets: AtomicU64,
     bytes: AtomicU64,
+    puts: AtomicU64,
+    pub(crate) bytes_up: AtomicU64,
+    deletes: AtomicU64,
 }
 
 impl fmt::Debug for StorageOptions {
@@ -131,6 +147,8 @@ impl StorageOptions {
         let canonical = if let Some((_, what)) = OWN_KEYS.iter().find(|(k, _)| *k == lower) {
             let ok = if lower == "retry_max" {
                 value.trim().parse::<u32>().is_ok()
+            } else if lower == "conditional_writes" {
+                parse_bool(value).is_some()
             } else {
                 value.trim().parse::<f64>().is_ok_and(|s| s.is_finite() && s > 0.0 && s < 1e9)
             };
@@ -192,7 +210,15 @@ impl StorageOptions {
             lists: self.stats.lists.load(Ordering::Relaxed),
             gets: self.stats.gets.load(Ordering::Relaxed),
             bytes: self.stats.bytes.load(Ordering::Relaxed),
+            puts: self.stats.puts.load(Ordering::Relaxed),
+            bytes_up: self.stats.bytes_up.load(Ordering::Relaxed),
+            deletes: self.stats.deletes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether saves rely on conditional writes (the `conditional_writes` option, default true).
+    pub(crate) fn conditional_writes(&self) -> bool {
+        self.own("conditional_writes").and_then(parse_bool).unwrap_or(true)
     }
 
     /// Whether no option was set explicitly.
@@ -287,6 +313,15 @@ impl StorageOptions {
             }
         }
         out
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`), any case.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -423,7 +458,9 @@ pub(crate) fn storage_error(
     let kind = match &error {
         E::NotFound { .. } => StorageErrorKind::NotFound,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => StorageErrorKind::PermissionDenied,
-        E::Precondition { .. } | E::NotModified { .. } => StorageErrorKind::PreconditionFailed,
+        E::Precondition { .. } | E::NotModified { .. } | E::AlreadyExists { .. } => {
+            StorageErrorKind::PreconditionFailed
+        }
         E::UnknownConfigurationKey { .. } => StorageErrorKind::Configuration,
         _ if is_timeout(&error) => StorageErrorKind::Timeout,
         _ => StorageErrorKind::Other,
@@ -496,7 +533,22 @@ impl Remote {
         self.url.join(rel).to_string()
     }
 
-    fn path(&self, rel: &str) -> Result<StorePath> {
+    /// The store client (for the upload module).
+    pub(crate) fn client(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Count one object written (a multipart upload, done by the upload module).
+    pub(crate) fn count_put(&self) {
+        self.options.stats.puts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The request counters of these options.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.options.stats
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> Result<StorePath> {
         StorePath::parse(self.url.key(rel)).map_err(|e| Error::Storage {
             location: self.url_of(rel),
             operation: "invalid object key".to_owned(),
@@ -505,7 +557,7 @@ impl Remote {
         })
     }
 
-    fn error(&self, rel: &str, operation: &str, e: object_store::Error) -> Error {
+    pub(crate) fn error(&self, rel: &str, operation: &str, e: object_store::Error) -> Error {
         storage_error(&self.options, &self.url_of(rel), operation, e)
     }
 
@@ -622,15 +674,55 @@ impl Remote {
         Ok(Listed { rel: rel.to_owned(), size: meta.size, etag: meta.e_tag })
     }
 
-    /// Upload `bytes` as `rel` (tests only: saving is not part of this slice).
-    #[cfg(test)]
-    pub(crate) fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Size and ETag of the object `rel`, or `None` if there is none (one `HEAD`).
+    pub(crate) fn head_opt(&self, rel: &str) -> Result<Option<Listed>> {
+        match self.head(rel) {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.storage_kind() == Some(StorageErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Upload `bytes` as `rel` in one request, as `mode` says; its new ETag. A conditional
+    /// write that finds another version is an [`Error::Storage`] of kind precondition failed.
+    pub(crate) fn put(&self, rel: &str, bytes: Vec<u8>, mode: WriteMode<'_>) -> Result<Option<String>> {
         let path = self.path(rel)?;
         let store = self.store.clone();
-        block_on(async move { store.put(&path, bytes.into()).await })
-            .map(|_| ())
-            .map_err(|e| self.error(rel, "cannot upload", e))
+        let mode = match mode {
+            WriteMode::Overwrite => PutMode::Overwrite,
+            WriteMode::Create => PutMode::Create,
+            WriteMode::Update(etag) => PutMode::Update(UpdateVersion { e_tag: Some(etag.to_owned()), version: None }),
+        };
+        let size = bytes.len() as u64;
+        self.options.stats.puts.fetch_add(1, Ordering::Relaxed);
+        let options = PutOptions { mode, ..Default::default() };
+        let done = block_on(async move { store.put_opts(&path, bytes.into(), options).await })
+            .map_err(|e| self.error(rel, "cannot upload", e))?;
+        self.options.stats.bytes_up.fetch_add(size, Ordering::Relaxed);
+        Ok(done.e_tag)
     }
+
+    /// Delete the object `rel` (no error if there is none).
+    pub(crate) fn delete(&self, rel: &str) -> Result<()> {
+        let path = self.path(rel)?;
+        let store = self.store.clone();
+        self.options.stats.deletes.fetch_add(1, Ordering::Relaxed);
+        match block_on(async move { store.delete(&path).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(rel, "cannot delete", e)),
+        }
+    }
+}
+
+/// How [`Remote::put`] writes an object.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WriteMode<'a> {
+    /// Whatever is there.
+    Overwrite,
+    /// Only if there is no object (`If-None-Match: *`).
+    Create,
+    /// Only over the version with this ETag (`If-Match`).
+    Update(&'a str),
 }
 
 enum Failure {

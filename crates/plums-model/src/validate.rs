@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::digest::Md5;
-use crate::error::{Error, Offence, Report, Result};
+use crate::error::{Error, Offence, Report, Result, StorageErrorKind};
 use crate::files::{HashJob, LocalFiles, ModelFiles};
 use crate::hash::Progress;
 use crate::location::{Location, ObjectUrl};
@@ -26,7 +26,7 @@ use crate::paths::{relative_inside, Entry, Root};
 use crate::reference::Reference;
 use crate::storage::{Remote, StorageOptions};
 use crate::yaml::{Limits, Value};
-use crate::yaml_file::YamlFile;
+use crate::yaml_file::{ReadError, YamlFile};
 
 /// How to validate a model.
 ///
@@ -239,8 +239,29 @@ pub fn check_at(location: &Location, options: &ValidateOptions) -> Result<Check>
 
 /// Check the model at the object-store URL `url`, returning what was listed and verified too.
 pub(crate) fn check_remote(url: &ObjectUrl, options: &ValidateOptions) -> Result<(Check, ObjectFiles)> {
-    let files = ObjectFiles::list(Remote::new(url, &options.storage)?)?;
-    Ok((check_files(&files, options)?, files))
+    let remote = Remote::new(url, &options.storage)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let files = ObjectFiles::list(remote.clone())?;
+        let failure = match check_files(&files, options) {
+            // An object replaced since the listing (downloads are conditional on its ETag).
+            Err(e) if e.storage_kind() == Some(StorageErrorKind::PreconditionFailed) => e,
+            Err(e) => return Err(e),
+            Ok(check) if !files.changed_since_listing()? => return Ok((check, files)),
+            Ok(_) => Error::Storage {
+                location: url.to_string(),
+                operation: "cannot read the model".to_owned(),
+                kind: StorageErrorKind::PreconditionFailed,
+                message: format!(
+                    "the model changed while it was read, {attempt} times in a row (saves keep replacing it)"
+                ),
+            },
+        };
+        if attempt >= MAX_READ_ATTEMPTS {
+            return Err(failure);
+        }
+    }
 }
 
 /// Validate the model at `location` and return its metadata (see [`check_at`]).
@@ -299,8 +320,11 @@ fn check_once(path: &Path, options: &ValidateOptions) -> Result<Check> {
 
 /// Check the model whose files are `files` (a folder or an object-store prefix): the same rules.
 pub(crate) fn check_files<F: ModelFiles>(files: &F, options: &ValidateOptions) -> Result<Check> {
-    let mut ctx = Ctx { files, options, offences: files.tree_offences(), hashes: Vec::new() };
+    let mut ctx = Ctx { files, options, offences: files.tree_offences(), hashes: Vec::new(), failure: None };
     let validated = check_model(&mut ctx, Path::new(""), options.checkpoints);
+    if let Some(e) = ctx.failure {
+        return Err(e);
+    }
     let mut offences = ctx.offences;
     let mut mismatches = files.check_hashes(ctx.hashes, options.progress.as_deref())?;
     mismatches.sort_by(|a, b| a.location.cmp(&b.location));
@@ -314,6 +338,8 @@ struct Ctx<'a, F: ModelFiles> {
     options: &'a ValidateOptions,
     offences: Vec<Offence>,
     hashes: Vec<HashJob<F::File>>,
+    /// The first failure of the store holding the files (the check fails with it).
+    failure: Option<Error>,
 }
 
 fn loc(prefix: &Path, rel: &Path) -> String {
@@ -347,6 +373,10 @@ impl<F: ModelFiles> Ctx<'_, F> {
     fn read_yaml(&mut self, file: &F::File, location: &str) -> Option<YamlFile> {
         match self.files.read_yaml(file, &self.options.limits) {
             Ok(file) => Some(file),
+            Err(ReadError::Store(e)) => {
+                self.failure.get_or_insert(*e);
+                None
+            }
             Err(e) => {
                 self.offences.push(e.offence(location));
                 None

@@ -29,6 +29,8 @@ pub(crate) enum ReadError {
     NotUtf8(std::str::Utf8Error),
     /// Its text is not a YAML document within the limits (a metadata offence).
     Yaml(YamlError),
+    /// The object store holding it failed (not an offence: the check fails with this error).
+    Store(Box<crate::error::Error>),
 }
 
 impl ReadError {
@@ -42,6 +44,7 @@ impl ReadError {
             }
             ReadError::NotUtf8(e) => Offence::metadata(location, format!("is not UTF-8 text ({e})")),
             ReadError::Yaml(e) => Offence::metadata(location, format!("is not valid YAML: {e}")),
+            ReadError::Store(e) => Offence::tree(location, format!("cannot be read: {e}")),
         }
     }
 }
@@ -54,6 +57,7 @@ impl fmt::Display for ReadError {
             ReadError::TooLarge { size, limit } => write!(f, "its size, {size} bytes, is over the {limit}-byte limit"),
             ReadError::NotUtf8(e) => write!(f, "not UTF-8: {e}"),
             ReadError::Yaml(e) => write!(f, "{e}"),
+            ReadError::Store(e) => write!(f, "cannot be read: {e}"),
         }
     }
 }

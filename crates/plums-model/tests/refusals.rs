@@ -15,7 +15,8 @@ use common::{guarded, mkfifo};
 use plums_model::{
     check, initialisation, initialisation_at, validate, Category, Checkpoint, CheckpointCollection, Error,
     Initialisation, LoadOptions, Location, Md5, Model, Offence, OffenceKind, Producer, Reference, SaveOptions, Status,
-    Timestamp, Training, TrainingRecord, ValidateOptions, Value, Version, VersionFormats, LOCK_FILE,
+    StorageErrorKind, StorageOptions, Timestamp, Training, TrainingRecord, ValidateOptions, Value, Version,
+    VersionFormats, LOCK_FILE,
 };
 use tempfile::TempDir;
 
@@ -1072,20 +1073,26 @@ fn metadata_validation_reports_every_offence_of_both_kinds() {
 }
 
 #[test]
-fn unsupported_saving_or_initialising_from_object_storage_is_refused_before_any_request() {
+fn saving_or_initialising_from_an_unreachable_store_is_a_storage_error_naming_the_url() {
     let fx = Fx::new();
-    // No endpoint, no credentials: a refusal that made a request would fail differently.
+    // A closed port on this machine: the request fails at once, without retries.
+    let mut storage = StorageOptions::new();
+    for (k, v) in [("endpoint", "http://127.0.0.1:1"), ("retry_max", "0"), ("connect_timeout", "2")] {
+        storage.set(k, v).unwrap();
+    }
+    storage.set("access_key_id", "id").unwrap().set("secret_access_key", "not-shown-anywhere").unwrap();
     let url = Location::parse("s3://bucket/models/m1").unwrap();
     let mut m = fx.trained("m1", 1);
-    let err = m.save_at(&url, &SaveOptions::new()).unwrap_err();
+    let err = m.save_at(&url, &SaveOptions::new().storage(storage.clone())).unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported { operation: "saving a model", location } if location == "s3://bucket/models/m1"),
+        matches!(&err, Error::Storage { location, .. } if location.starts_with("s3://bucket/models/m1")),
         "{err:?}"
     );
-    classified(&err, "unsupported", Category::Unsupported, None);
-    says(&err, &["saving a model is not supported on s3://bucket/models/m1 yet", "object storage is read-only"]);
-    let err = initialisation_at(&url, Some(1.into()), None, &LoadOptions::new()).unwrap_err();
-    assert!(matches!(&err, Error::Unsupported { operation: "an initialisation from object storage", .. }), "{err:?}");
+    assert_eq!(err.storage_kind(), Some(StorageErrorKind::Other), "{err:?}");
+    classified(&err, "storage", Category::Os, Some(ErrorKind::Other));
+    assert!(!format!("{err} {err:?}").contains("not-shown-anywhere"), "{err}");
+    let err = initialisation_at(&url, Some(1.into()), None, &LoadOptions::new().storage(storage)).unwrap_err();
+    assert!(matches!(&err, Error::Storage { .. }), "{err:?}");
     // A local location saves as `save` does.
     let dest = fx.dir.path().join("local");
     m.save_at(&Location::from(dest.as_path()), &SaveOptions::new()).unwrap();

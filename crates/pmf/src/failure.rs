@@ -478,6 +478,7 @@ fn storage_kind_text(kind: StorageErrorKind) -> &'static str {
         StorageErrorKind::PreconditionFailed => "the object changed while it was read",
         StorageErrorKind::Timeout => "timed out",
         StorageErrorKind::Configuration => "cannot configure the store",
+        StorageErrorKind::NoConditionalWrites => "the store does not support conditional writes",
         _ => "the store failed",
     }
 }
@@ -490,6 +491,7 @@ fn storage_hint(kind: StorageErrorKind) -> String {
         StorageErrorKind::PreconditionFailed => "another program changed the model while it was read: run the command again".to_owned(),
         StorageErrorKind::Timeout => "check the endpoint (AWS_ENDPOINT_URL or --storage-option endpoint=URL), or allow more time with --storage-option timeout=SECONDS and retry_timeout=SECONDS".to_owned(),
         StorageErrorKind::Configuration => "check the storage options and AWS_* variables (region, endpoint; allow_http=true for an http:// endpoint)".to_owned(),
+        StorageErrorKind::NoConditionalWrites => "this store would let two writers overwrite each other's saves; use a store with conditional writes (S3, SeaweedFS, MinIO), or accept that the last writer wins with --storage-option conditional_writes=false".to_owned(),
         _ => "check that the endpoint is reachable (AWS_ENDPOINT_URL or --storage-option endpoint=URL) and run the command again".to_owned(),
     }
 }

@@ -1,0 +1,397 @@
+//! Saving a model to an object store: the same rules as a save to a folder (what is written
+//! validates, old or new, no lost update, only PMF's objects change), on a store that has no
+//! rename.
+//!
+//! # The protocol
+//! 1. Check the model (as every save) and plan its tree (`plan.rs`); take the model's writer
+//!    lock (`object_lock.rs`: the `.pmf.lock` object, create-only, with a renewed lease).
+//! 2. List the model's prefix once. Its `metadata.yaml` (version: ETag) says what is there;
+//!    the same refusals as on disk apply (not a model, another model, a changed model).
+//! 3. Send every object of the new tree that is not already there with the same content (known
+//!    by its ETag and size from the last load or save, or verified by a strict validation),
+//!    each read once, hashed while it is sent; a file whose content does not have its
+//!    recorded MD5 is never stored.
+//! 4. Commit: write `metadata.yaml` last, conditionally: `If-Match` the version read in 2 (or
+//!    `If-None-Match: *` for a new model). A writer that changed it meanwhile makes the save
+//!    fail with [`Error::ConcurrentChange`]: no lost update.
+//! 5. Delete what the old metadata registered and the new one does not (unless
+//!    `keep_unregistered_files`), then the lock.
+//!
+//! A save that only adds objects (every save of a training loop) leaves the old model or the
+//! new one, whole, wherever it stops: before 4 the old metadata points only at old objects. A
+//! save that must replace an object the current metadata points to (new configuration or
+//! build parameters, a checkpoint file replaced under its name) cannot be atomic without a
+//! rename: it first writes the marker [`SAVE_MARKER`], and deletes it after the commit.
+//! Readers that see the marker report a tree offence (a save is in progress or was
+//! interrupted) instead of a model that mixes two versions; the next save of the model, which
+//! finds the marker under the lock, rewrites every object and removes it.
+//!
+//! Objects left by a save that stopped before its commit (new checkpoint files) are not
+//! registered: the next save that needs their names overwrites them; the others stay until
+//! removed (PMF never deletes an object it cannot prove it wrote).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::plan::{Content, Plan, Planned};
+use super::{preflight, SaveOptions};
+use crate::digest::Md5;
+use crate::error::{Error, Result, SaveProblem, StorageErrorKind};
+use crate::location::ObjectUrl;
+use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::model::Model;
+use crate::object_files::ObjectFiles;
+use crate::object_lock::ObjectLock;
+use crate::paths::{key_of, LOCK_FILE, SAVE_MARKER};
+use crate::state::{KnownObject, ObjectState};
+use crate::storage::{Listed, Remote, WriteMode};
+use crate::upload::upload_file;
+use crate::validate::{check_files, ValidateOptions};
+use crate::yaml::Limits;
+use crate::yaml_file::{self, YamlFile};
+
+/// Objects uploaded at once.
+const PARALLEL_UPLOADS: usize = 4;
+
+/// What is at the destination prefix.
+enum Destination {
+    /// Nothing (or only PMF's lock and marker).
+    Missing,
+    /// Objects, but no `metadata.yaml`.
+    Foreign,
+    /// A model: its metadata, and the version of its `metadata.yaml`.
+    Pmf { metadata: Arc<Metadata>, etag: Option<String> },
+}
+
+/// Save `model` to the prefix `url` (see the module documentation).
+pub(super) fn save(model: &mut Model, url: &ObjectUrl, options: &SaveOptions) -> Result<()> {
+    let mut reasons = Vec::new();
+    preflight(model, options.checkpoints, "", &mut reasons);
+    if !reasons.is_empty() {
+        return Err(Error::WouldNotValidate { reasons });
+    }
+    let plan = Plan::of(model, options.checkpoints)?;
+    let remote = Remote::new(url, &options.storage)?;
+    let lock = ObjectLock::acquire(&remote, options.lock_timeout)?;
+    let outcome = Saver { model, remote: &remote, plan: &plan, options, lock: lock.as_ref() }.run();
+    // A lock that cannot be deleted expires with its lease (or with this process, for writers
+    // on this machine): the save's own outcome is what the caller needs to know.
+    if let Some(lock) = lock {
+        let _ = lock.release();
+    }
+    outcome
+}
+
+struct Saver<'a> {
+    model: &'a mut Model,
+    remote: &'a Remote,
+    plan: &'a Plan,
+    options: &'a SaveOptions,
+    lock: Option<&'a ObjectLock>,
+}
+
+/// One object to send: the planned file, its key, and whether an object is there now.
+struct Send<'p> {
+    file: &'p Planned,
+    key: String,
+    present: bool,
+}
+
+impl Saver<'_> {
+    fn run(self) -> Result<()> {
+        let listing: HashMap<String, Listed> = self.remote.list()?.into_iter().map(|l| (l.rel.clone(), l)).collect();
+        let dest = self.inspect(&listing)?;
+        self.refuse(&dest)?;
+        let interrupted = listing.contains_key(SAVE_MARKER);
+        let known = self.knowledge(&listing, &dest, interrupted)?;
+
+        let mut now_known: HashMap<String, KnownObject> = HashMap::new();
+        let mut sends = Vec::new();
+        for file in &self.plan.files {
+            let key = key_of(&file.rel);
+            let hash = file.content.hash();
+            let present = listing.get(&key);
+            if let Some(l) = present.filter(|_| !interrupted) {
+                let recorded = known.get(&key).filter(|k| k.hash == hash && k.etag.is_some() && k.etag == l.etag);
+                if recorded.is_some_and(|k| k.size == l.size) || etag_is(l, hash) {
+                    now_known.insert(key, KnownObject { hash, etag: l.etag.clone(), size: l.size });
+                    continue;
+                }
+            }
+            sends.push(Send { file, key, present: present.is_some() });
+        }
+        let referenced = referenced_keys(dest_metadata(&dest), &listing);
+        let replacing = sends.iter().any(|s| s.present && referenced.contains(&s.key));
+        if replacing && !interrupted {
+            let marker = format!(
+                "a save replacing objects of this model started at unix time {} (pid {}); until it commits, the objects may mix two versions\n",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                std::process::id()
+            );
+            self.remote.put(SAVE_MARKER, marker.into_bytes(), WriteMode::Overwrite)?;
+        }
+        let created: Vec<&str> = sends.iter().filter(|s| !s.present).map(|s| s.key.as_str()).collect();
+        let sent = match self.send_all(&sends) {
+            Ok(sent) => sent,
+            Err(e) => {
+                self.forget(&created, replacing || interrupted);
+                return Err(e);
+            }
+        };
+        now_known.extend(sent);
+        if let Some(lock) = self.lock {
+            if let Err(e) = lock.check() {
+                self.forget(&created, replacing || interrupted);
+                return Err(e);
+            }
+        }
+        let etag = match self.commit(&dest) {
+            Ok(etag) => etag,
+            Err(e) => {
+                self.forget(&created, replacing || interrupted);
+                return Err(e);
+            }
+        };
+        // The new model is in place: remember it before anything else can fail.
+        self.model.object_sync = Some(Arc::new(ObjectState {
+            url: self.remote.url.clone(),
+            metadata_etag: etag,
+            metadata: Arc::from(self.plan.metadata.clone()),
+            known: Arc::new(now_known),
+        }));
+        let unregistered = self.unregistered(&dest, &listing);
+        if replacing || interrupted {
+            self.remote.delete(SAVE_MARKER)?;
+        }
+        for key in unregistered {
+            self.remote.delete(&key)?;
+        }
+        Ok(())
+    }
+
+    /// What is at the destination, from its listing (and its `metadata.yaml`, read unless the
+    /// model knows that very version).
+    fn inspect(&self, listing: &HashMap<String, Listed>) -> Result<Destination> {
+        let Some(md) = listing.get("metadata.yaml") else {
+            let foreign = listing.keys().any(|k| k != LOCK_FILE && k != SAVE_MARKER);
+            return Ok(if foreign { Destination::Foreign } else { Destination::Missing });
+        };
+        if let Some(seen) = &self.model.object_sync {
+            if seen.matches(&self.remote.url, md.etag.as_deref()) {
+                return Ok(Destination::Pmf { metadata: seen.metadata.clone(), etag: md.etag.clone() });
+            }
+        }
+        let invalid =
+            |reason: String| Error::InvalidDestination { path: self.remote.url_of("metadata.yaml").into(), reason };
+        let limits = Limits::default();
+        if md.size > limits.max_bytes as u64 {
+            return Err(invalid(format!(
+                "metadata.yaml is {} bytes, over the limit of {} bytes",
+                md.size, limits.max_bytes
+            )));
+        }
+        let bytes = self.remote.read_small("metadata.yaml", md.etag.as_deref(), limits.max_bytes)?;
+        let file = YamlFile::from_bytes(bytes, &limits).map_err(|e| invalid(e.to_string()))?;
+        let metadata = yaml_file::parse_checked(&file, &limits).map_err(invalid)?;
+        Ok(Destination::Pmf { metadata: Arc::new(metadata), etag: md.etag.clone() })
+    }
+
+    fn refuse(&self, dest: &Destination) -> Result<()> {
+        let path = || self.remote.url.to_string().into();
+        match dest {
+            Destination::Foreign if !self.options.force => Err(Error::ForeignFolder { path: path() }),
+            Destination::Pmf { metadata, .. } if metadata.model.id != self.model.id => Err(Error::OtherModel {
+                path: path(),
+                found_id: metadata.model.id.clone(),
+                saving_id: self.model.id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The objects whose content the save may trust (not send again). The fast path: this
+    /// model last loaded or saved this very version. Else a model with the same id must
+    /// validate strictly (checksums verified), unless `force`; a model whose last save was
+    /// interrupted is rewritten whole (nothing trusted).
+    fn knowledge(
+        &self,
+        listing: &HashMap<String, Listed>,
+        dest: &Destination,
+        interrupted: bool,
+    ) -> Result<Arc<HashMap<String, KnownObject>>> {
+        let Destination::Pmf { etag, .. } = dest else { return Ok(Arc::default()) };
+        match &self.model.object_sync {
+            Some(seen) if seen.matches(&self.remote.url, etag.as_deref()) => return Ok(seen.known.clone()),
+            Some(seen) if seen.url == self.remote.url && !self.options.overwrite_concurrent_changes => {
+                return Err(Error::ConcurrentChange { path: self.remote.url.to_string().into() });
+            }
+            _ => {}
+        }
+        if interrupted {
+            return Ok(Arc::default());
+        }
+        let files = ObjectFiles::from_listing(self.remote.clone(), listing.values().cloned().collect());
+        let strict = ValidateOptions::new()
+            .strict(true)
+            .checkpoints(self.options.checkpoints)
+            .storage(self.options.storage.clone());
+        let check = check_files(&files, &strict)?;
+        match check.into_result(Path::new(&self.remote.url.to_string())) {
+            Ok(v) => Ok(Arc::new(ObjectState::known_of(&v, |k| files.object(k)))),
+            Err(Error::TreeValidation(report) | Error::MetadataValidation(report)) if !self.options.force => {
+                Err(Error::InvalidSameModel { path: self.remote.url.to_string().into(), report })
+            }
+            Err(e) if !self.options.force => Err(e),
+            Err(_) => Ok(Arc::default()),
+        }
+    }
+
+    /// Send every object, [`PARALLEL_UPLOADS`] at once; what is known of them now. The first
+    /// failure stops the others and is returned.
+    fn send_all(&self, sends: &[Send<'_>]) -> Result<Vec<(String, KnownObject)>> {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Result<(String, KnownObject)>>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL_UPLOADS.min(sends.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(send) = sends.get(i) else { break };
+                    let outcome = self.send(send);
+                    let failed = outcome.is_err();
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
+                    if failed {
+                        next.store(sends.len(), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().collect()
+    }
+
+    fn send(&self, send: &Send<'_>) -> Result<(String, KnownObject)> {
+        let hash = send.file.content.hash();
+        let (etag, size) = match &send.file.content {
+            Content::Bytes(bytes) => {
+                let size = bytes.len() as u64;
+                (self.remote.put(&send.key, bytes.clone(), WriteMode::Overwrite)?, size)
+            }
+            Content::File { .. } => {
+                let src =
+                    send.file.content.local_file(&self.options.storage)?.ok_or_else(|| Error::WouldNotValidate {
+                        reasons: vec![SaveProblem::new(
+                            send.key.clone(),
+                            format!(
+                                "{} has no file (path is None) and the destination holds no identical copy",
+                                send.file.what
+                            ),
+                        )],
+                    })?;
+                let done = upload_file(self.remote, &send.key, &src, hash, None)?;
+                (done.etag, done.size)
+            }
+        };
+        Ok((send.key.clone(), KnownObject { hash, etag, size }))
+    }
+
+    /// Write `metadata.yaml`, the commit point: over the version read (`If-Match`), or only if
+    /// there is none (`If-None-Match: *`); unconditionally when the options accept that the
+    /// last writer wins. Another writer's version there is an [`Error::ConcurrentChange`].
+    fn commit(&self, dest: &Destination) -> Result<Option<String>> {
+        let bytes = self.plan.metadata_text.clone().into_bytes();
+        let conditional = self.remote.options.conditional_writes();
+        let mode = match dest {
+            _ if !conditional => WriteMode::Overwrite,
+            Destination::Pmf { etag: Some(etag), .. } => WriteMode::Update(etag),
+            Destination::Pmf { etag: None, .. } => {
+                return Err(Error::Storage {
+                    location: self.remote.url_of("metadata.yaml"),
+                    operation: "cannot save safely".to_owned(),
+                    kind: StorageErrorKind::NoConditionalWrites,
+                    message: "the store gives no ETag for metadata.yaml: its version cannot be checked at the commit; set the storage option conditional_writes=false to accept that the last writer wins".to_owned(),
+                })
+            }
+            Destination::Missing | Destination::Foreign => WriteMode::Create,
+        };
+        match self.remote.put("metadata.yaml", bytes, mode) {
+            Err(e) if e.storage_kind() == Some(StorageErrorKind::PreconditionFailed) => {
+                Err(Error::ConcurrentChange { path: self.remote.url.to_string().into() })
+            }
+            other => other,
+        }
+    }
+
+    /// The objects to delete after the commit: what the old metadata registered (or, for its
+    /// initialisation model, anything under `data/initialisation/`) that the new tree does not
+    /// hold. None with `keep_unregistered_files`.
+    fn unregistered(&self, dest: &Destination, listing: &HashMap<String, Listed>) -> Vec<String> {
+        if self.options.keep_unregistered_files {
+            return Vec::new();
+        }
+        let new: HashSet<String> = self.plan.files.iter().map(|f| key_of(&f.rel)).collect();
+        let mut old: Vec<String> = referenced_keys(dest_metadata(dest), listing)
+            .into_iter()
+            .filter(|k| k != "metadata.yaml" && !new.contains(k) && listing.contains_key(k))
+            .collect();
+        old.sort();
+        old
+    }
+
+    /// After a failed save: delete the objects it created (new keys: nobody else writes under
+    /// the lock), and the marker when nothing the old metadata points to was replaced.
+    fn forget(&self, created: &[&str], replaced: bool) {
+        for key in created {
+            let _ = self.remote.delete(key);
+        }
+        if !replaced {
+            let _ = self.remote.delete(SAVE_MARKER);
+        }
+    }
+}
+
+/// Whether the listed object's ETag is the MD5 `hash` (as S3 and most stores make it for an
+/// object written in one request): then it holds those bytes. A multipart ETag (`<md5>-<n>`)
+/// or a store's opaque one never matches, and the object is sent again unless known.
+fn etag_is(listed: &Listed, hash: Md5) -> bool {
+    listed.etag.as_deref().is_some_and(|e| e.trim_matches('"').eq_ignore_ascii_case(&hash.to_string()))
+}
+
+fn dest_metadata(dest: &Destination) -> Option<&Metadata> {
+    match dest {
+        Destination::Pmf { metadata, .. } => Some(metadata),
+        _ => None,
+    }
+}
+
+/// The keys the model `metadata` points to (and, for an initialisation model, every listed key
+/// under `data/initialisation/`, which PMF owns).
+fn referenced_keys(metadata: Option<&Metadata>, listing: &HashMap<String, Listed>) -> HashSet<String> {
+    let mut keys = HashSet::new();
+    let Some(m) = metadata.map(|m| &m.model) else { return keys };
+    let mut add = |path: &str| {
+        if let Ok(rel) = crate::paths::relative_inside(path) {
+            if !rel.as_os_str().is_empty() {
+                keys.insert(key_of(&rel));
+            }
+        }
+    };
+    add("metadata.yaml");
+    add("data/build_parameters.yaml");
+    add(&m.configuration.path);
+    for entry in m.training.checkpoints.values() {
+        if entry.path != "." {
+            add(&entry.path);
+        }
+    }
+    match &m.initialisation {
+        Some(InitialisationMetadata::File { path, .. }) => add(path),
+        Some(InitialisationMetadata::Pmf { .. }) => {
+            for key in listing.keys().filter(|k| k.starts_with("data/initialisation/")) {
+                keys.insert(key.clone());
+            }
+        }
+        None => {}
+    }
+    keys
+}
