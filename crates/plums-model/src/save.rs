@@ -45,6 +45,7 @@ use crate::commit;
 use crate::digest::Md5;
 use crate::error::{Error, Result, SaveProblem};
 use crate::fsutil::{self, copy_verified, link_or_copy, make_dir, write_atomic, Placement};
+use crate::hash::Progress;
 use crate::lock::ModelLock;
 use crate::metadata::{
     CheckpointEntry, FileEntry, InitialisationMetadata, Metadata, ModelMetadata, ProducerMetadata, TrainingMetadata,
@@ -68,7 +69,7 @@ use plan::{Content, Plan};
 /// let options = SaveOptions::new().force(true).durable(false);
 /// assert!(options.force && !options.durable);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SaveOptions {
     /// Save into an existing folder that is not a PMF model, or over a PMF model with the same
@@ -92,6 +93,25 @@ pub struct SaveOptions {
     /// How to reach an object store: for a save to one, and to fetch the files of a model
     /// loaded from one that were not fetched yet.
     pub storage: StorageOptions,
+    /// Told of the bytes a save to an object store sends: started with their total, advanced
+    /// per chunk read, hashed and sent (from the upload threads). Saves to a folder do not
+    /// report (they copy, or link, at disk speed).
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for SaveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaveOptions")
+            .field("force", &self.force)
+            .field("checkpoints", &self.checkpoints)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("overwrite_concurrent_changes", &self.overwrite_concurrent_changes)
+            .field("durable", &self.durable)
+            .field("keep_unregistered_files", &self.keep_unregistered_files)
+            .field("storage", &self.storage)
+            .field("progress", &self.progress.as_ref().map(|_| "<observer>"))
+            .finish()
+    }
 }
 
 impl Default for SaveOptions {
@@ -104,6 +124,7 @@ impl Default for SaveOptions {
             durable: true,
             keep_unregistered_files: false,
             storage: StorageOptions::new(),
+            progress: None,
         }
     }
 }
@@ -154,6 +175,12 @@ impl SaveOptions {
     /// See [`SaveOptions::storage`].
     pub fn storage(mut self, storage: StorageOptions) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// See [`SaveOptions::progress`].
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
         self
     }
 }

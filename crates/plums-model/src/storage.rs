@@ -98,6 +98,11 @@ pub struct StorageStats {
     pub bytes_up: u64,
     /// Objects deleted.
     pub deletes: u64,
+    /// Objects of models written by saves (their files and `metadata.yaml`; not the writer
+    /// lock nor the in-progress marker), and their bytes.
+    pub saved_objects: u64,
+    /// The bytes of [`StorageStats::saved_objects`].
+    pub saved_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +113,8 @@ pub(crate) struct Counters {
     puts: AtomicU64,
     pub(crate) bytes_up: AtomicU64,
     deletes: AtomicU64,
+    saved_objects: AtomicU64,
+    saved_bytes: AtomicU64,
 }
 
 impl fmt::Debug for StorageOptions {
@@ -213,6 +220,8 @@ impl StorageOptions {
             puts: self.stats.puts.load(Ordering::Relaxed),
             bytes_up: self.stats.bytes_up.load(Ordering::Relaxed),
             deletes: self.stats.deletes.load(Ordering::Relaxed),
+            saved_objects: self.stats.saved_objects.load(Ordering::Relaxed),
+            saved_bytes: self.stats.saved_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -541,6 +550,12 @@ impl Remote {
     /// Count one object written (a multipart upload, done by the upload module).
     pub(crate) fn count_put(&self) {
         self.options.stats.puts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count an object of the model written by a save, of `bytes` bytes.
+    pub(crate) fn count_saved(&self, bytes: u64) {
+        self.options.stats.saved_objects.fetch_add(1, Ordering::Relaxed);
+        self.options.stats.saved_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The request counters of these options.

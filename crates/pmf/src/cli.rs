@@ -14,11 +14,11 @@ Exit codes:
   1  a model is invalid, or an edit was refused (it would make the model invalid, or the
      training state does not allow it)
   2  the command could not run: bad command line, missing or unreadable path, I/O error,
-     an object store that failed or refused, an operation object storage does not support yet
+     an object store that failed or refused
 
-A model LOCATION is a local folder, file:///absolute/path, or s3://bucket/prefix (read by
-validate and show; gs:// and az:// untested). Stores are configured by the AWS_* variables
-and --storage-option KEY=VALUE, which wins (see docs/CLI.md).
+A model LOCATION is a local folder, file:///absolute/path, or s3://bucket/prefix (every
+command reads and writes both; gs:// and az:// untested). Stores are configured by the AWS_*
+variables and --storage-option KEY=VALUE, which wins (see docs/CLI.md).
 
 Examples:
   pmf validate examples/detector
@@ -28,6 +28,7 @@ Examples:
   pmf checkpoint add my-model weights-1.pt --epoch 1
   pmf training end my-model
   pmf validate s3://models/detector --storage-option endpoint=http://127.0.0.1:8333
+  pmf cp examples/detector s3://models/detector
   pmf cache info
 
 Colours are used on a terminal only; NO_COLOR=1 or --color never turns them off.";
@@ -74,6 +75,9 @@ pub enum Command {
     /// Record the training of a model: start, epochs, end.
     #[command(subcommand, after_help = TRAINING_HELP)]
     Training(TrainingCommand),
+    /// Copy a whole model between two locations (folders, s3:// URLs), verified, incremental.
+    #[command(after_help = CP_HELP)]
+    Cp(CpArgs),
     /// Report or trim the local cache of files downloaded from object storage.
     #[command(subcommand, after_help = CACHE_HELP)]
     Cache(CacheCommand),
@@ -119,6 +123,38 @@ pub struct StorageArgs {
     /// allow_http, session_token, timeout, retry_timeout, ...; wins over the AWS_* variables.
     #[arg(long = "storage-option", value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+}
+
+const CP_HELP: &str = "\
+SRC is loaded with every checksum verified (a remote model's files are downloaded into the
+local cache, verified while they stream), then saved to DEST with the guarantees of a save:
+DEST holds its old content or the new model, never a mixture. Files DEST already holds with
+the same content are not sent again. DEST must be empty, missing, or the same model (same
+id, valid); --force saves over a folder or prefix that is not a PMF model, or over an invalid
+model with the same id (foreign files and objects are kept). One set of --storage-option
+reaches both locations.
+
+Examples:
+  pmf cp runs/detector s3://models/detector
+  pmf cp s3://models/detector ./detector
+  pmf cp s3://models/detector s3://archive/detector --storage-option endpoint=http://127.0.0.1:8333
+  pmf cp --json runs/a runs/b";
+
+/// `pmf cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// The model to copy: a local folder or a URL (s3://bucket/prefix).
+    #[arg(value_name = "SRC")]
+    pub src: OsString,
+    /// Where to copy it: a local folder or a URL.
+    #[arg(value_name = "DEST")]
+    pub dest: OsString,
+    /// Save over a destination that is not a PMF model, or over an invalid model with the same id.
+    #[arg(long)]
+    pub force: bool,
+    /// Output, locking and storage.
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 const SHOW_HELP: &str = "\

@@ -6,19 +6,22 @@
 //! invalid, and its save is crash-safe. Refusals exit with code 1 (see `failure`). Each command
 //! returns what it did, which [`finish`] prints for people or as JSON (`--json`).
 //!
-//! Models are written on a local disk only in this version: a model location on object storage
-//! is refused with the library's `Error::Unsupported` (exit 2) before anything is read, hashed
-//! or written, and a URL is never taken for a local path (see `location`).
+//! A model location is a local folder or an object-store URL (`s3://bucket/prefix`, reached
+//! with `--storage-option` and the `AWS_*` variables): the library saves to either with the same
+//! guarantees; a URL is never taken for a local path (see `location`). Input files
+//! (`--config`, checkpoint files) are local.
 
 use std::path::Path;
 
 use plums_model::{
-    initialisation_at, Checkpoint, Error, LoadOptions, Model, Producer, Reference, SaveOptions, Status, Version,
+    check_at, initialisation_at, Checkpoint, Error, Location, Model, OffenceKind, Producer, Reference, SaveOptions,
+    Status, ValidateOptions, Version,
 };
 use serde::Serialize;
 
 use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, EditOptions, NewArgs, TrainingCommand};
 use crate::failure::{kind, parse_reference, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
+use crate::location::Target;
 use crate::output::{errln, outln};
 use crate::output::{paint, show_path, DIM, WARN};
 use crate::{location, params, progress};
@@ -79,24 +82,40 @@ pub fn finish(dest: &Path, options: &EditOptions, outcome: Result<String, Failur
 }
 
 /// Load the model at `dest` for editing.
-fn load(dest: &Path) -> Result<Model, Failure> {
-    progress::during(format!("reading {}", show_path(dest)), || Model::load(dest, &LoadOptions::new().strict(false)))
-        .map_err(|e| {
-            let invalid = e.report().is_some();
-            let mut f = Failure::from_library(e, dest);
-            if invalid {
-                f.message = format!("cannot edit an invalid model ({})", f.message);
-                f = f.replace_hint(format!("fix it first; `pmf validate {}` lists the offences", show_path(dest)));
-            }
-            f
-        })
+fn load(dest: &Target) -> Result<Model, Failure> {
+    let path = dest.path();
+    progress::during(format!("reading {}", show_path(path)), || {
+        Model::load_at(&dest.at, &dest.load_options().strict(false))
+    })
+    .map_err(|e| {
+        let invalid = e.report().is_some();
+        let mut f = Failure::from_library(e, path);
+        if invalid {
+            f.message = format!("cannot edit an invalid model ({})", f.message);
+            f = f.replace_hint(format!("fix it first; `pmf validate {}` lists the offences", show_path(path)));
+        }
+        f
+    })
 }
 
 /// Save `model` in place at `dest` with `options`.
-fn save(model: &mut Model, dest: &Path, edit: &EditOptions, options: SaveOptions) -> Result<(), Failure> {
-    let options = options.lock_timeout(edit.lock_timeout());
-    progress::during(format!("saving {}", show_path(dest)), || model.save(dest, &options))
-        .map_err(|e| Failure::from_library(e, dest))
+fn save(model: &mut Model, dest: &Target, edit: &EditOptions, options: SaveOptions) -> Result<(), Failure> {
+    let options = options.lock_timeout(edit.lock_timeout()).storage(dest.storage.clone());
+    progress::during(format!("saving {}", show_path(dest.path())), || model.save_at(&dest.at, &options))
+        .map_err(|e| Failure::from_library(e, dest.path()))
+}
+
+/// Whether a PMF model (a `metadata.yaml`) is at `dest` already.
+fn holds_model(dest: &Target) -> Result<bool, Failure> {
+    match &dest.at {
+        Location::Local(path) => Ok(std::fs::symlink_metadata(path.join("metadata.yaml")).is_ok()),
+        remote => match check_at(remote, &ValidateOptions::new().storage(dest.storage.clone())) {
+            // A metadata.yaml that parsed, or whose content has offences, is there.
+            Ok(check) => Ok(check.metadata.is_some() || check.offences.iter().any(|o| o.kind == OffenceKind::Metadata)),
+            Err(e) if e.storage_kind() == Some(plums_model::StorageErrorKind::NotFound) => Ok(false),
+            Err(e) => Err(Failure::from_library(e, dest.path())),
+        },
+    }
 }
 
 fn warn(message: &str) {
@@ -105,24 +124,23 @@ fn warn(message: &str) {
 
 /// `pmf new`.
 pub fn new(args: &NewArgs) -> Result<String, Failure> {
-    let dest = &location::writable_folder(&args.dest, "creating a model")?;
-    location::storage_options(&args.edit.storage)?;
+    let dest = &Target::of(&args.dest, &args.edit.storage)?;
     let config = location::local_file(&args.config, "the configuration file (--config)")?;
     let params_file = args
         .params_file
         .as_deref()
         .map(|f| location::local_file(f, "the build parameters file (--params)"))
         .transpose()?;
-    if std::fs::symlink_metadata(dest.join("metadata.yaml")).is_ok() {
+    if holds_model(dest)? {
         let message = "the folder already holds a PMF model (metadata.yaml)";
-        return Err(Failure::of_kind(EXIT_USAGE, kind::MODEL_EXISTS, message).at(dest).hint(
+        return Err(Failure::of_kind(EXIT_USAGE, kind::MODEL_EXISTS, message).at(dest.path()).hint(
             "`pmf new` creates a model: edit this one with `pmf checkpoint` / `pmf training`, or choose another folder",
         ));
     }
     let build_parameters = params::build(params_file.as_deref(), &args.params)?;
     let version = Version::parse(&args.version_format, &args.producer_version).map_err(|e| {
         let unknown = matches!(e, Error::UnknownVersionFormat { .. });
-        let f = Failure::from_library(e, dest);
+        let f = Failure::from_library(e, dest.path());
         if unknown {
             let known = plums_model::VersionFormats::new().names().join(", ");
             f.replace_hint(format!("choose a --version-format among: {known}"))
@@ -145,7 +163,7 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
             ));
         }
         let found = progress::during(format!("hashing {}", show_path(file)), || {
-            initialisation_at(&at, None, args.init_name.as_deref(), &LoadOptions::default())
+            initialisation_at(&at, None, args.init_name.as_deref(), &dest.load_options())
         })
         .map_err(|e| Failure::from_library(e, file))?;
         model.set_initialisation(Some(found));
@@ -155,7 +173,7 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
         let dir = Path::new(raw);
         let reference = parse_reference(text, args.init_checkpoint_str)?;
         let found = progress::during(format!("reading {}", show_path(dir)), || {
-            initialisation_at(&at, Some(reference), None, &LoadOptions::default())
+            initialisation_at(&at, Some(reference), None, &dest.load_options())
         })
         .map_err(|e| Failure::from_library(e, dir))?;
         model.set_initialisation(Some(found));
@@ -167,8 +185,7 @@ pub fn new(args: &NewArgs) -> Result<String, Failure> {
 
 /// `pmf checkpoint add`.
 pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
-    let dest = &location::writable_folder(&args.dest, "adding a checkpoint")?;
-    location::storage_options(&args.edit.storage)?;
+    let dest = &Target::of(&args.dest, &args.edit.storage)?;
     let file = &location::local_file(&args.file, "the checkpoint file")?;
     let reference = match &args.reference {
         Some(text) => parse_reference(text, args.ref_str)?,
@@ -177,13 +194,13 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
     };
     let mut model = load(dest)?;
     if model.checkpoint_collection.contains(&reference) {
-        return Err(Failure::from_library(Error::DuplicateReference(reference), dest));
+        return Err(Failure::from_library(Error::DuplicateReference(reference), dest.path()));
     }
     // A running training registers the epoch first; the library then checks the result
     // (before the file is hashed, which may take long).
     let mut registered = None;
     if model.training.is_running() && model.training.latest_epoch().is_some_and(|latest| args.epoch > latest) {
-        model.register_epoch(Some(args.epoch)).map_err(|e| Failure::from_library(e, dest))?;
+        model.register_epoch(Some(args.epoch)).map_err(|e| Failure::from_library(e, dest.path()))?;
         registered = Some(args.epoch);
     }
     let mut epochs: Vec<i64> = model.checkpoint_collection.values().filter_map(|c| c.epoch).collect();
@@ -198,7 +215,7 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
             ),
             _ => "register the epoch first with `pmf training epoch`".to_owned(),
         };
-        let mut f = Failure::from_library(Error::InvalidTraining { offences }, dest).replace_hint(hint);
+        let mut f = Failure::from_library(Error::InvalidTraining { offences }, dest.path()).replace_hint(hint);
         f.message = format!("cannot add a checkpoint at epoch {}: {message}", args.epoch);
         f.details.clear();
         return Err(f);
@@ -210,7 +227,7 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
     .map_err(|e| Failure::from_library(e, file))?;
     let stored =
         checkpoint.file_name().map(|n| format!("data/checkpoints/{}", n.to_string_lossy())).unwrap_or_default();
-    model.add_checkpoint(checkpoint).map_err(|e| Failure::from_library(e, dest))?;
+    model.add_checkpoint(checkpoint).map_err(|e| Failure::from_library(e, dest.path()))?;
     save(&mut model, dest, &args.edit, SaveOptions::new())?;
     let registered = registered.map(|e| format!("; latest epoch is now {e}")).unwrap_or_default();
     Ok(format!("added checkpoint {} (epoch {}, {stored}){registered}", reference.quoted(), args.epoch))
@@ -218,8 +235,7 @@ pub fn checkpoint_add(args: &CheckpointAddArgs) -> Result<String, Failure> {
 
 /// `pmf checkpoint rm`.
 pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
-    let dest = &location::writable_folder(&args.dest, "removing a checkpoint")?;
-    location::storage_options(&args.edit.storage)?;
+    let dest = &Target::of(&args.dest, &args.edit.storage)?;
     let reference = parse_reference(&args.reference, args.ref_str)?;
     let mut model = load(dest)?;
     if !model.checkpoint_collection.contains(&reference) {
@@ -238,9 +254,9 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
         } else {
             format!("registered references: {}", registered.join(", "))
         };
-        return Err(Failure::from_library(Error::MissingReference(reference), dest).hint(hint));
+        return Err(Failure::from_library(Error::MissingReference(reference), dest.path()).hint(hint));
     }
-    let removed = model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest))?;
+    let removed = model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest.path()))?;
     let name = removed.file_name().map(|n| n.to_os_string());
     let shared = name
         .as_ref()
@@ -258,8 +274,7 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
 /// `pmf training ...`.
 pub fn training(command: &TrainingCommand) -> Result<String, Failure> {
     let (raw, edit) = training_target(command);
-    let dest = &location::writable_folder(raw, "recording the training")?;
-    location::storage_options(&edit.storage)?;
+    let dest = &Target::of(raw, &edit.storage)?;
     let mut model = load(dest)?;
     let before = model.training.clone();
     let outcome = match command {
@@ -275,14 +290,14 @@ pub fn training(command: &TrainingCommand) -> Result<String, Failure> {
                 "a finished training cannot change: create a new model with `pmf new` for a new training".to_owned()
             }
             (TrainingCommand::Epoch(_) | TrainingCommand::End(_), Status::Pending) => {
-                format!("start it first: pmf training start {}", show_path(dest))
+                format!("start it first: pmf training start {}", show_path(dest.path()))
             }
             (_, Status::Failed) => {
                 "a failed training stays failed: create a new model with `pmf new` for a new training".to_owned()
             }
             _ => String::new(),
         };
-        let mut f = Failure::from_library(e, dest);
+        let mut f = Failure::from_library(e, dest.path());
         if !hint.is_empty() {
             f = f.hint(hint);
         }

@@ -10,7 +10,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use plums_model::{Error, Location, StorageOptions};
+use plums_model::{LoadOptions, Location, StorageOptions};
 
 use crate::cli::StorageArgs;
 use crate::failure::Failure;
@@ -23,16 +23,36 @@ pub fn model_location(raw: &OsStr) -> Result<Location, Failure> {
     }
 }
 
-/// The local folder of a model that a writing command changes: an object-store location is
-/// refused with the library's [`Error::Unsupported`] before anything is read or written.
-pub fn writable_folder(raw: &OsStr, operation: &'static str) -> Result<PathBuf, Failure> {
-    match model_location(raw)? {
-        Location::Object(url) => {
-            let error = Error::Unsupported { operation, location: url.to_string() };
-            Err(Failure::from_library(error, Path::new(raw)))
-        }
-        Location::Local(path) => Ok(path),
-        other => Err(Failure::usage(format!("unsupported location {other}"))),
+/// A model location a command reads or writes, how to reach it, and how to name it.
+pub struct Target {
+    /// Where the model is.
+    pub at: Location,
+    /// How to reach its object store (`--storage-option`).
+    pub storage: StorageOptions,
+    /// The location as shown in messages (a URL for a remote model).
+    shown: PathBuf,
+}
+
+impl Target {
+    /// The location `raw`, reached with `storage`.
+    pub fn of(raw: &OsStr, storage: &StorageArgs) -> Result<Target, Failure> {
+        let at = model_location(raw)?;
+        let storage = storage_options(storage)?;
+        let shown = match &at {
+            Location::Local(path) => path.clone(),
+            other => PathBuf::from(other.to_string()),
+        };
+        Ok(Target { at, storage, shown })
+    }
+
+    /// The location as a path for messages and failures.
+    pub fn path(&self) -> &Path {
+        &self.shown
+    }
+
+    /// Load options reaching this location's store (the library's defaults otherwise).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions::default().storage(self.storage.clone())
     }
 }
 

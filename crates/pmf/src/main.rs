@@ -8,6 +8,7 @@
 
 mod cache_cmd;
 mod cli;
+mod cp;
 mod edit;
 mod failure;
 mod location;
@@ -58,6 +59,7 @@ fn run(command: &Command) -> u8 {
             let (dest, options) = edit::training_target(t);
             edit::finish(Path::new(dest), options, edit::training(t))
         }
+        Command::Cp(args) => cp::run(args),
         Command::Cache(c) => cache_cmd::run(c),
         Command::Completions(args) => {
             let mut cmd = Cli::command();

@@ -53,6 +53,16 @@ impl Content {
         }
     }
 
+    /// The size of the content, as far as known without reading it (a file not fetched yet
+    /// counts 0).
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Content::File { src: Some(src), .. } => std::fs::metadata(src).map(|m| m.len()).unwrap_or(0),
+            Content::File { .. } => 0,
+            Content::Bytes(bytes) => bytes.len() as u64,
+        }
+    }
+
     /// The MD5 of the content.
     pub(crate) fn hash(&self) -> Md5 {
         match self {
@@ -220,18 +230,28 @@ impl Planner {
 /// Where the file of checkpoint `reference` of a model loaded from an object store is, when
 /// it was not fetched (same checksum as loaded).
 pub(crate) fn checkpoint_origin(model: &Model, reference: &Reference, ck: &Checkpoint) -> Option<Origin> {
-    let remote = model.remote.as_ref().filter(|_| ck.path.is_none())?;
-    let entry = remote.metadata.model.training.checkpoints.get(reference).filter(|e| e.hash == ck.hash)?;
-    Some(Origin { url: remote.url.clone(), path: entry.path.clone() })
+    let (url, metadata) = remote_source(model).filter(|_| ck.path.is_none())?;
+    let entry = metadata.model.training.checkpoints.get(reference).filter(|e| e.hash == ck.hash)?;
+    Some(Origin { url: url.clone(), path: entry.path.clone() })
+}
+
+/// The object-store model a model was loaded from (or last saved to, as its saved state says:
+/// language bindings restore that state, not the origin), and its metadata then.
+fn remote_source(model: &Model) -> Option<(&ObjectUrl, &Metadata)> {
+    match (&model.remote, &model.object_sync) {
+        (Some(r), _) => Some((&r.url, &r.metadata)),
+        (None, Some(s)) => Some((&s.url, &s.metadata)),
+        (None, None) => None,
+    }
 }
 
 /// Where the initialisation file of a model loaded from an object store is, when it was not
 /// fetched (same checksum as loaded).
 pub(crate) fn init_file_origin(model: &Model, ck: &Checkpoint) -> Option<Origin> {
-    let remote = model.remote.as_ref().filter(|_| ck.path.is_none())?;
-    match &remote.metadata.model.initialisation {
+    let (url, metadata) = remote_source(model).filter(|_| ck.path.is_none())?;
+    match &metadata.model.initialisation {
         Some(InitialisationMetadata::File { path, hash, .. }) if *hash == ck.hash => {
-            Some(Origin { url: remote.url.clone(), path: path.clone() })
+            Some(Origin { url: url.clone(), path: path.clone() })
         }
         _ => None,
     }

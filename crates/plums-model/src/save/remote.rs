@@ -251,6 +251,9 @@ impl Saver<'_> {
     /// Send every object, [`PARALLEL_UPLOADS`] at once; what is known of them now. The first
     /// failure stops the others and is returned.
     fn send_all(&self, sends: &[Send<'_>]) -> Result<Vec<(String, KnownObject)>> {
+        if let Some(p) = &self.options.progress {
+            p.start(sends.iter().map(|s| s.file.content.size()).sum());
+        }
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Result<(String, KnownObject)>>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
@@ -275,7 +278,11 @@ impl Saver<'_> {
         let (etag, size) = match &send.file.content {
             Content::Bytes(bytes) => {
                 let size = bytes.len() as u64;
-                (self.remote.put(&send.key, bytes.clone(), WriteMode::Overwrite)?, size)
+                let etag = self.remote.put(&send.key, bytes.clone(), WriteMode::Overwrite)?;
+                if let Some(p) = &self.options.progress {
+                    p.advance(size);
+                }
+                (etag, size)
             }
             Content::File { .. } => {
                 let src =
@@ -288,10 +295,11 @@ impl Saver<'_> {
                             ),
                         )],
                     })?;
-                let done = upload_file(self.remote, &send.key, &src, hash, None)?;
+                let done = upload_file(self.remote, &send.key, &src, hash, self.options.progress.as_deref())?;
                 (done.etag, done.size)
             }
         };
+        self.remote.count_saved(size);
         Ok((send.key.clone(), KnownObject { hash, etag, size }))
     }
 
@@ -300,6 +308,7 @@ impl Saver<'_> {
     /// last writer wins. Another writer's version there is an [`Error::ConcurrentChange`].
     fn commit(&self, dest: &Destination) -> Result<Option<String>> {
         let bytes = self.plan.metadata_text.clone().into_bytes();
+        let size = bytes.len() as u64;
         let conditional = self.remote.options.conditional_writes();
         let mode = match dest {
             _ if !conditional => WriteMode::Overwrite,
@@ -318,7 +327,11 @@ impl Saver<'_> {
             Err(e) if e.storage_kind() == Some(StorageErrorKind::PreconditionFailed) => {
                 Err(Error::ConcurrentChange { path: self.remote.url.to_string().into() })
             }
-            other => other,
+            Err(e) => Err(e),
+            Ok(etag) => {
+                self.remote.count_saved(size);
+                Ok(etag)
+            }
         }
     }
 
