@@ -13,6 +13,9 @@ Workloads:
   load      ``Model.load`` (non-strict) of a model with 10,000 checkpoints.
   startup   ``pmf validate --quick`` of a small model vs ``python -c`` importing the reference
             and validating the same model (hyperfine when installed, else the median of runs).
+  s3        object storage, against a SeaweedFS server on 127.0.0.1 started for the run (not in
+            the default set; also one by one: s3_training, s3_validate, s3_download_validate,
+            s3_cp): see benches/s3_bench.py.
 """
 import argparse
 import json
@@ -20,6 +23,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +54,7 @@ class Env:
         self.hyperfine = shutil.which('hyperfine')
         self.nproc = os.cpu_count() or 1
         self._bindings = None
+        self.s3 = None  # the S3 server of the s3 workloads (s3_bench.Server), started on first use
 
     def bindings_available(self):
         if self._bindings is None:
@@ -382,6 +387,10 @@ def w_startup(env, tmp, table, results):
 
 # ---------------------------------------------------------------- main
 
+# The object-storage workloads; imported here, after the helpers above, which they import.
+import s3_bench  # noqa: E402
+
+
 def machine():
     cpu = 'unknown'
     try:
@@ -420,7 +429,9 @@ def busiest():
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='smaller sizes: 30 epochs x 1 MiB, 8 x 32 MiB, 2,000 checkpoints, fewer rounds')
-    p.add_argument('--only', default='training,validate,load,startup', help='comma-separated workloads to run')
+    p.add_argument('--only', default='training,validate,load,startup',
+                   help='comma-separated workloads to run: training, validate, load, startup, and the object-storage '
+                        'ones, s3 (all four) or s3_training, s3_validate, s3_download_validate, s3_cp')
     p.add_argument('--rounds', type=int, help='repetitions of our side (and of md5sum) (default 3, --quick 2)')
     p.add_argument('--val-rounds', type=int, help='rounds of the validation workload (default 5, --quick 3)')
     p.add_argument('--ref-rounds', type=int, default=None, help='rounds of the validation workload that also run the reference (default 3)')
@@ -428,6 +439,8 @@ def main():
     p.add_argument('--size-mib', type=int)
     p.add_argument('--val-files', type=int, default=8)
     p.add_argument('--val-mib', type=int)
+    p.add_argument('--s3-val-mib', type=int, help='checkpoint size of the remote model of s3_validate (default 64, --quick 16)')
+    p.add_argument('--s3-cp-mib', type=int, help='checkpoint size of the model s3_cp uploads (default 1024, --quick 256)')
     p.add_argument('--load-checkpoints', type=int)
     p.add_argument('--startup-runs', type=int)
     p.add_argument('--scaling-counts', default='10,100,1000', help='checkpoint counts of the save-scaling context row')
@@ -445,10 +458,22 @@ def main():
     a.epochs = a.epochs or (30 if q else 100)
     a.size_mib = a.size_mib or (1 if q else 4)
     a.val_mib = a.val_mib or (32 if q else 256)
+    a.s3_val_mib = a.s3_val_mib or (16 if q else 64)
+    a.s3_cp_mib = a.s3_cp_mib or (256 if q else 1024)
     a.load_checkpoints = a.load_checkpoints or (2000 if q else 10000)
     a.load_repeat = 10
     a.ref_load_repeat = 1 if q else 2
     a.startup_runs = a.startup_runs or (10 if q else 20)
+    workloads = {'training': w_training, 'validate': w_validate, 'load': w_load, 'startup': w_startup}
+    workloads.update(s3_bench.WORKLOADS)
+    names = [n for name in a.only.split(',') for n in s3_bench.GROUPS.get(name.strip(), [name.strip()])]
+    unknown = [n for n in names if n not in workloads]
+    if unknown:
+        p.error('unknown workload %s: expected %s, or s3' % (', '.join(unknown), ', '.join(workloads)))
+    # No process of the run asks a cloud instance's metadata service for credentials.
+    os.environ['AWS_EC2_METADATA_DISABLED'] = 'true'
+    # A terminated run still stops its S3 server and removes its data (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = Env(a)
     tmp = tempfile.mkdtemp(prefix='plums-compare-', dir=a.tmpdir)
     table = Table()
@@ -458,9 +483,11 @@ def main():
     busy_before = busiest()
     started = time.time()
     try:
-        for name in a.only.split(','):
-            {'training': w_training, 'validate': w_validate, 'load': w_load, 'startup': w_startup}[name.strip()](env, tmp, table, results)
+        for name in names:
+            workloads[name](env, tmp, table, results)
     finally:
+        s3_server = env.s3
+        s3_bench.stop_server(env)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -474,6 +501,7 @@ def main():
         'busy_before': busy_before, 'busy_after': busy_after, 'library': library_version(),
         'duration_s': time.time() - started, 'python': platform.python_version(), 'quick': q,
         'bindings': env.bindings_available(), 'pmf': env.pmf is not None, 'timer': 'hyperfine' if env.hyperfine else 'repeat',
+        's3_server': s3_server.version if s3_server else None,
     }
     results['conditions'] = conditions
     report = [
@@ -487,6 +515,9 @@ def main():
         'Ours saves durably (fsync of every new file, folder and the exchange); the reference does not fsync.',
         'Times are median (min–max, n runs); a ratio is reference ÷ ours for times, ours ÷ reference for throughput.',
     ]
+    if s3_server:
+        report.append('Object storage: SeaweedFS `weed mini` %s on 127.0.0.1 (scripts/s3-server), started for this run; '
+                      'in its rows the "reference" column holds the baseline the row names.' % s3_server.version)
     if q:
         report.append('`--quick`: smaller sizes than the targets are set for; the ratios are a smoke test, not a verdict.')
     report += [
