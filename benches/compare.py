@@ -516,7 +516,7 @@ def main():
         'Times are median (min–max, n runs); a ratio is reference ÷ ours for times, ours ÷ reference for throughput.',
     ]
     if s3_server:
-        report.append('Object storage: SeaweedFS `weed mini` %s on 127.0.0.1 (scripts/s3-server), started for this run; '
+        report.append('Object storage: SeaweedFS `weed mini` %s on 127.0.0.1 (scripts/s3-server, -master.telemetry=false), started for this run; '
                       'in its rows the "reference" column holds the baseline the row names.' % s3_server.version)
     if q:
         report.append('`--quick`: smaller sizes than the targets are set for; the ratios are a smoke test, not a verdict.')

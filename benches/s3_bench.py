@@ -80,7 +80,7 @@ class Server:
         self.bucket = self.exports['PMF_TEST_S3_BUCKET']
         self.models = {}
         self.version = weed_version()
-        log('s3: weed mini (%s) serves %s, bucket %s' % (self.version, self.endpoint, self.bucket))
+        log('s3: weed mini -master.telemetry=false (%s) serves %s, bucket %s' % (self.version, self.endpoint, self.bucket))
 
     def stop(self):
         subprocess.run([S3_SERVER, 'stop', self.folder], check=False)
