@@ -26,7 +26,9 @@ use crate::yaml::Limits;
 use crate::yaml_file::{ReadError, YamlFile};
 
 /// Parallel downloads of a strict validation.
-const PARALLEL_DOWNLOADS: usize = 4;
+fn parallel_downloads() -> usize {
+    std::env::var("PMF_X_PAR").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+}
 
 /// The objects under one model's prefix.
 pub(crate) struct ObjectFiles {
@@ -81,6 +83,12 @@ impl ObjectFiles {
         let now = self.remote.head_opt("metadata.yaml")?;
         let listed = self.objects.get("metadata.yaml");
         Ok(now.map(|n| (n.etag, n.size)) != listed.map(|l| (l.etag.clone(), l.size)))
+    }
+
+    /// The sizes of the listed objects under `prefix` (empty, or ending with `/`), by key
+    /// relative to it.
+    pub(crate) fn sizes_under(&self, prefix: &str) -> HashMap<String, u64> {
+        self.objects.iter().filter_map(|(k, l)| Some((k.strip_prefix(prefix)?.to_owned(), l.size))).collect()
     }
 
     /// The listed object `rel`.
@@ -156,7 +164,7 @@ impl ModelFiles for ObjectFiles {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Result<Option<Offence>>>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..PARALLEL_DOWNLOADS.min(jobs.len()) {
+            for _ in 0..parallel_downloads().min(jobs.len()) {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };

@@ -140,6 +140,10 @@ pub struct ValidatedModel {
     pub checkpoints_checked: bool,
     /// The MD5 of the `metadata.yaml` bytes: identifies the saved state of the folder.
     pub metadata_digest: Md5,
+    /// For a model on object storage: the size of every object the listing gave, by path
+    /// relative to this model's root (`data/checkpoints/3.pt`). Empty for a folder, whose
+    /// files' sizes are on disk.
+    pub listed_sizes: Arc<HashMap<String, u64>>,
 }
 
 /// The outcome of checking a folder: every offence, and the metadata if it could be parsed.
@@ -274,7 +278,18 @@ pub fn validate_at(location: &Location, options: &ValidateOptions) -> Result<Met
 pub fn validate_model_at(location: &Location, options: &ValidateOptions) -> Result<ValidatedModel> {
     match location {
         Location::Local(path) => validate_model(path, options),
-        Location::Object(url) => check_remote(url, options)?.0.into_result(Path::new(&url.to_string())),
+        Location::Object(url) => {
+            let (check, files) = check_remote(url, options)?;
+            let mut validated = check.into_result(Path::new(&url.to_string()))?;
+            let mut level = Some(&mut validated);
+            let mut prefix = String::new();
+            while let Some(v) = level {
+                v.listed_sizes = Arc::new(files.sizes_under(&prefix));
+                prefix = format!("{prefix}data/initialisation/");
+                level = v.initialisation.as_deref_mut();
+            }
+            Ok(validated)
+        }
     }
 }
 
@@ -450,6 +465,7 @@ fn check_model<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, checkpoints: 
         return None;
     }
     Some(ValidatedModel {
+        listed_sizes: Arc::default(),
         root: ctx.files.root_of(prefix),
         metadata,
         build_parameters: data.build_parameters.unwrap_or(Value::Null),

@@ -197,8 +197,11 @@ fn print_json(out: &JsonShow<'_>) -> Option<u8> {
 }
 
 fn file_size(v: &ValidatedModel, rel: &str) -> Option<u64> {
-    if rel == "." || location::is_remote(&v.root) {
+    if rel == "." {
         return None;
+    }
+    if location::is_remote(&v.root) {
+        return v.listed_sizes.get(rel.trim_start_matches("./")).copied();
     }
     std::fs::metadata(v.root.join(rel)).ok().filter(|m| m.is_file()).map(|m| m.len())
 }
