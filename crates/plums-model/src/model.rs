@@ -141,6 +141,23 @@ impl Model {
         self.object_sync = object;
     }
 
+    /// Where the file of checkpoint `reference` is saved in a model folder or prefix
+    /// (`data/checkpoints/3.pt`): after its file name; for a model loaded from object storage
+    /// whose file was not fetched (no `path`), the path its metadata records.
+    pub fn checkpoint_file(&self, reference: &Reference) -> Option<String> {
+        let ck = self.checkpoint_collection.get(reference)?;
+        if let Some(name) = ck.file_name() {
+            return Some(format!("data/checkpoints/{}", name.to_string_lossy()));
+        }
+        let metadata = match (&self.remote, &self.object_sync) {
+            (Some(r), _) => &r.metadata,
+            (None, Some(s)) => &s.metadata,
+            (None, None) => return None,
+        };
+        let entry = metadata.model.training.checkpoints.get(reference)?;
+        (entry.hash == ck.hash && entry.path != ".").then(|| entry.path.clone())
+    }
+
     /// Add checkpoints to the collection (see [`CheckpointCollection::add`]).
     pub fn add_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
         self.checkpoint_collection.add(checkpoint)

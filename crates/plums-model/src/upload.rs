@@ -56,11 +56,11 @@ pub(crate) fn upload_file(
         if found != expected {
             return Err(mismatch(found));
         }
-        if let Some(p) = progress {
-            p.advance(bytes.len() as u64);
-        }
         let size = bytes.len() as u64;
         let etag = remote.put(rel, bytes, WriteMode::Overwrite)?;
+        if let Some(p) = progress {
+            p.advance(size);
+        }
         return Ok(Uploaded { etag, size });
     }
     let part = PART_SIZE.max(usize::try_from(size / 9_000).unwrap_or(usize::MAX));

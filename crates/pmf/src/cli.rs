@@ -198,7 +198,7 @@ Examples:
 /// `pmf new`.
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// The folder to create the model in (missing or empty); object storage is not writable yet.
+    /// The model to create: a missing or empty folder, or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// The producer name: a letter, then at least one letter, digit or `_`.
@@ -315,7 +315,7 @@ Examples:
 /// `pmf checkpoint add`.
 #[derive(Debug, Args)]
 pub struct CheckpointAddArgs {
-    /// The model folder (object storage is not writable yet).
+    /// The model: a local folder or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// The checkpoint file.
@@ -347,7 +347,7 @@ Examples:
 /// `pmf checkpoint rm`.
 #[derive(Debug, Args)]
 pub struct CheckpointRmArgs {
-    /// The model folder (object storage is not writable yet).
+    /// The model: a local folder or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// The checkpoint reference.
@@ -390,7 +390,7 @@ pub enum TrainingCommand {
 /// A command that only needs the model folder.
 #[derive(Debug, Args)]
 pub struct DestArgs {
-    /// The model folder (object storage is not writable yet).
+    /// The model: a local folder or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// Output and locking.
@@ -401,7 +401,7 @@ pub struct DestArgs {
 /// `pmf training start`.
 #[derive(Debug, Args)]
 pub struct TrainingStartArgs {
-    /// The model folder (object storage is not writable yet).
+    /// The model: a local folder or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// The starting epoch.
@@ -415,7 +415,7 @@ pub struct TrainingStartArgs {
 /// `pmf training epoch`.
 #[derive(Debug, Args)]
 pub struct TrainingEpochArgs {
-    /// The model folder (object storage is not writable yet).
+    /// The model: a local folder or a URL (s3://bucket/prefix).
     #[arg(value_name = "DEST")]
     pub dest: OsString,
     /// The epoch (default: latest + 1).

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use plums_model::{LoadOptions, Location, Model, SaveOptions, StorageStats, ValidateOptions};
+use plums_model::{Error, LoadOptions, Location, Model, SaveOptions, StorageStats, ValidateOptions};
 use serde::Serialize;
 
 use crate::cli::CpArgs;
@@ -144,9 +144,29 @@ fn copy(args: &CpArgs) -> Result<Copied, Failure> {
     progress::measuring(format!("copying to {}", show_path(dest.path())), meter.as_ref(), || {
         model.save_at(&dest.at, &save)
     })
-    .map_err(|e| Failure::from_library(e, dest.path()))?;
+    .map_err(|e| copy_refused(e, &dest))?;
     let sent = matches!(dest.at, Location::Object(_)).then(|| sent_between(&before, &dest.storage.stats()));
     Ok(Copied { id: model.id.clone(), checkpoints: model.checkpoint_collection.len(), sent })
+}
+
+/// A save to DEST refused, with the hint a copy needs.
+fn copy_refused(error: Error, dest: &Target) -> Failure {
+    let hint = match &error {
+        Error::ForeignFolder { .. } => Some(
+            "copy to a missing or empty folder or prefix, or add --force to save beside what is there (it is kept)"
+                .to_owned(),
+        ),
+        Error::OtherModel { found_id, .. } => Some(format!(
+            "{} holds model {found_id:?}: copy to another folder or prefix, or remove that model first",
+            show_path(dest.path())
+        )),
+        _ => None,
+    };
+    let failure = Failure::from_library(error, dest.path());
+    match hint {
+        Some(h) => failure.replace_hint(h),
+        None => failure,
+    }
 }
 
 /// Whether two locations name the same model (the same URL, or folders that resolve to one).

@@ -256,16 +256,14 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
         };
         return Err(Failure::from_library(Error::MissingReference(reference), dest.path()).hint(hint));
     }
-    let removed = model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest.path()))?;
-    let name = removed.file_name().map(|n| n.to_os_string());
-    let shared = name
-        .as_ref()
-        .is_some_and(|n| model.checkpoint_collection.values().any(|c| c.file_name() == Some(n.as_os_str())));
+    let stored = model.checkpoint_file(&reference);
+    model.checkpoint_collection.remove(&reference).map_err(|e| Failure::from_library(e, dest.path()))?;
+    let shared = stored.is_some() && model.checkpoint_collection.keys().any(|r| model.checkpoint_file(r) == stored);
     // The library removes a file the model no longer registers, unless asked to keep it.
     save(&mut model, dest, &args.edit, SaveOptions::new().keep_unregistered_files(args.keep_file))?;
-    let note = match name {
-        Some(name) if !args.keep_file && !shared => format!("; deleted data/checkpoints/{}", name.to_string_lossy()),
-        Some(name) => format!("; kept data/checkpoints/{}", name.to_string_lossy()),
+    let note = match stored {
+        Some(file) if !args.keep_file && !shared => format!("; deleted {file}"),
+        Some(file) => format!("; kept {file}"),
         None => String::new(),
     };
     Ok(format!("removed checkpoint {}{note}", reference.quoted()))

@@ -395,12 +395,12 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
             Some("choose a missing or empty folder".to_owned()),
         ),
         ForeignFolder { .. } => (
-            "the folder exists and is not a PMF model (no metadata.yaml)".to_owned(),
+            "the folder (or prefix) exists and is not a PMF model (no metadata.yaml)".to_owned(),
             none(),
             Some("choose a missing or empty folder, or move its files away".to_owned()),
         ),
         OtherModel { found_id, saving_id, .. } => (
-            format!("the folder holds another PMF model (id {found_id:?}), not model {saving_id:?}; refusing to overwrite it"),
+            format!("the destination holds another PMF model (id {found_id:?}), not model {saving_id:?}; refusing to overwrite it"),
             none(),
             Some(format!(
                 "another program replaced the model (it now holds model {found_id:?}): check the folder before editing it"

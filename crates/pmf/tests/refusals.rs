@@ -212,7 +212,7 @@ fn foreign_folder() {
     assert_eq!(f["path"], s(&other));
     assert_eq!(f["io_kind"], "already_exists");
     let (error, _, hint) = human(&args, 2);
-    assert_eq!(error, format!("error: the folder exists and is not a PMF model (no metadata.yaml) ({})", s(&other)));
+    assert_eq!(error, format!("error: the folder (or prefix) exists and is not a PMF model (no metadata.yaml) ({})", s(&other)));
     assert_eq!(hint, "hint: choose a missing or empty folder, or move its files away");
     assert_eq!(std::fs::read_dir(&other).expect("list").count(), 1, "nothing written");
 }
@@ -424,7 +424,7 @@ fn other_model_with_another_id() {
     assert_eq!((f["found_id"].clone(), f["saving_id"].clone()), (json!("intruder"), json!("m-id")));
     assert_eq!(
         f["message"],
-        "the folder holds another PMF model (id \"intruder\"), not model \"m-id\"; refusing to overwrite it"
+        "the destination holds another PMF model (id \"intruder\"), not model \"m-id\"; refusing to overwrite it"
     );
     assert!(f["hint"].as_str().is_some_and(|h| h.contains("\"intruder\"")), "{f}");
     assert!(std::fs::read_to_string(m.join("metadata.yaml")).expect("read").contains("id: intruder"));
