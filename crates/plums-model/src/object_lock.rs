@@ -160,7 +160,7 @@ impl ObjectLock {
                 Err(e) => return Err(e),
             };
             let (holder, identity, expires) = parse_lock(&String::from_utf8_lossy(&bytes));
-            let expired = expires.is_some_and(|t| now_secs() > t + CLOCK_SKEW.as_secs());
+            let expired = bytes.is_empty() || expires.is_some_and(|t| now_secs() > t + CLOCK_SKEW.as_secs());
             if let (true, Some(etag)) = (expired || identity.is_gone_from_here(&me), found.etag.as_deref()) {
                 match remote.put(LOCK_FILE, text, WriteMode::Update(etag)) {
                     Ok(etag) => return Self::held(remote, etag, &me, since).map(Some),

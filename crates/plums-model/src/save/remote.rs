@@ -55,6 +55,20 @@ use crate::yaml_file::{self, YamlFile};
 /// Objects uploaded at once.
 const PARALLEL_UPLOADS: usize = 4;
 
+/// What a save may rely on at the destination (see [`Saver::knowledge`]).
+struct Knowledge {
+    /// Objects whose content is known.
+    known: Arc<HashMap<String, KnownObject>>,
+    /// Whether the destination's metadata says which objects are PMF's (to delete).
+    trusted: bool,
+}
+
+impl Knowledge {
+    fn nothing() -> Knowledge {
+        Knowledge { known: Arc::default(), trusted: false }
+    }
+}
+
 /// What is at the destination prefix.
 enum Destination {
     /// Nothing (or only PMF's lock and marker).
@@ -101,14 +115,13 @@ struct Send<'p> {
 
 impl Saver<'_> {
     fn run(self) -> Result<()> {
-        let listing = match self.known_state()? {
-            Some(known) => known,
-            None => self.remote.list()?.into_iter().map(|l| (l.rel.clone(), l)).collect(),
-        };
+        // One listing, every save: it is the `stat` of every object, so that an object replaced
+        // behind the model's back (without a new metadata.yaml) is never trusted.
+        let listing: HashMap<String, Listed> = self.remote.list()?.into_iter().map(|l| (l.rel.clone(), l)).collect();
         let dest = self.inspect(&listing)?;
         self.refuse(&dest)?;
         let interrupted = listing.contains_key(SAVE_MARKER);
-        let known = self.knowledge(&listing, &dest, interrupted)?;
+        let Knowledge { known, trusted } = self.knowledge(&listing, &dest, interrupted)?;
 
         let mut now_known: HashMap<String, KnownObject> = HashMap::new();
         let mut sends = Vec::new();
@@ -164,7 +177,7 @@ impl Saver<'_> {
             metadata: Arc::from(self.plan.metadata.clone()),
             known: Arc::new(now_known),
         }));
-        let unregistered = self.unregistered(&dest, &listing);
+        let unregistered = if trusted { self.unregistered(&dest, &listing) } else { Vec::new() };
         if replacing || interrupted {
             self.remote.delete(SAVE_MARKER)?;
         }
@@ -172,35 +185,6 @@ impl Saver<'_> {
             self.remote.delete(&key)?;
         }
         Ok(())
-    }
-
-    /// The training loop's save, at a cost that does not grow with the model: when this model
-    /// last saw the prefix, `metadata.yaml` still has the version it saw and no marker is there
-    /// (two `HEAD`s), and the plan only adds checkpoint files to what it knows, what it knows
-    /// stands for the listing. `None`: list the prefix.
-    fn known_state(&self) -> Result<Option<HashMap<String, Listed>>> {
-        let Some(seen) = self.model.object_sync.as_ref().filter(|s| s.url == self.remote.url) else {
-            return Ok(None);
-        };
-        let old = referenced_keys(Some(&seen.metadata), &HashMap::new());
-        let covered = self.plan.files.iter().all(|f| {
-            let key = key_of(&f.rel);
-            seen.known.contains_key(&key) || (key.starts_with("data/checkpoints/") && !old.contains(&key))
-        });
-        if !covered || self.remote.head_opt(SAVE_MARKER)?.is_some() {
-            return Ok(None);
-        }
-        let Some(md) = self.remote.head_opt("metadata.yaml")? else { return Ok(None) };
-        if !seen.matches(&self.remote.url, md.etag.as_deref()) {
-            return Ok(None);
-        }
-        let mut listing: HashMap<String, Listed> = seen
-            .known
-            .iter()
-            .map(|(key, k)| (key.clone(), Listed { rel: key.clone(), size: k.size, etag: k.etag.clone() }))
-            .collect();
-        listing.insert("metadata.yaml".to_owned(), md);
-        Ok(Some(listing))
     }
 
     /// What is at the destination, from its listing (and its `metadata.yaml`, read unless the
@@ -243,26 +227,26 @@ impl Saver<'_> {
         }
     }
 
-    /// The objects whose content the save may trust (not send again). The fast path: this
-    /// model last loaded or saved this very version. Else a model with the same id must
-    /// validate strictly (checksums verified), unless `force`; a model whose last save was
-    /// interrupted is rewritten whole (nothing trusted).
-    fn knowledge(
-        &self,
-        listing: &HashMap<String, Listed>,
-        dest: &Destination,
-        interrupted: bool,
-    ) -> Result<Arc<HashMap<String, KnownObject>>> {
-        let Destination::Pmf { etag, .. } = dest else { return Ok(Arc::default()) };
+    /// The objects whose content the save may trust (not send again), and whether the
+    /// destination's metadata is trusted to say which objects PMF owns there (to delete the
+    /// ones the new model no longer registers). The fast path: this model last loaded or saved
+    /// this very version. Else a model with the same id must validate strictly (checksums
+    /// verified), unless `force`; a model whose last save was interrupted (the marker), or one
+    /// that `force` saves over although it does not validate, is rewritten whole, and what its
+    /// metadata registers is never deleted.
+    fn knowledge(&self, listing: &HashMap<String, Listed>, dest: &Destination, interrupted: bool) -> Result<Knowledge> {
+        let Destination::Pmf { etag, .. } = dest else { return Ok(Knowledge::nothing()) };
         match &self.model.object_sync {
-            Some(seen) if seen.matches(&self.remote.url, etag.as_deref()) => return Ok(seen.known.clone()),
+            Some(seen) if seen.matches(&self.remote.url, etag.as_deref()) => {
+                return Ok(Knowledge { known: seen.known.clone(), trusted: true })
+            }
             Some(seen) if seen.url == self.remote.url && !self.options.overwrite_concurrent_changes => {
                 return Err(Error::ConcurrentChange { path: self.remote.url.to_string().into() });
             }
             _ => {}
         }
         if interrupted {
-            return Ok(Arc::default());
+            return Ok(Knowledge::nothing());
         }
         let files = ObjectFiles::from_listing(self.remote.clone(), listing.values().cloned().collect());
         let strict = ValidateOptions::new()
@@ -271,12 +255,12 @@ impl Saver<'_> {
             .storage(self.options.storage.clone());
         let check = check_files(&files, &strict)?;
         match check.into_result(Path::new(&self.remote.url.to_string())) {
-            Ok(v) => Ok(Arc::new(ObjectState::known_of(&v, |k| files.object(k)))),
+            Ok(v) => Ok(Knowledge { known: Arc::new(ObjectState::known_of(&v, |k| files.object(k))), trusted: true }),
             Err(Error::TreeValidation(report) | Error::MetadataValidation(report)) if !self.options.force => {
                 Err(Error::InvalidSameModel { path: self.remote.url.to_string().into(), report })
             }
             Err(e) if !self.options.force => Err(e),
-            Err(_) => Ok(Arc::default()),
+            Err(_) => Ok(Knowledge::nothing()),
         }
     }
 
@@ -367,9 +351,9 @@ impl Saver<'_> {
         }
     }
 
-    /// The objects to delete after the commit: what the old metadata registered (or, for its
-    /// initialisation model, anything under `data/initialisation/`) that the new tree does not
-    /// hold. None with `keep_unregistered_files`.
+    /// The objects to delete after the commit: what the old (trusted) metadata registered (or,
+    /// for its initialisation model, anything under `data/initialisation/`) that the new tree
+    /// does not hold. None with `keep_unregistered_files`.
     fn unregistered(&self, dest: &Destination, listing: &HashMap<String, Listed>) -> Vec<String> {
         if self.options.keep_unregistered_files {
             return Vec::new();
