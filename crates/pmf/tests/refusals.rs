@@ -212,7 +212,10 @@ fn foreign_folder() {
     assert_eq!(f["path"], s(&other));
     assert_eq!(f["io_kind"], "already_exists");
     let (error, _, hint) = human(&args, 2);
-    assert_eq!(error, format!("error: the folder (or prefix) exists and is not a PMF model (no metadata.yaml) ({})", s(&other)));
+    assert_eq!(
+        error,
+        format!("error: the folder (or prefix) exists and is not a PMF model (no metadata.yaml) ({})", s(&other))
+    );
     assert_eq!(hint, "hint: choose a missing or empty folder, or move its files away");
     assert_eq!(std::fs::read_dir(&other).expect("list").count(), 1, "nothing written");
 }
