@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use plums_model::{
-    Checkpoint, CheckpointCollection, CollectionItem, Md5, Model, Reference, Status, StorageOptions, Training,
-    TrainingRecord,
+    Checkpoint, CheckpointCollection, CollectionItem, InitialisationMetadata, Location, Md5, Model, ObjectUrl,
+    Reference, Status, StorageOptions, Training, TrainingRecord, ValidateOptions,
 };
-use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PySlice, PyTuple};
 
@@ -223,32 +223,110 @@ impl RemoteModel {
 
 /// Where the file of a checkpoint of a remote model is, until it is fetched.
 #[derive(Clone)]
-struct RemoteSource {
-    model: RemoteModel,
-    reference: Reference,
+pub enum RemoteSource {
+    /// The checkpoint `reference` of a remote model.
+    Checkpoint {
+        /// The model.
+        model: RemoteModel,
+        /// Its reference there.
+        reference: Reference,
+    },
+    /// The initialisation weight file of the remote model at `url` (an initialisation model's
+    /// too), reached with `storage` (never shown).
+    Initialisation {
+        /// The model's prefix.
+        url: ObjectUrl,
+        /// The storage options it was loaded with.
+        storage: StorageOptions,
+    },
 }
 
 impl RemoteSource {
-    /// The URL of the model the checkpoint belongs to.
+    /// The URL of the model the file belongs to.
     fn url(&self) -> String {
-        self.model.model.location().map(|l| l.to_string()).unwrap_or_default()
+        match self {
+            RemoteSource::Checkpoint { model, .. } => model.model.location().map(|l| l.to_string()).unwrap_or_default(),
+            RemoteSource::Initialisation { url, .. } => url.to_string(),
+        }
     }
 
-    /// The checkpoint's verified local file, fetched into the cache by the core (GIL released).
-    fn fetch(&self, py: Python<'_>) -> PyResult<PathBuf> {
+    /// The file's verified local file (with the checksum `hash`), fetched into the cache by
+    /// the core (GIL released).
+    fn fetch(&self, py: Python<'_>, hash: Md5) -> PyResult<PathBuf> {
         let source = self.clone();
-        py.detach(move || {
-            let mut model = (*source.model.model).clone();
-            model.fetch_checkpoint(&source.reference, &source.model.storage)
-        })
-        .map_err(to_py_err)
+        let fetched = py.detach(move || match source {
+            RemoteSource::Checkpoint { model, reference } => {
+                let mut core = (*model.model).clone();
+                core.fetch_checkpoint(&reference, &model.storage).map(Some)
+            }
+            RemoteSource::Initialisation { url, storage } => {
+                // Where the file is: the model's metadata says (read again: only a non-strict
+                // load leaves the file unfetched, and the core keeps no origin a binding reaches).
+                let location = Location::Object(url);
+                let options = ValidateOptions::new().checkpoints(false).storage(storage.clone());
+                match plums_model::validate_at(&location, &options)?.model.initialisation {
+                    Some(InitialisationMetadata::File { path, hash: found, .. }) if found == hash => {
+                        plums_model::fetch(&location, &path, hash, &storage).map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            }
+        });
+        match fetched.map_err(to_py_err)? {
+            Some(path) => Ok(path),
+            None => Err(PyFileNotFoundError::new_err(format!(
+                "the initialisation file of the model at {} is not there any more: its metadata no longer registers a file with checksum {hash}",
+                self.url()
+            ))),
+        }
+    }
+}
+
+/// What a save does with the files of a remote model that were not fetched yet (a non-strict
+/// load): fetch them, or leave them to the core.
+///
+/// The core needs no file of the checkpoints when the save writes no checkpoint file. Nor of
+/// any file when it saves the model to the prefix its saved state is about (loaded from or
+/// last saved to there): the state knows those objects (their ETags), so the save sends none
+/// of them, and knows where to fetch one from if the prefix lost it. Saved anywhere else, they
+/// are fetched first, with the storage options of the load that found them (the save's own may
+/// be for another store, or none for a local folder); so is the initialisation file of an
+/// initialisation model, whose origin the core does not keep.
+pub struct Unfetched {
+    checkpoints: bool,
+    to_known_prefix: bool,
+}
+
+impl Unfetched {
+    /// For a save (`checkpoints`: whether it writes checkpoint files) whose destination is
+    /// (`to_known_prefix`) or is not the prefix its model's saved state is about.
+    pub fn new(checkpoints: bool, to_known_prefix: bool) -> Self {
+        Unfetched { checkpoints, to_known_prefix }
+    }
+
+    /// For the initialisation model of a save (saved without its checkpoint files; its files
+    /// are not in the saved state).
+    pub fn initialisation_model() -> Self {
+        Unfetched { checkpoints: false, to_known_prefix: false }
+    }
+
+    /// Whether the file of `source`, named `name` in the saved model, can stay unfetched.
+    fn leaves(&self, name: &Reference, source: &RemoteSource) -> bool {
+        match source {
+            // Under another reference the saved state does not know it: the core would find no object.
+            RemoteSource::Checkpoint { reference, .. } => {
+                !self.checkpoints || (self.to_known_prefix && name == reference)
+            }
+            RemoteSource::Initialisation { .. } => self.to_known_prefix,
+        }
     }
 }
 
 /// A checkpoint: a unique reference (``name``), a data file, an epoch and an MD5 checksum.
 ///
-/// A checkpoint of a model loaded from object storage without its files (``strict=False``)
-/// fetches its file into the local cache, verified, on the first access of ``path``.
+/// A checkpoint of a model loaded from object storage without its files (``strict=False``),
+/// and its initialisation weight file, fetch their file into the local cache, verified, on
+/// the first access of ``path``.
 ///
 /// Equality and hashing use ``(epoch, hash)`` only. Raises OSError if ``path`` is given and is
 /// not a file, ValueError if ``hash`` is not 32 lowercase hexadecimal digits or neither path
@@ -257,13 +335,14 @@ impl RemoteSource {
 pub struct PyCheckpoint {
     /// The reference (any object; an int or a str in a collection).
     pub name: Py<PyAny>,
-    path: Option<PathBuf>,
+    /// The data file (`None`: none, or for a remote model's file, not fetched yet).
+    pub path: Option<PathBuf>,
     epoch: Option<i64>,
     hash: Md5,
     /// The core checkpoint as hashed from its file (it remembers what the file looked like).
     handle: Option<Checkpoint>,
     /// For a checkpoint of a remote model whose file was not fetched yet: where it is.
-    remote: Option<RemoteSource>,
+    pub remote: Option<RemoteSource>,
 }
 
 /// A checksum set on a checkpoint (the core's MD5 syntax).
@@ -292,10 +371,18 @@ impl PyCheckpoint {
     /// The core checkpoint named `name`: the hashed one when it still matches the path and
     /// checksum (no second read of the file), else one built from the fields (the core checks
     /// that the path is a file).
-    pub fn to_core(&self, py: Python<'_>, name: Reference) -> PyResult<Checkpoint> {
+    ///
+    /// A checkpoint of a remote model whose file was not fetched yet stays so when `unfetched`
+    /// says the save needs no file of it; otherwise its file is fetched now (verified, with the
+    /// storage options of the load that found it).
+    pub fn to_core(&self, py: Python<'_>, name: Reference, unfetched: &Unfetched) -> PyResult<Checkpoint> {
         if let (None, Some(remote)) = (&self.path, &self.remote) {
-            // Not fetched yet: a save needs the file (copied from the cache, checked on copy).
-            let path = remote.fetch(py)?;
+            if unfetched.leaves(&name, remote) {
+                return Checkpoint::new(name, None::<&std::path::Path>, self.epoch, Some(&self.hash.to_string()))
+                    .map_err(to_py_err);
+            }
+            // A save elsewhere needs the file (copied from the cache, checked on copy).
+            let path = remote.fetch(py, self.hash)?;
             return Checkpoint::new(name, Some(&path), self.epoch, Some(&self.hash.to_string())).map_err(to_py_err);
         }
         if let Some(c) = &self.handle {
@@ -382,9 +469,9 @@ impl PyCheckpoint {
 
     /// Path: The checkpoint data file, or None.
     ///
-    /// For a checkpoint of a model loaded from object storage, the verified local cache file:
-    /// fetched on the first access if the load did not fetch it (``strict=False``), which can
-    /// raise ``StorageError`` or ``ChecksumMismatchError``.
+    /// For a checkpoint (or the initialisation weight file) of a model loaded from object
+    /// storage, the verified local cache file: fetched on the first access if the load did not
+    /// fetch it (``strict=False``), which can raise ``StorageError`` or ``ChecksumMismatchError``.
     #[getter]
     fn path(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
@@ -397,7 +484,8 @@ impl PyCheckpoint {
             }
         };
         let Some(source) = pending else { return path_to_py(py, slf.borrow().path.as_deref()) };
-        let fetched = source.fetch(py)?;
+        let hash = slf.borrow().hash;
+        let fetched = source.fetch(py, hash)?;
         if let Ok(mut c) = slf.try_borrow_mut() {
             // Unless the path was set meanwhile (another thread), this is the checkpoint's file now.
             if c.path.is_none() && c.remote.is_some() {
@@ -587,16 +675,16 @@ impl PyCheckpointCollection {
         let inner = c.try_map(|r, ck| {
             let mut checkpoint = PyCheckpoint::from_core_loaded(py, ck.clone())?;
             if let (None, Some(model)) = (&checkpoint.path, remote) {
-                checkpoint.remote = Some(RemoteSource { model: model.clone(), reference: r.clone() });
+                checkpoint.remote = Some(RemoteSource::Checkpoint { model: model.clone(), reference: r.clone() });
             }
             Ok::<_, PyErr>(Item { key: r.clone(), obj: Py::new(py, checkpoint)? })
         })?;
         Ok(PyCheckpointCollection { inner })
     }
 
-    /// The core collection of the checkpoints' current fields.
-    pub fn to_core(&self, py: Python<'_>) -> PyResult<CheckpointCollection> {
-        self.inner.try_map(|r, item| item.obj.borrow(py).to_core(py, r.clone()))
+    /// The core collection of the checkpoints' current fields (for a save: see [`Unfetched`]).
+    pub fn to_core(&self, py: Python<'_>, unfetched: &Unfetched) -> PyResult<CheckpointCollection> {
+        self.inner.try_map(|r, item| item.obj.borrow(py).to_core(py, r.clone(), unfetched))
     }
 
     fn add_object(&mut self, checkpoint: &Bound<'_, PyAny>) -> PyResult<()> {

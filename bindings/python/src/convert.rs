@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use plums_model::{
-    Initialisation, Location, Model, Producer, Reference, SavedState, StorageOptions, Timestamp, VersionFormats,
+    Initialisation, Location, Model, ObjectUrl, Producer, Reference, SavedState, StorageOptions, Timestamp,
+    VersionFormats,
 };
 use plums_model::{Mapping, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -16,12 +17,26 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
-use crate::components::{PyCheckpoint, PyCheckpointCollection, PyTraining, RemoteModel};
+use crate::components::{PyCheckpoint, PyCheckpointCollection, PyTraining, RemoteModel, RemoteSource, Unfetched};
 use crate::errors::to_py_err;
 
-/// What a model knows of the folder it was loaded from or saved to (opaque to Python).
+/// What a model knows of the folder or object-store prefix it was loaded from or saved to
+/// (opaque to Python): the core's saved state, and the prefix its object-store part is about.
 #[pyclass(module = "plums_model._native", frozen)]
-pub struct Token(pub Option<SavedState>);
+pub struct Token {
+    /// The core's saved state.
+    pub state: Option<SavedState>,
+    /// The prefix the state's object-store part is about (the core keeps that part through a
+    /// local save).
+    pub remote: Option<ObjectUrl>,
+}
+
+impl Token {
+    /// No state: a model that was neither loaded nor saved.
+    pub fn none() -> Self {
+        Token { state: None, remote: None }
+    }
+}
 
 #[pymethods]
 impl Token {
@@ -243,14 +258,27 @@ fn bare_instance<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// The Python `Model` of class `cls` for a core model (its initialisation model too, of
-/// `cls`), with the folder state `token`. For a model loaded from an object store with
-/// `storage`, the checkpoints without a local file fetch it on first access of their `path`.
+/// `cls`), with the saved state `token`. For a model loaded from an object store with
+/// `storage`, the checkpoints without a local file fetch it on first access of their `path`
+/// (not those of its initialisation model, whose checkpoint files are never kept), and so do
+/// the initialisation files (its initialisation model's too).
 pub fn model_to_py<'py>(
     py: Python<'py>,
     cls: &Bound<'py, PyAny>,
     model: Model,
-    token: Option<SavedState>,
+    token: Token,
     storage: Option<&StorageOptions>,
+) -> PyResult<Bound<'py, PyAny>> {
+    model_to_py_as(py, cls, model, token, storage, false)
+}
+
+fn model_to_py_as<'py>(
+    py: Python<'py>,
+    cls: &Bound<'py, PyAny>,
+    model: Model,
+    token: Token,
+    storage: Option<&StorageOptions>,
+    initialisation_model: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let obj = bare_instance(cls)?;
     let producer_cls = module_attr(py, "plums_model._components", "Producer")?;
@@ -267,14 +295,24 @@ pub fn model_to_py<'py>(
     obj.setattr("training", Py::new(py, PyTraining { inner: model.training.clone() })?)?;
     let location = model.location();
     let remote = match (&location, storage) {
-        (Some(Location::Object(_)), Some(storage)) => Some(RemoteModel::new(&model, storage)),
+        (Some(Location::Object(_)), Some(storage)) if !initialisation_model => Some(RemoteModel::new(&model, storage)),
         _ => None,
     };
     let collection = PyCheckpointCollection::from_core(py, &model.checkpoint_collection, remote.as_ref())?;
     obj.setattr("checkpoint_collection", Py::new(py, collection)?)?;
     let initialisation = match model.initialisation().cloned() {
-        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None, storage)?,
-        other => initialisation_to_py(py, cls, other)?,
+        Some(Initialisation::Model(m)) => {
+            let token = Token { state: m.saved_state(), remote: None };
+            model_to_py_as(py, cls, *m, token, storage, true)?
+        }
+        Some(Initialisation::File(c)) => {
+            let mut checkpoint = PyCheckpoint::from_core(py, c)?;
+            if let (None, Some(Location::Object(url)), Some(storage)) = (&checkpoint.path, &location, storage) {
+                checkpoint.remote = Some(RemoteSource::Initialisation { url: url.clone(), storage: storage.clone() });
+            }
+            Py::new(py, checkpoint)?.into_bound(py).into_any()
+        }
+        None => py.None().into_bound(py),
     };
     obj.setattr("_initialisation", initialisation)?;
     obj.setattr("_path", path_to_py(py, model.path())?)?;
@@ -285,7 +323,7 @@ pub fn model_to_py<'py>(
     };
     obj.setattr("_location", location)?;
     obj.setattr("_checkpoint", opt_ref_to_py(py, model.checkpoint())?)?;
-    obj.setattr("_token", Py::new(py, Token(token))?)?;
+    obj.setattr("_token", Py::new(py, token)?)?;
     Ok(obj)
 }
 
@@ -298,12 +336,32 @@ pub fn initialisation_to_py<'py>(
     Ok(match initialisation {
         None => py.None().into_bound(py),
         Some(Initialisation::File(c)) => Py::new(py, PyCheckpoint::from_core(py, c)?)?.into_bound(py).into_any(),
-        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, None, None)?,
+        Some(Initialisation::Model(m)) => model_to_py(py, cls, *m, Token::none(), None)?,
     })
 }
 
-/// A core model from a Python `Model`'s attributes, parsing its producer version with `formats`.
-pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResult<Model> {
+/// The prefix the object-store part of a Python `Model`'s saved state is about (`None`: it
+/// was never loaded from nor saved to an object store).
+pub fn token_remote(obj: &Bound<'_, PyAny>) -> PyResult<Option<ObjectUrl>> {
+    let token = obj.getattr("_token")?;
+    Ok(token.cast::<Token>().ok().and_then(|t| t.get().remote.clone()))
+}
+
+/// A core model from a Python `Model`'s attributes, parsing its producer version with `formats`,
+/// for a save to `dest` (`checkpoints`: with the checkpoint files); its initialisation model
+/// is saved without them.
+pub fn model_from_py(
+    obj: &Bound<'_, PyAny>,
+    formats: &VersionFormats,
+    dest: &Location,
+    checkpoints: bool,
+) -> PyResult<Model> {
+    let remote = token_remote(obj)?;
+    let to_known_prefix = matches!((dest.as_object(), &remote), (Some(d), Some(u)) if d == u);
+    model_from_py_with(obj, formats, &Unfetched::new(checkpoints, to_known_prefix))
+}
+
+fn model_from_py_with(obj: &Bound<'_, PyAny>, formats: &VersionFormats, unfetched: &Unfetched) -> PyResult<Model> {
     let py = obj.py();
     let producer = obj.getattr("producer")?;
     let name: String =
@@ -328,7 +386,7 @@ pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResu
     let collection = collection.cast::<PyCheckpointCollection>().map_err(|_| {
         PyTypeError::new_err("the model's checkpoint_collection must be a plums_model.CheckpointCollection")
     })?;
-    model.checkpoint_collection = collection.borrow().to_core(py)?;
+    model.checkpoint_collection = collection.borrow().to_core(py, unfetched)?;
     let init = obj.getattr("_initialisation")?;
     let initialisation = if init.is_none() {
         None
@@ -336,9 +394,9 @@ pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResu
         let checkpoint = checkpoint.borrow();
         let name = checkpoint.name.bind(py);
         let reference = reference_from_py(name).or_else(|_| name.str().map(|s| Reference::Str(s.to_string())))?;
-        Some(Initialisation::File(checkpoint.to_core(py, reference)?))
+        Some(Initialisation::File(checkpoint.to_core(py, reference, unfetched)?))
     } else if init.hasattr("checkpoint_collection")? {
-        let mut nested = model_from_py(&init, formats)?;
+        let mut nested = model_from_py_with(&init, formats, &Unfetched::initialisation_model())?;
         let r = init.getattr("_checkpoint")?;
         nested.set_checkpoint(if r.is_none() { None } else { Some(reference_from_py(&r)?) });
         Some(Initialisation::Model(Box::new(nested)))
@@ -348,7 +406,7 @@ pub fn model_from_py(obj: &Bound<'_, PyAny>, formats: &VersionFormats) -> PyResu
     model.set_initialisation(initialisation);
     let token = obj.getattr("_token")?;
     if let Ok(token) = token.cast::<Token>() {
-        model.set_saved_state(token.get().0.clone());
+        model.set_saved_state(token.get().state.clone());
     }
     Ok(model)
 }

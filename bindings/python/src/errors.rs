@@ -9,7 +9,7 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use plums_model::{Category, Error, Report, StorageErrorKind};
+use plums_model::{Category, Error, Location, Report, StorageErrorKind};
 use pyo3::exceptions::{
     PyBlockingIOError, PyFileExistsError, PyFileNotFoundError, PyInterruptedError, PyIsADirectoryError, PyKeyError,
     PyNotADirectoryError, PyNotImplementedError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
@@ -73,7 +73,7 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
     let message = error.to_string();
     let kw = PyDict::new(py);
     if let Some(path) = error.path() {
-        kw.set_item("path", path_to_py(py, Some(path))?)?;
+        kw.set_item("path", error_path_to_py(py, path)?)?;
     }
     let err = match error {
         Error::TreeValidation(report) | Error::MetadataValidation(report) => {
@@ -183,6 +183,17 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
         err.value(py).setattr("errno", errno)?;
     }
     Ok(err)
+}
+
+/// The `path` attribute of an error: a `pathlib.Path` for a local path, the URL itself (a `str`)
+/// for an object-store location (a `Path` would fold `s3://bucket` into `s3:/bucket`).
+fn error_path_to_py(py: Python<'_>, path: &Path) -> PyResult<Py<PyAny>> {
+    if let Some(text) = path.to_str().filter(|t| t.contains("://")) {
+        if Location::parse(text).is_ok_and(|l| l.as_object().is_some()) {
+            return Ok(text.into_pyobject(py)?.into_any().unbind());
+        }
+    }
+    path_to_py(py, Some(path))
 }
 
 /// The built-in `OSError` subclass for an I/O error kind.

@@ -6,9 +6,10 @@
 //!   see `components.rs`), which the package re-exports as they are;
 //! - `load`, `save`, `validate` and `initialisation`, which read and build those objects and the
 //!   package's Python `Model` directly (see `convert.rs`), with the GIL released while reading,
-//!   checking, hashing and writing; each takes a location (a `str` is parsed by the core: a URL
-//!   such as `s3://bucket/prefix` is never a local path; an `os.PathLike` is a local path) and
-//!   `storage_options` (a dict, over the `AWS_*` environment);
+//!   checking, hashing, downloading, uploading and writing; each takes a location (a `str` is
+//!   parsed by the core: a URL such as `s3://bucket/prefix` is never a local path; an
+//!   `os.PathLike` is a local path), local or in an object store alike, and `storage_options`
+//!   (a dict, over the `AWS_*` environment);
 //! - PEP 440 versions (`Pep440`) and the set of version formats the package registered
 //!   (`VersionFormats`): formats registered from Python are the core's "unparsed" formats,
 //!   whose rules are the Python classes', so the core never calls back into Python;
@@ -23,7 +24,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use plums_model::{Error, LoadOptions, Location, Model, Reference, SaveOptions, ValidateOptions, Version, PY_PA};
+use plums_model::{LoadOptions, Location, Model, Reference, SaveOptions, ValidateOptions, Version, PY_PA};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -31,7 +32,7 @@ use pyo3::types::PyString;
 use crate::components::{EpochIndexer, IndexIndexer, PyCheckpoint, PyCheckpointCollection, PyTraining};
 use crate::convert::{
     initialisation_to_py, location_from_py, model_from_py, model_to_py, reference_from_py, storage_from_py,
-    value_to_py, Token,
+    token_remote, value_to_py, Token,
 };
 use crate::errors::{read_err, to_py_err};
 
@@ -163,11 +164,17 @@ fn load<'py>(
     drop(formats);
     let path = read_path(&location);
     let model = py.detach(|| Model::load_at(&location, &options)).map_err(|e| read_err(e, &path, verbose))?;
-    let token = model.saved_state();
+    let token = Token { state: model.saved_state(), remote: location.as_object().cloned() };
     model_to_py(py, cls, model, token, Some(&storage))
 }
 
-/// Save the Python `model` to `path`; returns its new folder state (GIL released while writing).
+/// Save the Python `model` to `location` (a local folder or an object-store prefix); returns
+/// its new saved state (GIL released while fetching, hashing, writing and uploading).
+///
+/// `storage_options` reach the destination store. The files of a remote model that were not
+/// fetched yet are left to the core when it saves the model back where its saved state is
+/// about (it sends none of them), else fetched first with the options of the load that found
+/// them (see `components::Unfetched`).
 #[pyfunction]
 #[pyo3(signature = (
     model, location, formats, force=false, checkpoints=true, lock_timeout=30.0, overwrite_concurrent_changes=false,
@@ -188,15 +195,12 @@ fn save(
     storage_options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Token> {
     let location = location_from_py(location)?;
-    storage_from_py(storage_options)?;
-    if !location.is_local() {
-        // Refused before anything is read (not even a checkpoint fetched) or written.
-        return Err(to_py_err(Error::Unsupported { operation: "saving a model", location: location.to_string() }));
-    }
+    let storage = storage_from_py(storage_options)?;
     if !lock_timeout.is_finite() || lock_timeout < 0.0 {
         return Err(PyValueError::new_err("lock_timeout must be a non-negative number of seconds"));
     }
-    let mut core = model_from_py(model, &formats.0)?;
+    let previous = token_remote(model)?;
+    let mut core = model_from_py(model, &formats.0, &location, checkpoints)?;
     drop(formats);
     let options = SaveOptions::new()
         .force(force)
@@ -204,13 +208,17 @@ fn save(
         .lock_timeout(std::time::Duration::from_secs_f64(lock_timeout))
         .overwrite_concurrent_changes(overwrite_concurrent_changes)
         .durable(durable)
-        .keep_unregistered_files(keep_unregistered_files);
+        .keep_unregistered_files(keep_unregistered_files)
+        .storage(storage);
     py.detach(|| core.save_at(&location, &options)).map_err(to_py_err)?;
-    Ok(Token(core.saved_state()))
+    // A save to an object store makes its prefix the state's remote part; a local save keeps it.
+    let remote = location.as_object().cloned().or(previous);
+    Ok(Token { state: core.saved_state(), remote })
 }
 
-/// The initialisation at `path` (the core's `initialisation`): a `Checkpoint` for a weight
-/// file, an instance of `cls` for a PMF model folder.
+/// The initialisation at `location` (the core's `initialisation_at`): a `Checkpoint` for a
+/// weight file (on an object store: the object at the URL, fetched into the cache and hashed),
+/// an instance of `cls` for a PMF model (a folder, or a prefix holding `metadata.yaml`).
 #[pyfunction]
 #[pyo3(signature = (cls, location, checkpoint_reference, name, formats, storage_options=None))]
 fn initialisation<'py>(

@@ -3,7 +3,8 @@ the real S3 test server (SeaweedFS, the ``s3`` fixture of conftest.py), and the 
 with a scheme is never a local path in any entry point that takes a location.
 
 Models are written to a local folder (by us or by the reference ``plums.model``) and uploaded with
-boto3, so that what is read from the store is independent of our own (future) writer.
+boto3, so that what is read from the store is independent of our own writer (saves to object
+storage are tested in test_object_save.py).
 """
 
 import hashlib
@@ -141,7 +142,7 @@ def test_a_remote_model_saves_to_a_local_folder(s3, files, tmp_path):
     remote = pm.Model.load(s3.url(), storage_options=s3.storage_options)
     remote.save(tmp_path / "copy")
     assert pm.validate(tmp_path / "copy", strict=True) == pm.validate(folder, strict=True)
-    # Non-strict: a model without an initialisation file (the core cannot fetch that one later).
+    # Non-strict (test_object_save.py saves a non-strict load with an initialisation file too).
     plain = simple_model(pm, files)
     plain.save(tmp_path / "plain")
     upload(s3, tmp_path / "plain", "plain")
@@ -322,28 +323,37 @@ def cwd(tmp_path, monkeypatch):
     return folder
 
 
-def test_saving_to_a_url_writes_nothing_and_is_unsupported(files, cwd):
+#: A store that refuses connections at once (nothing listens on port 9; no retry).
+UNREACHABLE = {"endpoint": "http://127.0.0.1:9", "allow_http": True, "retry_max": 0, "connect_timeout": 1,
+               "access_key_id": "AKIDUNREACHABLE", "secret_access_key": "unreachable-secret-0123",
+               "region": "us-east-1"}
+
+
+def test_saving_to_a_url_never_writes_a_local_folder(files, cwd):
+    """A URL is saved to its store (here, one that cannot be reached): a StorageError, nothing
+    written in the working folder, and the model keeps no state of a save that did not happen."""
     model = simple_model(pm, files)
-    for url in ("s3://b/m", "gs://b/m", "az://c/m", "S3://b/m"):
-        with pytest.raises(pm.UnsupportedLocationError) as caught:
-            model.save(url)
+    for url in ("s3://b/m", "S3://b/m"):
+        with pytest.raises(pm.StorageError) as caught:
+            model.save(url, storage_options=UNREACHABLE)
         error = caught.value
-        assert isinstance(error, NotImplementedError)
-        assert error.location == url.replace("S3", "s3") and error.operation == "saving a model"
-        assert "not supported" in str(error)
-    with pytest.raises(pm.UnsupportedLocationError):
-        model.save("s3://b/m", force=True, storage_options={"endpoint": "http://127.0.0.1:9"})
+        assert isinstance(error, OSError) and not isinstance(error, pm.UnsupportedLocationError)
+        assert error.location.startswith("s3://b/m"), error.location
+        assert UNREACHABLE["secret_access_key"] not in str(error)
+    with pytest.raises(pm.StorageError):
+        model.save("s3://b/m", force=True, storage_options=UNREACHABLE)
+    assert model._token is None
     assert list(cwd.iterdir()) == []
 
 
-def test_initialisation_from_a_url_is_unsupported(files, cwd):
+def test_an_initialisation_from_a_url_is_read_from_its_store(files, cwd):
     model = simple_model(pm, files)
-    with pytest.raises(pm.UnsupportedLocationError) as caught:
-        model.register_initialisation("s3://b/base", checkpoint_reference=1)
-    assert caught.value.location == "s3://b/base"
+    with pytest.raises(pm.StorageError) as caught:
+        model.register_initialisation("s3://b/base", checkpoint_reference=1, storage_options=UNREACHABLE)
+    assert caught.value.location.startswith("s3://b/base"), caught.value.location
     assert model.initialisation is None
-    with pytest.raises(pm.UnsupportedLocationError):
-        pm.initialisation("s3://b/weights.h5", name="w")
+    with pytest.raises(pm.StorageError):
+        pm.initialisation("s3://b/weights.h5", name="w", storage_options=UNREACHABLE)
     assert list(cwd.iterdir()) == []
 
 

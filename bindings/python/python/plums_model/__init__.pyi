@@ -46,6 +46,8 @@ Location = Union[str, "os.PathLike[str]"]
 #: ``region``, ``allow_http``, ``session_token``, ... or ``aws_``-prefixed), and ``timeout``,
 #: ``connect_timeout``, ``retry_max``, ``retry_timeout``; they win over the ``AWS_*`` environment.
 StorageOptions = Dict[str, Union[str, bool, int, float]]
+#: Where an error happened: a local path, or an object-store URL as a ``str`` (``s3://bucket/prefix``).
+ErrorPath = Union[Path, str, None]
 #: A checkpoint reference: an int or a str (``1`` and ``"1"`` are different references; not a bool).
 Reference = Union[int, str]
 #: A training time: seconds since the Unix epoch.
@@ -75,13 +77,13 @@ class PlumsValidationError(SchemaError, PlumsError):
     """Base exception for all Plums schema validation errors; also a ``schema.SchemaError``."""
 
     offences: List[Offence]
-    path: Optional[Path]
+    path: ErrorPath
     def __init__(
         self,
         autos: Any,
         errors: Any = ...,
         offences: Iterable[Union[Offence, Tuple[str, str, str]]] = ...,
-        path: Optional[Path] = ...,
+        path: ErrorPath = ...,
     ) -> None: ...
 
 class PlumsModelError(PlumsError):
@@ -115,67 +117,67 @@ class LockHolder(NamedTuple):
 class ConcurrentChangeError(FileExistsError):
     """Another writer saved the model since this model object loaded or last saved it."""
 
-    path: Optional[Path]
+    path: ErrorPath
 
 class OtherModelError(FileExistsError):
     """The save destination holds another PMF model."""
 
-    path: Optional[Path]
+    path: ErrorPath
     found_id: str
     saving_id: str
 
 class ForeignFolderError(FileExistsError):
     """The save destination is a non-empty folder that is not a PMF model (save with ``force``)."""
 
-    path: Optional[Path]
+    path: ErrorPath
 
 class InvalidDestinationError(OSError):
     """The save destination's metadata.yaml is not PMF metadata; never overwritten."""
 
-    path: Optional[Path]
+    path: ErrorPath
     reason: str
 
 class InvalidSameModelError(OSError):
     """The save destination holds an invalid model with the same id (save with ``force``)."""
 
-    path: Optional[Path]
+    path: ErrorPath
     offences: List[Offence]
 
 class ModelLockedError(BlockingIOError):
     """Another writer holds the model's lock."""
 
-    path: Optional[Path]
+    path: ErrorPath
     holder: LockHolder
     waited: float
 
 class InterruptedSaveError(FileNotFoundError):
     """A save was interrupted while replacing the model folder; its new tree is at ``leftover``."""
 
-    path: Optional[Path]
+    path: ErrorPath
     leftover: Path
 
 class WouldNotValidateError(ValueError):
     """The model cannot be saved as a valid PMF model; ``reasons`` lists why."""
 
-    path: Optional[Path]
+    path: ErrorPath
     reasons: List[SaveProblem]
 
 class ChecksumMismatchError(ValueError):
     """A file does not have the checksum it was registered with; nothing was saved."""
 
-    path: Optional[Path]
+    path: ErrorPath
     expected: str
     found: str
 
 class DestinationIsFileError(ValueError):
     """The save destination is a file."""
 
-    path: Optional[Path]
+    path: ErrorPath
 
 class CheckpointWithoutEpochError(ValueError):
     """A checkpoint without an epoch was added to a collection."""
 
-    path: Optional[Path]
+    path: ErrorPath
     reference: Reference
 
 class InvalidLocationError(ValueError):
@@ -193,7 +195,7 @@ class InvalidStorageOptionError(ValueError):
     reason: str
 
 class UnsupportedLocationError(NotImplementedError):
-    """An operation not supported on object storage yet (saving); refused before anything is written."""
+    """An operation not supported on a kind of location; raised by nothing in this version (kept for compatibility)."""
 
     path: None
     operation: str
@@ -325,8 +327,9 @@ class Training:
 class Checkpoint:
     """A checkpoint: reference (``name``), data file, epoch and MD5 (computed from ``path`` when not given).
 
-    For a model loaded from object storage with ``strict=False``, the first access of ``path``
-    fetches the file into the local cache, verified (it can raise StorageError).
+    For a model loaded from object storage with ``strict=False`` (its checkpoints and its
+    initialisation weight file), the first access of ``path`` fetches the file into the local
+    cache, verified (it can raise StorageError or ChecksumMismatchError).
     """
 
     name: Reference
@@ -424,7 +427,8 @@ class Model:
         checkpoint_reference: Optional[Reference] = ...,
         name: Optional[str] = ...,
         storage_options: Optional[StorageOptions] = ...,
-    ) -> None: ...
+    ) -> None:
+        """Register the initialisation at ``path`` (a local path or an object-storage URL)."""
     def save(
         self,
         path: Location,
@@ -437,8 +441,12 @@ class Model:
         durable: bool = ...,
         keep_unregistered_files: bool = ...,
     ) -> None:
-        """ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise;
-        UnsupportedLocationError for an object-storage URL."""
+        """Save to a folder or an object-storage prefix (``s3://bucket/prefix``): the same guarantees
+        (validates, old or new model, no lost update); only what changed is sent.
+
+        ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise
+        (ConcurrentChangeError, ModelLockedError, OtherModelError, StorageError, ...). ``storage_options``
+        reach the destination; a remote model's unfetched files are fetched with the options of its load."""
     @classmethod
     def load(
         cls,
@@ -455,8 +463,10 @@ def initialisation(
     name: Optional[str] = ...,
     storage_options: Optional[StorageOptions] = ...,
 ) -> Union[Model, Checkpoint]:
-    """A Checkpoint for a weight file (needs ``name``), a Model for a PMF folder (needs ``checkpoint_reference``);
-    UnsupportedLocationError for an object-storage URL."""
+    """A Checkpoint for a weight file (needs ``name``), a Model for a PMF folder (needs ``checkpoint_reference``).
+
+    On object storage: the object at the URL is a weight file (fetched into the cache, hashed), a
+    prefix holding metadata.yaml a PMF model."""
 
 def validate(
     path: Location,

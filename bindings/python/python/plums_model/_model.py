@@ -4,8 +4,11 @@ Every function taking a location takes a ``str`` or an ``os.PathLike``. An ``os.
 (``pathlib.Path``) is always a local path. A ``str`` with a scheme (``scheme://``) is a URL, never
 a local path: ``s3://bucket/prefix`` (``gs://`` and ``az://`` untested) is a model in object
 storage, ``file:///abs/path`` a local path, and any other scheme an ``InvalidLocationError``.
-Object storage is read-only in this version: ``validate`` and ``Model.load`` work on it; saving
-to it and initialisations from it raise ``UnsupportedLocationError`` before anything is written.
+Every entry point works on object storage as on a local folder: ``validate``, ``Model.load``,
+``Model.save`` (with the guarantees of a local save: what is written validates, a reader sees
+the old model or the new one, no lost update, only PMF's objects change), ``initialisation``
+and ``Model.register_initialisation`` (a weight file is the object at the URL; a PMF model is a
+prefix holding ``metadata.yaml``).
 ``storage_options`` (a dict of str to str, bool or int, object_store's key names: ``endpoint``,
 ``access_key_id``, ``secret_access_key``, ``region``, ``allow_http``, ``session_token``, ..., or
 their ``aws_``-prefixed forms, and ``timeout``, ``connect_timeout``, ``retry_max``,
@@ -150,15 +153,26 @@ class Model:
             self.training.interrupt()
 
     def register_initialisation(self, path, checkpoint_reference=None, name=None, storage_options=None):
-        """Register the initialisation found at ``path`` (see :func:`initialisation`)."""
+        """Register the initialisation found at ``path``, a local path or an object-storage URL
+        reached with ``storage_options`` (see :func:`initialisation`). It is copied into the
+        model at its next save."""
         self._initialisation = initialisation(path, checkpoint_reference, name, storage_options=storage_options)
 
     def save(self, path, force=False, storage_options=None, **kwargs):
-        """Save the model to the folder ``path``.
+        """Save the model to the folder ``path``, or to the object-storage prefix ``path``
+        (``s3://bucket/prefix``; a ``str`` with a scheme is a URL, never a local folder).
 
-        A ``str`` with a scheme is a URL, never a local folder: saving to object storage
-        (``s3://...``) is not supported yet and raises ``UnsupportedLocationError`` before
-        anything is read or written.
+        On object storage a save has the guarantees of a local one: it takes the model's writer
+        lock (the object ``.pmf.lock``, with a renewed lease), sends the new objects first and
+        writes ``metadata.yaml`` last, conditionally on the version this model last saw (no lost
+        update), so that readers see the old model or the new one. Only what changed is sent:
+        saving a model back where it was loaded from or last saved to (a training loop) sends
+        the new checkpoints and the metadata, never the objects already there, even those this
+        model never fetched (``Model.load(url, strict=False)``). Saved anywhere else, such a
+        model's unfetched files are fetched first (verified).
+
+        ``storage_options`` reach the destination store (over the ``AWS_*`` environment); the
+        unfetched files of a remote model are fetched with the options of its load.
 
         Keyword Args:
             checkpoints (bool): Write checkpoint files (default True).
@@ -173,13 +187,19 @@ class Model:
                 that the folder holds what a save into a new folder would write, plus foreign files).
 
         Raises:
-            ValueError: If ``path`` is a file, or the model would not be valid.
-            OSError: If ``path`` is a non-empty folder that is not a PMF model (unless ``force``),
-                a PMF model with another id or invalid metadata, an invalid PMF model with the same
-                id (unless ``force``), or was changed by another writer since this model read it.
-            UnsupportedLocationError: If ``path`` is an object-storage URL (also a
-                ``NotImplementedError``).
+            ValueError: If ``path`` is a file, or the model would not be valid
+                (``WouldNotValidateError``, listing every reason).
+            OSError: If ``path`` is a non-empty folder (or prefix) that is not a PMF model
+                (``ForeignFolderError``, unless ``force``), a PMF model with another id
+                (``OtherModelError``) or invalid metadata (``InvalidDestinationError``), an
+                invalid PMF model with the same id (``InvalidSameModelError``, unless ``force``),
+                was changed by another writer since this model read it
+                (``ConcurrentChangeError``), or another writer holds its lock beyond
+                ``lock_timeout`` (``ModelLockedError``).
+            StorageError: If the object store fails or refuses (``StoragePermissionError``,
+                ``StorageTimeoutError``, ...); the message never carries a credential.
             InvalidLocationError: If ``path`` is a URL that cannot be used.
+            InvalidStorageOptionError: If a storage option is unknown.
         """
         _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes", "durable",
                                  "keep_unregistered_files"))
@@ -200,9 +220,10 @@ class Model:
         verified against their MD5: its configuration always; with ``strict=True`` (the default)
         every checkpoint and the initialisation file too, so that each ``checkpoint.path`` is a
         verified local file. With ``strict=False`` nothing large is downloaded: a checkpoint's
-        file is fetched, verified, on the first access of its ``path`` (or
-        :meth:`fetch_checkpoint`). ``model.path`` is None for a remote model; ``model.location``
-        is its URL.
+        file (or the initialisation weight file) is fetched, verified, on the first access of
+        its ``path`` (or :meth:`fetch_checkpoint`). ``model.path`` is None for a remote model;
+        ``model.location`` is its URL. Saved back there (:meth:`save`), the model sends only
+        what changed, fetching nothing.
 
         Raises:
             PlumsModelTreeValidationError: If the model is invalid, or ``path`` does not exist
@@ -223,14 +244,20 @@ def initialisation(path, checkpoint_reference=None, name=None, storage_options=N
     a :class:`Model` loaded without its checkpoint files for a PMF model (needs
     ``checkpoint_reference``, which must be one of its checkpoints).
 
+    ``path`` may be an object-storage URL, reached with ``storage_options``: an object at the
+    URL itself is a weight file (downloaded into the local cache, ``PMF_CACHE_DIR``, its MD5
+    computed while it streams; the checkpoint's ``path`` is the cache file); a prefix holding
+    ``metadata.yaml`` is a PMF model (validated strictly, only its configuration and
+    initialisation file downloaded).
+
     Raises:
-        OSError: If ``path`` does not exist, or is neither a file nor a PMF model folder.
+        OSError: If ``path`` does not exist, or is neither a file nor a PMF model folder (on
+            object storage: nothing at the URL, or a prefix without ``metadata.yaml``).
         ValueError: If the arguments do not fit the kind of initialisation.
         PlumsModelTreeValidationError: If the PMF model is invalid.
         PlumsModelMetadataValidationError: If the PMF model's metadata is invalid.
-        UnsupportedLocationError: If ``path`` is an object-storage URL: an initialisation is
-            copied into the model at save, and saves are local in this version.
         InvalidLocationError: If ``path`` is a URL that cannot be used.
+        StorageError: If the object store fails or refuses.
     """
     return _native.initialisation(Model, _location(path), checkpoint_reference, name, _formats,
                                   storage_options=storage_options)

@@ -59,7 +59,8 @@ class PlumsValidationError(SchemaError, PlumsError):
     The constructor is ``schema.SchemaError``'s, ``(autos, errors=None)``, as in the reference,
     plus ``offences``: every offence found, kept as a list of :class:`Offence` named tuples
     ``(kind, location, message)`` in the ``offences`` attribute (``[]`` when not given), and
-    ``path``, the validated model folder (or ``None``).
+    ``path``, the validated model folder (a ``Path``; for a model in object storage its URL, a
+    ``str``), or ``None``.
     """
 
     def __init__(self, autos, errors=None, offences=(), path=None):
@@ -113,7 +114,10 @@ def _restore(cls, args, state, errno):
 
 
 class _Refusal:
-    """What the precise classes share: ``(message, **data)``, the data as attributes, pickling."""
+    """What the precise classes share: ``(message, **data)``, the data as attributes, pickling.
+
+    ``path`` is where it happened: a local ``Path``, or for object storage the URL (a ``str``,
+    ``s3://bucket/prefix``), or ``None``."""
 
     _fields = ()
 
@@ -226,9 +230,11 @@ class InvalidStorageOptionError(_Refusal, ValueError):
 
 
 class UnsupportedLocationError(_Refusal, NotImplementedError):
-    """An operation this version does not do on that kind of location yet (``operation``, such
-    as ``saving a model``, on ``location``, an object-storage URL): refused before anything is
-    read or written. Object storage is read-only in this version."""
+    """An operation this version does not do on that kind of location (``operation`` on
+    ``location``): refused before anything is read or written.
+
+    No operation raises it in this version (object storage is read and written by every entry
+    point); the class is kept for code that catches it."""
 
     _fields = ("operation", "location")
 
