@@ -12,7 +12,7 @@ use std::path::Path;
 use plums_model::{Category, Error, Location, Report, StorageErrorKind};
 use pyo3::exceptions::{
     PyBlockingIOError, PyFileExistsError, PyFileNotFoundError, PyInterruptedError, PyIsADirectoryError, PyKeyError,
-    PyNotADirectoryError, PyNotImplementedError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
+    PyNotADirectoryError, PyOSError, PyPermissionError, PyTimeoutError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -145,11 +145,6 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
             kw.set_item("reason", reason)?;
             precise(py, "InvalidStorageOptionError", message, &kw)?
         }
-        Error::Unsupported { operation, location } => {
-            kw.set_item("operation", *operation)?;
-            kw.set_item("location", location)?;
-            precise(py, "UnsupportedLocationError", message, &kw)?
-        }
         Error::Storage { location, operation, kind, .. } => {
             kw.set_item("location", location)?;
             kw.set_item("operation", operation)?;
@@ -172,7 +167,6 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
         }
         _ => match error.category() {
             Category::Key => PyKeyError::new_err(message),
-            Category::Unsupported => PyNotImplementedError::new_err(message),
             Category::Os => os_error(error.io_kind(), message),
             _ => PyValueError::new_err(message),
         },

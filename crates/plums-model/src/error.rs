@@ -246,8 +246,6 @@ pub enum Category {
     Key,
     /// `PlumsModelTreeValidationError` or `PlumsModelMetadataValidationError`.
     Validation,
-    /// `NotImplementedError`: an operation this version does not do on that kind of location.
-    Unsupported,
 }
 
 fn plural(n: usize) -> &'static str {
@@ -521,15 +519,6 @@ pub enum Error {
         /// Why it is refused (never the value of a secret).
         reason: String,
     },
-    /// An operation that this version does not do on that kind of location yet (saving to
-    /// object storage): refused before anything is read or written (`NotImplementedError`).
-    #[error("{operation} is not supported on {location} yet (object storage is read-only in this version: validate, show and load work; save to a local folder, or copy the model down first)")]
-    Unsupported {
-        /// What was asked (`saving a model`).
-        operation: &'static str,
-        /// The location (a URL, without secrets).
-        location: String,
-    },
     /// An object store refused or failed a request (`OSError`). The message never carries
     /// credentials: `location` is the URL of the object (`s3://bucket/key`).
     #[error("{operation}: {location}: {kind}: {message}")]
@@ -604,7 +593,6 @@ impl Error {
             InvalidLocation { .. } => "invalid_location",
             InvalidStorageOption { .. } => "invalid_storage_option",
             Storage { .. } => "storage",
-            Unsupported { .. } => "unsupported",
             TreeValidation(_) => "tree_validation",
             MetadataValidation(_) => "metadata_validation",
         }
@@ -614,7 +602,6 @@ impl Error {
     pub fn category(&self) -> Category {
         use Error::*;
         match self {
-            Unsupported { .. } => Category::Unsupported,
             Io { .. }
             | NotAFile { .. }
             | Obstructed { .. }

@@ -105,7 +105,6 @@ impl Failure {
         let path: Box<Path> = match &error {
             // The URL of the object or prefix the store failed on (never a credential).
             Error::Storage { location, .. } => Path::new(location).into(),
-            Error::Unsupported { location, .. } => Path::new(location).into(),
             _ => error.path().unwrap_or(context).into(),
         };
         Failure { code, kind: error.code(), message, path: Some(path), details, hint, error: Some(Box::new(error)) }
@@ -281,8 +280,7 @@ fn exit_code(error: &Error) -> u8 {
         | InterruptedSave { .. }
         | InvalidLocation { .. }
         | InvalidStorageOption { .. }
-        | Storage { .. }
-        | Unsupported { .. } => EXIT_USAGE,
+        | Storage { .. } => EXIT_USAGE,
         InvalidStatus { .. }
         | InvalidTraining { .. }
         | StatusChange { .. }
@@ -457,11 +455,6 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
             none(),
             Some("give --storage-option KEY=VALUE with an object_store key (endpoint, access_key_id, secret_access_key, region, allow_http, session_token, ...) or timeout, connect_timeout, retry_max, retry_timeout".to_owned()),
         ),
-        Unsupported { operation, .. } => (
-            format!("{operation} is not supported on object storage yet: object storage is read-only in this version"),
-            none(),
-            Some("`pmf validate` and `pmf show` read a model on object storage; to change one, copy it to a local folder (e.g. `aws s3 cp --recursive`), edit it there and copy it back".to_owned()),
-        ),
         Storage { operation, kind, message, .. } => {
             (format!("{operation}: {}: {message}", storage_kind_text(*kind)), none(), Some(storage_hint(*kind)))
         }
@@ -593,12 +586,6 @@ mod tests {
             assert!(f.hint.as_deref().is_some_and(|h| h.starts_with(hint)), "{kind:?}: {:?}", f.hint);
             assert_eq!(f.to_json().storage_kind, Some(name));
         }
-        let f = Failure::from_library(
-            Error::Unsupported { operation: "saving a model", location: "s3://b/m".into() },
-            Path::new("s3://b/m"),
-        );
-        assert_eq!((f.code, f.kind), (EXIT_USAGE, "unsupported"));
-        assert!(f.hint.is_some_and(|h| h.contains("pmf validate")));
         let f = Failure::from_library(
             Error::InvalidLocation { location: "foo://x".into(), reason: "unknown scheme".into() },
             Path::new("foo://x"),
