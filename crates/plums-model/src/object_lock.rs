@@ -6,8 +6,11 @@
 //! [`RENEW_EVERY`]) while it saves, and deletes the object when done. A lock is taken over
 //! (a conditional overwrite of the version read, so that two writers cannot both take it) when
 //! its holder is provably gone: on this machine (same host name, boot and process namespace)
-//! a process that no longer runs, anywhere a lease that expired more than [`CLOCK_SKEW`] ago.
-//! A holder that finds its lease taken over stops before committing.
+//! a process that no longer runs, anywhere a lease that expired more than [`CLOCK_SKEW`] ago;
+//! or this very process's (a lock whose delete failed: threads of one process take a model's
+//! lock in turn, through a reservation in the process). After taking over a gone writer's lock,
+//! a writer waits [`SETTLE`] for the requests that writer sent last, and checks the lock is
+//! still its own. A holder that finds its lease taken over stops before committing.
 //!
 //! Conditional writes are what make this lock, and the commit of a save, safe. A store that
 //! ignores them (it accepts a second create-only write of the lock) is refused with a
@@ -42,6 +45,8 @@ pub(crate) struct ObjectLock {
     state: Arc<Held>,
     stop: Option<mpsc::Sender<()>>,
     renewer: Option<JoinHandle<()>>,
+    /// Dropped after the fields above (after the lock object's delete, in `Drop`).
+    _reserved: Reservation,
 }
 
 struct Held {
@@ -127,6 +132,47 @@ fn precondition(e: &Error) -> bool {
     e.storage_kind() == Some(StorageErrorKind::PreconditionFailed)
 }
 
+/// How long a writer that took over the lock of a gone writer waits before it relies on it: a
+/// request the gone writer sent just before it died (a commit, the delete of its lock) may
+/// still reach the store.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// The locks this process holds or is taking (by URL): two threads of one process never save
+/// one model at once, and a lock object left by this very process (its delete failed with the
+/// store) is known to be stale.
+fn reserved_here() -> &'static Mutex<HashSet<String>> {
+    static RESERVED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    RESERVED.get_or_init(Default::default)
+}
+
+/// This process's reservation of one lock URL; given back when dropped.
+struct Reservation(String);
+
+impl Reservation {
+    /// Reserve `url`, waiting while another thread of this process holds it, until `deadline`.
+    fn take(url: String, started: Instant, timeout: Duration, me: &Identity) -> Result<Reservation> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if reserved_here().lock().unwrap_or_else(|e| e.into_inner()).insert(url.clone()) {
+                return Ok(Reservation(url));
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                let holder = LockHolder { pid: Some(me.pid), host: Some(me.host.clone()), since: None };
+                return Err(Error::Locked { path: url.into(), holder, waited });
+            }
+            std::thread::sleep(pause.min(timeout.saturating_sub(waited)));
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        reserved_here().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+    }
+}
+
 /// Stores (clients) already seen to honour conditional writes in this process.
 fn checked_stores() -> &'static Mutex<HashSet<usize>> {
     static CHECKED: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
@@ -143,12 +189,13 @@ impl ObjectLock {
         }
         let me = Identity::of_this_process();
         let started = Instant::now();
+        let reserved = Reservation::take(remote.url_of(LOCK_FILE), started, timeout, &me)?;
         let mut pause = Duration::from_millis(20);
         loop {
             let since = now_secs();
             let text = lock_text(&me, since, since + LEASE.as_secs());
             match remote.put(LOCK_FILE, text.clone(), WriteMode::Create) {
-                Ok(etag) => return Self::held(remote, etag, &me, since).map(Some),
+                Ok(etag) => return Self::held(remote, etag, &me, since, reserved).map(Some),
                 Err(e) if precondition(&e) => {}
                 Err(e) => return Err(e),
             }
@@ -160,10 +207,23 @@ impl ObjectLock {
                 Err(e) => return Err(e),
             };
             let (holder, identity, expires) = parse_lock(&String::from_utf8_lossy(&bytes));
+            // An empty lock object is never a live one (a writer creates its lock whole): a
+            // local folder's `.pmf.lock` uploaded with the model.
             let expired = bytes.is_empty() || expires.is_some_and(|t| now_secs() > t + CLOCK_SKEW.as_secs());
-            if let (true, Some(etag)) = (expired || identity.is_gone_from_here(&me), found.etag.as_deref()) {
+            // This very process: a lock whose delete failed (this process holds the reservation).
+            let mine = identity == me;
+            if let (true, Some(etag)) = (expired || mine || identity.is_gone_from_here(&me), found.etag.as_deref()) {
                 match remote.put(LOCK_FILE, text, WriteMode::Update(etag)) {
-                    Ok(etag) => return Self::held(remote, etag, &me, since).map(Some),
+                    Ok(etag) if mine => return Self::held(remote, etag, &me, since, reserved).map(Some),
+                    Ok(etag) => {
+                        // What the gone writer sent last may still arrive: wait, then check
+                        // that the lock is still the one just written.
+                        std::thread::sleep(SETTLE);
+                        if remote.head_opt(LOCK_FILE)?.is_some_and(|now| now.etag == etag) {
+                            return Self::held(remote, etag, &me, since, reserved).map(Some);
+                        }
+                        continue;
+                    }
                     Err(e) if precondition(&e) => continue,
                     Err(e) => return Err(e),
                 }
@@ -179,9 +239,15 @@ impl ObjectLock {
 
     /// The lock just written with `etag`: check once per store that a second create-only
     /// write is refused, then start renewing the lease.
-    fn held(remote: &Remote, etag: Option<String>, me: &Identity, since: u64) -> Result<ObjectLock> {
+    fn held(
+        remote: &Remote,
+        etag: Option<String>,
+        me: &Identity,
+        since: u64,
+        reserved: Reservation,
+    ) -> Result<ObjectLock> {
         let state = Arc::new(Held { etag: Mutex::new(etag), lost: AtomicBool::new(false) });
-        let mut lock = ObjectLock { remote: remote.clone(), state, stop: None, renewer: None };
+        let mut lock = ObjectLock { remote: remote.clone(), state, stop: None, renewer: None, _reserved: reserved };
         let store_id = Arc::as_ptr(remote.client()) as *const () as usize;
         if !checked_stores().lock().unwrap_or_else(|e| e.into_inner()).contains(&store_id) {
             match remote.put(LOCK_FILE, lock_text(me, since, since + LEASE.as_secs()), WriteMode::Create) {

@@ -249,3 +249,38 @@ fn a_store_error_names_the_url_and_the_kind() {
     assert_eq!(err.storage_kind(), Some(StorageErrorKind::PermissionDenied), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("not-the-secret-at-all"));
 }
+
+/// The lock object this process would write (see `object_lock.rs`): what a save leaves when
+/// the delete of its lock failed (the store went away after the commit).
+fn own_lock_text() -> String {
+    let read = |p: &str| fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let stat = read("/proc/self/stat");
+    let start = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(19)).unwrap_or("").to_owned();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    let pidns = fs::read_link("/proc/self/ns/pid").unwrap().to_string_lossy().into_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    format!(
+        "pid {} on {host} since unix time {now}\nexpires {}\nboot {}\npidns {pidns}\nstart {start}\n",
+        std::process::id(),
+        now + 60,
+        read("/proc/sys/kernel/random/boot_id")
+    )
+}
+
+#[test]
+fn a_lock_left_by_this_process_does_not_block_its_next_save() {
+    let Some(s3) = s3_or_skip("a_lock_left_by_this_process") else { return };
+    let t = Trainer::new(&s3);
+    let mut m = t.model("own-lock");
+    epoch(&t, &mut m, &s3, 1, 100);
+    s3.put(LOCK_FILE, own_lock_text().as_bytes());
+    let started = std::time::Instant::now();
+    epoch(&t, &mut m, &s3, 2, 100);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "no wait for a lease: {:?}", started.elapsed());
+    assert!(!keys(&s3).iter().any(|k| k == LOCK_FILE));
+    // Another process's live lock is still respected (the test binary's parent: pid 1 is not it).
+    s3.put(LOCK_FILE, own_lock_text().replace(&format!("pid {} ", std::process::id()), "pid 1 ").as_bytes());
+    m.register_epoch(Some(3)).unwrap();
+    let err = m.save_at(&at(&s3), &t.save().lock_timeout(std::time::Duration::from_millis(300))).unwrap_err();
+    assert!(matches!(&err, Error::Locked { holder, .. } if holder.pid == Some(1)), "{err:?}");
+}

@@ -140,7 +140,9 @@ impl Saver<'_> {
         }
         let referenced = referenced_keys(dest_metadata(&dest), &listing);
         let replacing = sends.iter().any(|s| s.present && referenced.contains(&s.key));
-        if replacing && !interrupted {
+        // Written again by a repair: the interrupted writer's last requests (the delete of its
+        // marker) may have reached the store after it died.
+        if replacing || interrupted {
             let marker = format!(
                 "a save replacing objects of this model started at unix time {} (pid {}); until it commits, the objects may mix two versions\n",
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

@@ -361,3 +361,78 @@ else:
     raise SystemExit("unknown op " + op)
 print(json.dumps(out))
 "#;
+
+/// A boto3 process kept running to list a test's prefix many times: [`S3Test::list`] starts
+/// Python for each call (about a second on a busy machine), too slow after each of hundreds
+/// of trials. The process ends with the value.
+pub struct S3Lister {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    prefix: String,
+}
+
+impl S3Lister {
+    /// A lister of the prefix of `s3`.
+    pub fn new(s3: &S3Test) -> S3Lister {
+        let python = boto3_python();
+        let server = &s3.server;
+        let mut child = Command::new(&python)
+            .args(["-c", BOTO3_LISTER])
+            .env("PMF_S3_ENDPOINT", &server.endpoint)
+            .env("PMF_S3_BUCKET", &server.bucket)
+            .env("PMF_S3_ACCESS_KEY_ID", &server.access_key_id)
+            .env("PMF_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
+            .env("PMF_S3_REGION", &server.region)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {} (boto3): {e}", python.display()));
+        let input = child.stdin.take().expect("stdin");
+        let output = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        S3Lister { child, input, output, prefix: format!("{}/", s3.prefix) }
+    }
+
+    /// Every key under the prefix (all pages), relative to it, with its ETag (quoted), sorted
+    /// by key.
+    pub fn objects(&mut self) -> Vec<(String, String)> {
+        use std::io::BufRead;
+        writeln!(self.input, "{}", json!({"prefix": self.prefix})).expect("the boto3 lister runs");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("the boto3 lister answers");
+        let objects: Vec<(String, String)> = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the boto3 lister printed no JSON ({e}): {line:?} (see its stderr)"));
+        objects.into_iter().map(|(k, e)| (k.strip_prefix(&self.prefix).map(str::to_owned).unwrap_or(k), e)).collect()
+    }
+
+    /// Every key under the prefix, relative to it, sorted.
+    pub fn keys(&mut self) -> Vec<String> {
+        self.objects().into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+impl Drop for S3Lister {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child of [`S3Lister`]: one prefix per line in, its keys and ETags sorted, as one JSON
+/// line out (bounded: requests time out, a failure ends the process).
+const BOTO3_LISTER: &str = r#"
+import json, os, sys
+import boto3
+from botocore.config import Config
+e = os.environ
+s3 = boto3.client("s3", endpoint_url=e["PMF_S3_ENDPOINT"], region_name=e["PMF_S3_REGION"],
+                  aws_access_key_id=e["PMF_S3_ACCESS_KEY_ID"],
+                  aws_secret_access_key=e["PMF_S3_SECRET_ACCESS_KEY"],
+                  config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}))
+for line in sys.stdin:
+    prefix = json.loads(line)["prefix"]
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=e["PMF_S3_BUCKET"], Prefix=prefix):
+        objects += [[o["Key"], o["ETag"]] for o in page.get("Contents", [])]
+    print(json.dumps(sorted(objects)), flush=True)
+"#;
