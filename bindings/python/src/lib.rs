@@ -210,7 +210,17 @@ fn save(
         .durable(durable)
         .keep_unregistered_files(keep_unregistered_files)
         .storage(storage);
-    py.detach(|| core.save_at(&location, &options)).map_err(to_py_err)?;
+    if let Err(e) = py.detach(|| core.save_at(&location, &options)) {
+        // A save to an object store whose commit has an unknown outcome (a time-out) records it
+        // in the state: keep that, so that the next save recognises its own commit.
+        let state = core.saved_state();
+        if let (Some(url), Some(dest)) = (state.as_ref().and_then(|s| s.object_url()).cloned(), location.as_object()) {
+            if &url == dest {
+                model.setattr("_token", Py::new(py, Token { state, remote: Some(url) })?)?;
+            }
+        }
+        return Err(to_py_err(e));
+    }
     // A save to an object store makes its prefix the state's remote part; a local save keeps it.
     let remote = location.as_object().cloned().or(previous);
     Ok(Token { state: core.saved_state(), remote })

@@ -139,6 +139,7 @@ impl Model {
                     metadata_etag: files.object("metadata.yaml").and_then(|l| l.etag.clone()),
                     metadata: Arc::new(validated.metadata.clone()),
                     known: Arc::new(ObjectState::known_of(&validated, |k| files.object(k))),
+                    attempted: None,
                 }));
                 Ok(model)
             }

@@ -73,6 +73,18 @@ pub(crate) struct ObjectState {
     pub metadata: Arc<Metadata>,
     /// Objects whose MD5 is known, by key relative to the model's prefix.
     pub known: Arc<HashMap<String, KnownObject>>,
+    /// The last save's commit, when it failed without a definite answer (a time-out): the
+    /// store may have applied it.
+    pub attempted: Option<Attempt>,
+}
+
+/// A commit of `metadata.yaml` whose outcome is unknown: the digest of the bytes sent, what
+/// they say, and the objects that model would reference.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    pub digest: Md5,
+    pub metadata: Arc<Metadata>,
+    pub known: Arc<HashMap<String, KnownObject>>,
 }
 
 /// An object whose content is known: it has `hash` while its ETag and size are these.
@@ -115,6 +127,14 @@ impl ObjectState {
 pub struct SavedState {
     pub(crate) folder: Option<SyncState>,
     pub(crate) object: Option<Arc<ObjectState>>,
+}
+
+impl SavedState {
+    /// The object-store prefix this state knows, if any (the one last loaded or saved to, or
+    /// where the last save's commit has an unknown outcome).
+    pub fn object_url(&self) -> Option<&ObjectUrl> {
+        self.object.as_deref().map(|o| &o.url)
+    }
 }
 
 /// Files of a saved model whose checksum is recorded, by path relative to the model root.

@@ -45,7 +45,7 @@ use crate::model::Model;
 use crate::object_files::ObjectFiles;
 use crate::object_lock::ObjectLock;
 use crate::paths::{key_of, LOCK_FILE, SAVE_MARKER};
-use crate::state::{KnownObject, ObjectState};
+use crate::state::{Attempt, KnownObject, ObjectState};
 use crate::storage::{Listed, Remote, WriteMode};
 use crate::upload::upload_file;
 use crate::validate::{check_files, ValidateOptions};
@@ -75,8 +75,9 @@ enum Destination {
     Missing,
     /// Objects, but no `metadata.yaml`.
     Foreign,
-    /// A model: its metadata, and the version of its `metadata.yaml`.
-    Pmf { metadata: Arc<Metadata>, etag: Option<String> },
+    /// A model: its metadata, the version of its `metadata.yaml`, and the digest of its bytes
+    /// (when they were read: not when the model knew that version).
+    Pmf { metadata: Arc<Metadata>, etag: Option<String>, digest: Option<Md5> },
 }
 
 /// Save `model` to the prefix `url` (see the module documentation).
@@ -167,8 +168,31 @@ impl Saver<'_> {
         }
         let etag = match self.commit(&dest) {
             Ok(etag) => etag,
-            Err(e) => {
+            Err(e @ Error::ConcurrentChange { .. }) => {
                 self.forget(&created, replacing || interrupted);
+                return Err(e);
+            }
+            Err(e) => {
+                // The store may still apply a commit whose answer was lost (a time-out): keep
+                // what it would reference, and remember the attempt, so that the next save
+                // recognises this model's own commit instead of calling it another writer's.
+                let attempted = Attempt {
+                    digest: Md5::of_bytes(self.plan.metadata_text.as_bytes()),
+                    metadata: Arc::from(self.plan.metadata.clone()),
+                    known: Arc::new(now_known),
+                };
+                self.model.object_sync = Some(Arc::new(match self.model.object_sync.as_deref() {
+                    Some(seen) if seen.url == self.remote.url => {
+                        ObjectState { attempted: Some(attempted), ..seen.clone() }
+                    }
+                    _ => ObjectState {
+                        url: self.remote.url.clone(),
+                        metadata_etag: None,
+                        metadata: attempted.metadata.clone(),
+                        known: Arc::default(),
+                        attempted: Some(attempted),
+                    },
+                }));
                 return Err(e);
             }
         };
@@ -178,6 +202,7 @@ impl Saver<'_> {
             metadata_etag: etag,
             metadata: Arc::from(self.plan.metadata.clone()),
             known: Arc::new(now_known),
+            attempted: None,
         }));
         let unregistered = if trusted { self.unregistered(&dest, &listing) } else { Vec::new() };
         if replacing || interrupted {
@@ -198,7 +223,7 @@ impl Saver<'_> {
         };
         if let Some(seen) = &self.model.object_sync {
             if seen.matches(&self.remote.url, md.etag.as_deref()) {
-                return Ok(Destination::Pmf { metadata: seen.metadata.clone(), etag: md.etag.clone() });
+                return Ok(Destination::Pmf { metadata: seen.metadata.clone(), etag: md.etag.clone(), digest: None });
             }
         }
         let invalid =
@@ -213,7 +238,7 @@ impl Saver<'_> {
         let bytes = self.remote.read_small("metadata.yaml", md.etag.as_deref(), limits.max_bytes)?;
         let file = YamlFile::from_bytes(bytes, &limits).map_err(|e| invalid(e.to_string()))?;
         let metadata = yaml_file::parse_checked(&file, &limits).map_err(invalid)?;
-        Ok(Destination::Pmf { metadata: Arc::new(metadata), etag: md.etag.clone() })
+        Ok(Destination::Pmf { metadata: Arc::new(metadata), etag: md.etag.clone(), digest: Some(file.digest) })
     }
 
     fn refuse(&self, dest: &Destination) -> Result<()> {
@@ -237,10 +262,16 @@ impl Saver<'_> {
     /// that `force` saves over although it does not validate, is rewritten whole, and what its
     /// metadata registers is never deleted.
     fn knowledge(&self, listing: &HashMap<String, Listed>, dest: &Destination, interrupted: bool) -> Result<Knowledge> {
-        let Destination::Pmf { etag, .. } = dest else { return Ok(Knowledge::nothing()) };
-        match &self.model.object_sync {
+        let Destination::Pmf { etag, digest, .. } = dest else { return Ok(Knowledge::nothing()) };
+        match self.model.object_sync.as_deref() {
             Some(seen) if seen.matches(&self.remote.url, etag.as_deref()) => {
                 return Ok(Knowledge { known: seen.known.clone(), trusted: true })
+            }
+            // The commit of this model's last save, applied although its answer was lost.
+            Some(ObjectState { url, attempted: Some(a), .. })
+                if *url == self.remote.url && digest.is_some_and(|d| d == a.digest) =>
+            {
+                return Ok(Knowledge { known: a.known.clone(), trusted: true })
             }
             Some(seen) if seen.url == self.remote.url && !self.options.overwrite_concurrent_changes => {
                 return Err(Error::ConcurrentChange { path: self.remote.url.to_string().into() });
@@ -425,4 +456,121 @@ fn referenced_keys(metadata: Option<&Metadata>, listing: &HashMap<String, Listed
         None => {}
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::sync::atomic::AtomicBool;
+
+    use futures_util::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as StorePath;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+        PutOptions, PutPayload, PutResult,
+    };
+
+    use super::*;
+    use crate::location::Location;
+    use crate::producer::Producer;
+    use crate::storage::StorageOptions;
+    use crate::version::Version;
+    use crate::Checkpoint;
+
+    /// An in-memory store that, when told, applies the next write of `metadata.yaml` and then
+    /// answers with an error, as a server whose answer was lost after a time-out.
+    #[derive(Debug)]
+    struct LosesAnswer {
+        inner: InMemory,
+        lose_next_commit: AtomicBool,
+    }
+
+    impl fmt::Display for LosesAnswer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("LosesAnswer")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for LosesAnswer {
+        async fn put_opts(&self, p: &StorePath, payload: PutPayload, o: PutOptions) -> object_store::Result<PutResult> {
+            let done = self.inner.put_opts(p, payload, o).await?;
+            if p.as_ref().ends_with("/metadata.yaml") && self.lose_next_commit.swap(false, Ordering::SeqCst) {
+                return Err(object_store::Error::Generic { store: "test", source: "the answer was lost".into() });
+            }
+            Ok(done)
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &StorePath,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(p, o).await
+        }
+        async fn get_opts(&self, p: &StorePath, o: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(p, o).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<StorePath>>,
+        ) -> BoxStream<'static, object_store::Result<StorePath>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&StorePath>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &StorePath, to: &StorePath, o: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, o).await
+        }
+    }
+
+    #[test]
+    fn a_commit_applied_although_its_answer_was_lost_is_recognised_by_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.py"), b"lr = 1").unwrap();
+        let store = Arc::new(LosesAnswer { inner: InMemory::new(), lose_next_commit: AtomicBool::new(false) });
+        let storage = StorageOptions::new().with_store(store.clone());
+        let options = SaveOptions::new().storage(storage.clone());
+        let url = Location::parse("s3://bucket/models/m").unwrap();
+        let producer = Producer::new("trainer", Version::pep440("1.0").unwrap(), dir.path().join("config.py"));
+        let mut m = Model::new("m", producer.unwrap());
+        m.register_training_start(0).unwrap();
+        let epoch = |m: &mut Model, e: i64| {
+            let p = dir.path().join(format!("{e}.pt"));
+            std::fs::write(&p, format!("weights {e}")).unwrap();
+            m.register_epoch(Some(e)).unwrap();
+            m.add_checkpoint(Checkpoint::new(e, Some(&p), Some(e), None).unwrap()).unwrap();
+        };
+        epoch(&mut m, 1);
+        m.save_at(&url, &options).unwrap();
+        epoch(&mut m, 2);
+        store.lose_next_commit.store(true, Ordering::SeqCst);
+        let err = m.save_at(&url, &options).unwrap_err();
+        assert_eq!(err.storage_kind(), Some(StorageErrorKind::Other), "{err:?}");
+        // The store applied it: the objects it references are kept (not deleted as a failed
+        // save's leftovers), and the next save takes it for this model's own commit.
+        let remote = Remote::new(url.as_object().unwrap(), &storage).unwrap();
+        let keys: Vec<String> = remote.list().unwrap().into_iter().map(|l| l.rel).collect();
+        assert!(keys.contains(&"data/checkpoints/2.pt".to_owned()), "{keys:?}");
+        epoch(&mut m, 3);
+        m.save_at(&url, &options).unwrap();
+        let loaded = Model::load_at(&url, &crate::LoadOptions::new().storage(storage.clone())).unwrap();
+        assert_eq!(loaded.checkpoint_collection.len(), 3);
+        // Recognised as its own by this model object only: another one that loaded the model
+        // before this model's next save is refused as usual.
+        epoch(&mut m, 4);
+        store.lose_next_commit.store(true, Ordering::SeqCst);
+        m.save_at(&url, &options).unwrap_err();
+        let mut other =
+            Model::load_at(&url, &crate::LoadOptions::new().storage(storage.clone()).strict(false)).unwrap();
+        epoch(&mut m, 5);
+        m.save_at(&url, &options).unwrap();
+        other.register_epoch(Some(6)).unwrap();
+        let refused = other.save_at(&url, &options).unwrap_err();
+        assert!(matches!(refused, Error::ConcurrentChange { .. }), "{refused:?}");
+    }
 }
