@@ -11,6 +11,16 @@
 //! request to the store while the object's ETag and size are unchanged; an object whose ETag
 //! changed is another entry. An object without an ETag is downloaded every time.
 //!
+//! Durability without waiting for the disk: each download has a syncer thread that
+//! `fdatasync`s the file every 16 MiB written, so that the disk writes while the
+//! network reads; once the MD5 matched, the same thread syncs the rest (little) and installs
+//! the entry, while the caller goes on (`Cache::start_fetch_verified`: a strict validation
+//! starts its next download, and reports once every entry is installed). The file's data and
+//! size are on disk before its record is written and the folder renamed: after a power cut an
+//! entry is whole, or missing, or has a lost or empty record (then it is not reused, and the
+//! next download replaces it); its file is never garbage under a valid record. After a failed
+//! `fdatasync` nothing is installed (the kernel may have dropped the pages it could not write).
+//!
 //! Where: `PMF_CACHE_DIR`, else `$XDG_CACHE_HOME/plums-model`, else `~/.cache/plums-model`, or
 //! the folder set with [`crate::StorageOptions::cache_dir`]. [`Cache::info`] and
 //! [`Cache::prune`] report and trim it (least recently used first).
@@ -19,6 +29,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use crate::digest::Md5;
@@ -257,39 +268,41 @@ impl Cache {
     /// from the cache when its ETag and size are unchanged (no request), else downloaded,
     /// hashed while it streams and moved into place only if its MD5 is `expected`.
     pub(crate) fn fetch_verified(&self, remote: &Remote, listed: &Listed, expected: Md5) -> Result<Fetched> {
-        self.fetch_verified_observed(remote, listed, expected, None)
+        self.start_fetch(remote, listed, Some(expected), None)?.wait()
     }
 
-    /// [`Cache::fetch_verified`], telling `progress` of every chunk downloaded and hashed (of
-    /// the whole size at once when the cache already holds the object).
-    pub(crate) fn fetch_verified_observed(
+    /// [`Cache::fetch_verified`], returning as soon as the download is over: the file is then
+    /// made durable and installed by another thread while the caller goes on (say, with the next
+    /// download); [`Fetching::wait`] gives the outcome. `progress` is told of every chunk
+    /// downloaded and hashed (of the whole size at once when the cache already holds the object).
+    pub(crate) fn start_fetch_verified(
         &self,
         remote: &Remote,
         listed: &Listed,
         expected: Md5,
         progress: Option<&dyn Progress>,
-    ) -> Result<Fetched> {
-        self.fetch_observed(remote, listed, Some(expected), progress)
+    ) -> Result<Fetching> {
+        self.start_fetch(remote, listed, Some(expected), progress)
     }
 
     /// The local file of the object `listed` of `remote`, whatever its content, and its MD5
     /// (computed while it streams, or recorded when the cache already holds it): for a file
     /// whose checksum nobody recorded yet (a weight file given as an initialisation).
     pub(crate) fn fetch_hashed(&self, remote: &Remote, listed: &Listed) -> Result<(PathBuf, Md5)> {
-        match self.fetch_observed(remote, listed, None, None)? {
+        match self.start_fetch(remote, listed, None, None)?.wait()? {
             Fetched::Verified { path, md5, .. } => Ok((path, md5)),
             Fetched::Mismatch { .. } => unreachable!("nothing was expected"),
         }
     }
 
-    fn fetch_observed(
+    fn start_fetch(
         &self,
         remote: &Remote,
         listed: &Listed,
         expected: Option<Md5>,
         progress: Option<&dyn Progress>,
-    ) -> Result<Fetched> {
-        let mut record = Record {
+    ) -> Result<Fetching> {
+        let record = Record {
             store: remote.url.store_url(),
             key: remote.url.key(&listed.rel),
             etag: listed.etag.clone(),
@@ -300,49 +313,104 @@ impl Cache {
             if let Some(p) = progress {
                 p.advance(listed.size);
             }
-            return Ok(if expected.is_none_or(|e| e == md5) {
+            return Ok(Fetching::done(if expected.is_none_or(|e| e == md5) {
                 Fetched::Verified { path, downloaded: false, md5 }
             } else {
                 Fetched::Mismatch { found: md5 }
-            });
+            }));
         }
         let tmp = self.temporary_dir()?;
-        let result = self.download_into(remote, listed, &mut record, &tmp, expected, progress);
-        if !matches!(result, Ok(Fetched::Verified { .. })) {
+        let result = self.download_into(remote, listed, record, &tmp, expected, progress);
+        // Once installing, the installer owns the temporary folder; else nothing is kept.
+        if !matches!(result, Ok(Fetching { state: State::Installing(_), .. })) {
             let _ = fs::remove_dir_all(&tmp);
         }
         result
     }
 
+    /// Stream the object into `tmp/file/<name>`, hashing it; a syncer thread follows the writes
+    /// (`fdatasync` every [`SYNC_EVERY`] bytes, so that the disk writes while the network reads)
+    /// and, if the MD5 is the expected one, makes the file durable and installs the entry.
     fn download_into(
         &self,
         remote: &Remote,
         listed: &Listed,
-        record: &mut Record,
+        record: Record,
         tmp: &Path,
         expected: Option<Md5>,
         progress: Option<&dyn Progress>,
-    ) -> Result<Fetched> {
+    ) -> Result<Fetching> {
         let file_dir = tmp.join("file");
         fs::create_dir(&file_dir).map_err(|e| Error::io(&file_dir, "cannot create a cache folder", e))?;
         let path = file_dir.join(record.name());
         let file = fs::File::create(&path).map_err(|e| Error::io(&path, "cannot create a cache file", e))?;
-        let mut out = io::BufWriter::with_capacity(crate::hash::CHUNK, file);
+        let syncer = Syncer {
+            file: file.try_clone().map_err(|e| Error::io(&path, "cannot open a cache file", e))?,
+            cache: self.clone(),
+            tmp: tmp.to_owned(),
+            record,
+            expected,
+        };
+        let (steps, received) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("pmf-cache-sync".to_owned())
+            .spawn(move || syncer.run(received))
+            .map_err(|e| Error::io(&path, "cannot start a thread", e))?;
+        // On every failure below: stop the syncer (it ends at its next step) before the caller
+        // removes the temporary folder.
+        let abandon = |steps: mpsc::Sender<Step>, thread: std::thread::JoinHandle<Result<Fetched>>| {
+            drop(steps);
+            let _ = thread.join();
+        };
+        let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = StreamHasher::new(listed.size);
-        remote.download(&listed.rel, listed.etag.as_deref(), &mut |chunk| {
+        let mut unsynced = 0u64;
+        let downloaded = remote.download(&listed.rel, listed.etag.as_deref(), &mut |chunk| {
             hasher.update(chunk)?;
             out.write_all(chunk)?;
+            unsynced += chunk.len() as u64;
+            if unsynced >= SYNC_EVERY {
+                out.flush()?;
+                unsynced = 0;
+                // The syncer gone early is reported when it is joined.
+                let _ = steps.send(Step::Sync);
+            }
             if let Some(p) = progress {
                 p.advance(chunk.len() as u64);
             }
             Ok(())
-        })?;
-        let file = out.into_inner().map_err(|e| Error::io(&path, "cannot write a cache file", e.into_error()))?;
-        let found = hasher.finish().map_err(|e| Error::io(&path, "cannot compute MD5", e))?;
-        if expected.is_some_and(|e| e != found) {
-            return Ok(Fetched::Mismatch { found });
+        });
+        if let Err(e) = downloaded {
+            abandon(steps, thread);
+            return Err(e);
         }
-        file.sync_all().map_err(|e| Error::io(&path, "cannot sync a cache file", e))?;
+        // Close this handle: the syncer's, on the same file, syncs what was written through it.
+        if let Err(e) = out.into_inner().map_err(|e| e.into_error()) {
+            abandon(steps, thread);
+            return Err(Error::io(&path, "cannot write a cache file", e));
+        }
+        let found = match hasher.finish() {
+            Ok(found) => found,
+            Err(e) => {
+                abandon(steps, thread);
+                return Err(Error::io(&path, "cannot compute MD5", e));
+            }
+        };
+        if expected.is_some_and(|e| e != found) {
+            abandon(steps, thread);
+            return Ok(Fetching::done(Fetched::Mismatch { found }));
+        }
+        if steps.send(Step::Install(found)).is_err() {
+            // The syncer ended early: its error.
+            let err = thread.join().unwrap_or_else(|_| Err(panicked(&path)));
+            return Err(err.err().unwrap_or_else(|| panicked(&path)));
+        }
+        Ok(Fetching { state: State::Installing(thread), path })
+    }
+
+    /// Move the complete, synced temporary folder `tmp` into place as the entry of `record`
+    /// (whose file has MD5 `found`), or find the entry another process installed first.
+    fn install(&self, tmp: &Path, record: &mut Record, found: Md5, expected: Option<Md5>) -> Result<Fetched> {
         record.md5 = Some(found);
         let entry = tmp.join("entry");
         fs::write(&entry, record.to_text()).map_err(|e| Error::io(&entry, "cannot write a cache record", e))?;
@@ -350,12 +418,13 @@ impl Cache {
         let objects = self.objects();
         fs::create_dir_all(&objects).map_err(|e| Error::io(&objects, "cannot create the cache folder", e))?;
         if fs::rename(tmp, &final_dir).is_err() {
-            // Another process installed the entry first, or (no ETag) an older download is there.
-            if record.etag.is_none() {
+            // Another process installed the entry first, or (no ETag) an older download is there,
+            // or an entry that cannot be used (its record lost in a power cut): replace those two.
+            let existing = self.lookup(record);
+            if record.etag.is_none() || existing.is_none() {
                 let away = self.temporary_dir()?;
-                if fs::rename(&final_dir, away.join("old")).is_ok() {
-                    let _ = fs::remove_dir_all(&away);
-                }
+                let _ = fs::rename(&final_dir, away.join("old"));
+                let _ = fs::remove_dir_all(&away);
                 if fs::rename(tmp, &final_dir).is_ok() {
                     return Ok(Fetched::Verified {
                         path: final_dir.join("file").join(record.name()),
@@ -365,7 +434,7 @@ impl Cache {
                 }
             }
             let _ = fs::remove_dir_all(tmp);
-            return match self.lookup(record) {
+            return match existing.or_else(|| self.lookup(record)) {
                 Some((path, md5)) if expected.is_none_or(|e| e == md5) => {
                     Ok(Fetched::Verified { path, downloaded: true, md5 })
                 }
@@ -374,6 +443,96 @@ impl Cache {
             };
         }
         Ok(Fetched::Verified { path: final_dir.join("file").join(record.name()), downloaded: true, md5: found })
+    }
+}
+
+/// Chunks smaller than this are gathered before they are written; larger ones (a local
+/// server's, of hundreds of KiB) are written as they come, without a copy.
+const WRITE_BUFFER: usize = 64 << 10;
+
+/// Bytes written between two `fdatasync` calls of a download's syncer.
+const SYNC_EVERY: u64 = 16 << 20;
+
+/// A fetch whose download is over ([`Cache::start_fetch_verified`]).
+pub(crate) struct Fetching {
+    state: State,
+    /// The downloaded file (for errors).
+    path: PathBuf,
+}
+
+enum State {
+    Done(Fetched),
+    /// The syncer makes the file durable and installs it. Dropped without [`Fetching::wait`],
+    /// it goes on alone (a process that exits first leaves a temporary folder).
+    Installing(std::thread::JoinHandle<Result<Fetched>>),
+}
+
+impl Fetching {
+    fn done(fetched: Fetched) -> Self {
+        Fetching { state: State::Done(fetched), path: PathBuf::new() }
+    }
+
+    /// The outcome, once the file is durable and installed.
+    pub(crate) fn wait(self) -> Result<Fetched> {
+        match self.state {
+            State::Done(fetched) => Ok(fetched),
+            State::Installing(thread) => thread.join().unwrap_or_else(|_| Err(panicked(&self.path))),
+        }
+    }
+}
+
+fn panicked(path: &Path) -> Error {
+    Error::io(path, "cannot install a cache entry", io::Error::other("the cache syncer thread ended unexpectedly"))
+}
+
+/// What a download tells its syncer.
+enum Step {
+    /// More was written: sync it.
+    Sync,
+    /// All was written and its MD5 is this one: make it durable, install it.
+    Install(Md5),
+}
+
+/// The thread that follows a download's writes and installs its entry.
+struct Syncer {
+    /// Another handle on the file being written.
+    file: fs::File,
+    cache: Cache,
+    tmp: PathBuf,
+    record: Record,
+    expected: Option<Md5>,
+}
+
+impl Syncer {
+    fn run(mut self, steps: mpsc::Receiver<Step>) -> Result<Fetched> {
+        let path = self.tmp.join("file").join(self.record.name());
+        // After a failed fsync the kernel may drop the dirty pages and the next one succeed:
+        // the first failure is the verdict.
+        let mut failed = None;
+        let found = loop {
+            match steps.recv() {
+                Ok(Step::Sync) => {
+                    if failed.is_none() {
+                        failed = self.file.sync_data().err();
+                    }
+                }
+                Ok(Step::Install(found)) => break found,
+                // Abandoned: the download removes the temporary folder.
+                Err(_) => return Err(Error::io(&path, "cannot download", io::Error::other("abandoned"))),
+            }
+        };
+        let synced = match failed {
+            Some(e) => Err(e),
+            None => self.file.sync_data(),
+        };
+        drop(self.file);
+        let outcome = synced
+            .map_err(|e| Error::io(&path, "cannot sync a cache file", e))
+            .and_then(|()| self.cache.install(&self.tmp, &mut self.record, found, self.expected));
+        if !matches!(outcome, Ok(Fetched::Verified { .. })) {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+        outcome
     }
 }
 
@@ -467,6 +626,66 @@ mod tests {
         let other = Record { etag: Some("\"abd\"".into()), ..r.clone() };
         assert_ne!(r.id(), other.id());
         assert_eq!(Record::parse("garbage"), None);
+    }
+
+    /// A cache in a temporary folder, and an in-memory store holding `bytes` as `m/<name>`.
+    fn store_with(name: &str, bytes: Vec<u8>) -> (tempfile::TempDir, Cache, Remote, Listed) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageOptions::new().with_store(std::sync::Arc::new(object_store::memory::InMemory::new()));
+        let location = crate::location::Location::parse("s3://bucket/m").unwrap();
+        let remote = Remote::new(location.as_object().unwrap(), &storage).unwrap();
+        remote.put(name, bytes, crate::storage::WriteMode::Overwrite).unwrap();
+        let listed = remote.head(name).unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        (dir, cache, remote, listed)
+    }
+
+    #[test]
+    fn a_download_over_several_syncs_is_installed_whole_and_reused() {
+        let bytes: Vec<u8> = (0..SYNC_EVERY as usize * 2 + 12345).map(|i| (i % 251) as u8).collect();
+        let md5 = Md5::of_bytes(&bytes);
+        let (_dir, cache, remote, listed) = store_with("big.bin", bytes.clone());
+        // Returned before it is installed; installed when waited for.
+        let fetching = cache.start_fetch_verified(&remote, &listed, md5, None).unwrap();
+        let Fetched::Verified { path, downloaded: true, md5: found } = fetching.wait().unwrap() else {
+            panic!("not verified")
+        };
+        assert_eq!(found, md5);
+        assert!(path.starts_with(cache.objects()), "{}", path.display());
+        assert_eq!(path.file_name().unwrap(), "big.bin");
+        assert!(fs::read(&path).unwrap() == bytes, "the installed file is what was verified");
+        let info = cache.info().unwrap();
+        assert_eq!((info.entries, info.temporaries), (1, 0), "{info:?}");
+        let again = cache.fetch_verified(&remote, &listed, md5).unwrap();
+        assert_eq!(again, Fetched::Verified { path, downloaded: false, md5 });
+    }
+
+    #[test]
+    fn a_mismatch_keeps_nothing() {
+        let bytes = vec![3u8; SYNC_EVERY as usize + 1];
+        let (_dir, cache, remote, listed) = store_with("w.pt", bytes.clone());
+        let wrong = Md5::of_bytes(b"something else");
+        let outcome = cache.start_fetch_verified(&remote, &listed, wrong, None).unwrap().wait().unwrap();
+        assert_eq!(outcome, Fetched::Mismatch { found: Md5::of_bytes(&bytes) });
+        let info = cache.info().unwrap();
+        assert_eq!((info.entries, info.temporaries), (0, 0), "{info:?}");
+    }
+
+    #[test]
+    fn an_entry_whose_record_was_lost_is_replaced() {
+        let bytes = b"weights".to_vec();
+        let md5 = Md5::of_bytes(&bytes);
+        let (_dir, cache, remote, listed) = store_with("w.pt", bytes);
+        let Fetched::Verified { path, .. } = cache.fetch_verified(&remote, &listed, md5).unwrap() else { panic!() };
+        // What a power cut can leave: the renamed folder, its record empty.
+        let entry = path.parent().unwrap().parent().unwrap().join("entry");
+        fs::write(&entry, b"").unwrap();
+        let outcome = cache.fetch_verified(&remote, &listed, md5).unwrap();
+        assert_eq!(outcome, Fetched::Verified { path: path.clone(), downloaded: true, md5 });
+        assert_eq!(fs::read(&path).unwrap(), b"weights");
+        let again = cache.fetch_verified(&remote, &listed, md5).unwrap();
+        assert_eq!(again, Fetched::Verified { path, downloaded: false, md5 });
+        assert_eq!(cache.info().unwrap().temporaries, 0);
     }
 
     #[test]

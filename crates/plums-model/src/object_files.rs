@@ -7,7 +7,8 @@
 //! are checked from the listing before they are downloaded, and each download is conditional
 //! on the listed ETag (an object replaced since is a clear error, not a mixture). Strict
 //! validation fetches the files through the cache (`cache.rs`: reused while ETag and size are
-//! unchanged, else downloaded in parallel and hashed while they stream).
+//! unchanged, else downloaded in parallel and hashed while they stream, each made durable and
+//! installed while its worker streams the next one; all are installed before the verdict).
 //!
 //! Read-only: nothing is written to the store.
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::cache::{Cache, Fetched};
+use crate::cache::{Cache, Fetched, Fetching};
 use crate::error::{Error, Offence, Result, StorageErrorKind};
 use crate::files::{HashJob, ModelFiles};
 use crate::hash::Progress;
@@ -26,9 +27,7 @@ use crate::yaml::Limits;
 use crate::yaml_file::{ReadError, YamlFile};
 
 /// Parallel downloads of a strict validation.
-fn parallel_downloads() -> usize {
-    std::env::var("PMF_X_PAR").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
-}
+const PARALLEL_DOWNLOADS: usize = 4;
 
 /// The objects under one model's prefix.
 pub(crate) struct ObjectFiles {
@@ -163,17 +162,34 @@ impl ModelFiles for ObjectFiles {
         jobs.sort_by_key(|j| std::cmp::Reverse(size(j)));
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Result<Option<Offence>>>> = Mutex::new(Vec::new());
+        let push = |outcome: Result<Option<Offence>>| {
+            let failed = outcome.is_err();
+            results.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
+            if failed {
+                // Stop the other workers early: the first store failure is reported.
+                next.store(jobs.len(), Ordering::Relaxed);
+            }
+        };
         std::thread::scope(|s| {
-            for _ in 0..parallel_downloads().min(jobs.len()) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let outcome = self.verify(&cache, job, progress);
-                    let failed = outcome.is_err();
-                    results.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
-                    if failed {
-                        // Stop the other workers early: the first store failure is reported.
-                        next.store(jobs.len(), Ordering::Relaxed);
+            for _ in 0..PARALLEL_DOWNLOADS.min(jobs.len()) {
+                s.spawn(|| {
+                    // The previous download, installing while the next one streams.
+                    let mut installing: Option<(&HashJob<String>, Fetching)> = None;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let started = self.start_verify(&cache, job, progress);
+                        if let Some((job, fetching)) = installing.take() {
+                            push(self.finish_verify(job, fetching.wait()));
+                        }
+                        match started {
+                            Ok(Started::Offence(offence)) => push(Ok(Some(offence))),
+                            Ok(Started::Fetching(fetching)) => installing = Some((job, fetching)),
+                            Err(e) => push(Err(e)),
+                        }
+                    }
+                    if let Some((job, fetching)) = installing {
+                        push(self.finish_verify(job, fetching.wait()));
                     }
                 });
             }
@@ -197,12 +213,20 @@ impl ModelFiles for ObjectFiles {
 }
 
 impl ObjectFiles {
-    /// Verify one job through the cache; a mismatch is an offence.
-    fn verify(&self, cache: &Cache, job: &HashJob<String>, progress: Option<&dyn Progress>) -> Result<Option<Offence>> {
+    /// Start verifying one job through the cache: the download is over when this returns.
+    fn start_verify(&self, cache: &Cache, job: &HashJob<String>, progress: Option<&dyn Progress>) -> Result<Started> {
         let Some(listed) = self.objects.get(&job.file) else {
-            return Ok(Some(Offence::tree(job.location.clone(), format!("{} is not in the listing", job.what))));
+            return Ok(Started::Offence(Offence::tree(
+                job.location.clone(),
+                format!("{} is not in the listing", job.what),
+            )));
         };
-        match cache.fetch_verified_observed(&self.remote, listed, job.expected, progress)? {
+        Ok(Started::Fetching(cache.start_fetch_verified(&self.remote, listed, job.expected, progress)?))
+    }
+
+    /// The outcome of a verification once its file is installed; a mismatch is an offence.
+    fn finish_verify(&self, job: &HashJob<String>, fetched: Result<Fetched>) -> Result<Option<Offence>> {
+        match fetched? {
             Fetched::Verified { path, .. } => {
                 self.set_verified(&job.file, path);
                 Ok(None)
@@ -210,6 +234,12 @@ impl ObjectFiles {
             Fetched::Mismatch { found } => Ok(Some(job.mismatch(found))),
         }
     }
+}
+
+/// A verification whose download is over.
+enum Started {
+    Offence(Offence),
+    Fetching(Fetching),
 }
 
 #[cfg(test)]

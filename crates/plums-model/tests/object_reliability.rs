@@ -29,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::s3::{s3_or_skip, server_or_skip, S3Lister, S3Server, S3Test, VARIABLES};
 use plums_model::{
     parse_yaml, to_yaml, Checkpoint, Error, LoadOptions, Location, Md5, Model, Producer, Reference, SaveOptions,
@@ -49,39 +50,6 @@ const LOCK_WAIT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // Small tools
 // ---------------------------------------------------------------------------------------------
-
-/// xorshift64*: reproducible random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("PMF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-        });
-        println!("{test}: seed {seed} (replay with PMF_SEED={seed})");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(n + 8);
-        while out.len() < n {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(n);
-        out
-    }
-}
 
 /// The tests race processes against each other and against the server: one at a time, even
 /// when the harness runs tests in parallel.

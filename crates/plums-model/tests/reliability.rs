@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::{strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
 use plums_model::{
     md5_file, to_yaml, validate, validate_model, Checkpoint, Error, Initialisation, LoadOptions, Mapping, Md5, Model,
@@ -37,39 +38,6 @@ const DIR: &str = "PMF_RELIABILITY_DIR";
 // ---------------------------------------------------------------------------------------------
 // Small tools
 // ---------------------------------------------------------------------------------------------
-
-/// xorshift64*: reproducible random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("PMF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-        });
-        println!("{test}: seed {seed} (replay with PMF_SEED={seed})");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(n + 8);
-        while out.len() < n {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(n);
-        out
-    }
-}
 
 /// Re-invoke this test binary on the child test `test` with the given environment.
 fn child(test: &str, envs: &[(&str, String)]) -> Command {

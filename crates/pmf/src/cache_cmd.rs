@@ -7,8 +7,8 @@ use plums_model::{Cache, CacheInfo, PruneOptions};
 use serde::Serialize;
 
 use crate::cli::{CacheCommand, CacheInfoArgs, CachePruneArgs};
-use crate::failure::{Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
-use crate::output::{errln, outln};
+use crate::failure::{Failure, JsonFailure, EXIT_OK};
+use crate::output::outln;
 use crate::output::{human_bytes, paint, show_path, DIM, KEY};
 
 /// `pmf cache info --json`, and the `cache` of `pmf cache prune --json`.
@@ -127,16 +127,7 @@ fn print_info(info: &CacheInfo) {
 }
 
 fn print_json<T: Serialize>(value: &T) -> u8 {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => {
-            outln!("{text}");
-            EXIT_OK
-        }
-        Err(e) => {
-            errln!("error: cannot write JSON: {e}");
-            EXIT_USAGE
-        }
-    }
+    crate::failure::print_json(value, EXIT_OK)
 }
 
 fn fail(json: bool, failure: Failure) -> u8 {

@@ -15,9 +15,9 @@ use plums_model::{Error, LoadOptions, Location, Model, SaveOptions, StorageStats
 use serde::Serialize;
 
 use crate::cli::CpArgs;
-use crate::failure::{kind, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
+use crate::failure::{print_json, Failure, JsonFailure, EXIT_OK};
 use crate::location::Target;
-use crate::output::{outln, paint, show_path, DIM};
+use crate::output::{human_bytes, outln, paint, show_path, DIM};
 use crate::progress::{self, Meter};
 
 /// `--json` output of `pmf cp`.
@@ -74,16 +74,7 @@ pub fn run(args: &CpArgs) -> u8 {
                 code
             }
         };
-        return match serde_json::to_string_pretty(&out) {
-            Ok(text) => {
-                outln!("{text}");
-                code
-            }
-            Err(e) => {
-                Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
-                EXIT_USAGE
-            }
-        };
+        return print_json(&out, code);
     }
     match outcome {
         Ok(done) => {
@@ -183,19 +174,4 @@ fn same_place(a: &Location, b: &Location) -> bool {
 /// The model's objects and bytes a save sent, between two readings of the counters.
 fn sent_between(before: &StorageStats, after: &StorageStats) -> Sent {
     Sent { objects: after.saved_objects - before.saved_objects, bytes: after.saved_bytes - before.saved_bytes }
-}
-
-/// `1.5 GiB`, `12.0 MiB`, `512 B`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }

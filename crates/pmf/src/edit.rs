@@ -20,7 +20,7 @@ use plums_model::{
 use serde::Serialize;
 
 use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, EditOptions, NewArgs, TrainingCommand};
-use crate::failure::{kind, parse_reference, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
+use crate::failure::{kind, parse_reference, print_json, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
 use crate::location::Target;
 use crate::output::{errln, outln};
 use crate::output::{paint, show_path, DIM, WARN};
@@ -69,16 +69,7 @@ pub fn finish(dest: &Path, options: &EditOptions, outcome: Result<String, Failur
             out.failure = Some(failure.to_json());
         }
     }
-    match serde_json::to_string_pretty(&out) {
-        Ok(text) => {
-            outln!("{text}");
-            code
-        }
-        Err(e) => {
-            Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
-            EXIT_USAGE
-        }
-    }
+    print_json(&out, code)
 }
 
 /// Load the model at `dest` for editing.

@@ -516,6 +516,21 @@ pub fn parse_reference(text: &str, as_str: bool) -> Result<Reference, Failure> {
     })
 }
 
+/// Print `document` as pretty JSON on stdout and return `code`; an `output` failure (exit 2)
+/// when it cannot be written.
+pub fn print_json(document: &impl serde::Serialize, code: u8) -> u8 {
+    match serde_json::to_string_pretty(document) {
+        Ok(text) => {
+            crate::output::outln!("{text}");
+            code
+        }
+        Err(e) => {
+            Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
+            EXIT_USAGE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

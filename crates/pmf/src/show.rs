@@ -13,7 +13,7 @@ use plums_model::{
 use serde::{Serialize, Serializer};
 
 use crate::cli::ShowArgs;
-use crate::failure::{kind, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK};
 use crate::output::outln;
 use crate::output::{
     human_bytes, human_duration, human_time, offence_line, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonYaml,
@@ -184,15 +184,9 @@ pub fn run(args: &ShowArgs) -> u8 {
 
 /// Print the JSON document; `Some(code)` when it could not be written.
 fn print_json(out: &JsonShow<'_>) -> Option<u8> {
-    match serde_json::to_string_pretty(out) {
-        Ok(text) => {
-            outln!("{text}");
-            None
-        }
-        Err(e) => {
-            Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
-            Some(EXIT_USAGE)
-        }
+    match crate::failure::print_json(out, EXIT_OK) {
+        EXIT_OK => None,
+        code => Some(code),
     }
 }
 

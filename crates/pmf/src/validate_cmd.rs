@@ -10,7 +10,7 @@ use plums_model::{check_at, ValidateOptions};
 use serde::Serialize;
 
 use crate::cli::ValidateArgs;
-use crate::failure::{kind, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
 use crate::output::{offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
 use crate::{location, progress};
@@ -105,12 +105,8 @@ pub fn run(args: &ValidateArgs) -> u8 {
         report.models.push(entry);
     }
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => outln!("{text}"),
-            Err(e) => {
-                Failure::of_kind(EXIT_USAGE, kind::OUTPUT, format!("cannot write JSON: {e}")).report();
-                return EXIT_USAGE;
-            }
+        if crate::failure::print_json(&report, EXIT_OK) != EXIT_OK {
+            return EXIT_USAGE;
         }
     } else if args.paths.len() > 1 {
         let mut parts = vec![format!("{n_valid} valid"), format!("{n_invalid} invalid")];

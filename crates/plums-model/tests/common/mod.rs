@@ -10,6 +10,7 @@
 //! - `strace` making `renameat2` fail, as on file systems without `RENAME_EXCHANGE`.
 #![allow(dead_code)]
 
+pub mod rng;
 pub mod s3;
 
 use std::collections::BTreeMap;
