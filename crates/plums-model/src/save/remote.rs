@@ -484,6 +484,8 @@ mod tests {
     struct LosesAnswer {
         inner: InMemory,
         lose_next_commit: AtomicBool,
+        /// Ignore `If-None-Match` and `If-Match` (a store without conditional writes).
+        unconditional: bool,
     }
 
     impl fmt::Display for LosesAnswer {
@@ -495,6 +497,7 @@ mod tests {
     #[async_trait::async_trait]
     impl ObjectStore for LosesAnswer {
         async fn put_opts(&self, p: &StorePath, payload: PutPayload, o: PutOptions) -> object_store::Result<PutResult> {
+            let o = if self.unconditional { PutOptions::default() } else { o };
             let done = self.inner.put_opts(p, payload, o).await?;
             if p.as_ref().ends_with("/metadata.yaml") && self.lose_next_commit.swap(false, Ordering::SeqCst) {
                 return Err(object_store::Error::Generic { store: "test", source: "the answer was lost".into() });
@@ -532,7 +535,11 @@ mod tests {
     fn a_commit_applied_although_its_answer_was_lost_is_recognised_by_the_next_save() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.py"), b"lr = 1").unwrap();
-        let store = Arc::new(LosesAnswer { inner: InMemory::new(), lose_next_commit: AtomicBool::new(false) });
+        let store = Arc::new(LosesAnswer {
+            inner: InMemory::new(),
+            lose_next_commit: AtomicBool::new(false),
+            unconditional: false,
+        });
         let storage = StorageOptions::new().with_store(store.clone());
         let options = SaveOptions::new().storage(storage.clone());
         let url = Location::parse("s3://bucket/models/m").unwrap();
@@ -572,5 +579,31 @@ mod tests {
         other.register_epoch(Some(6)).unwrap();
         let refused = other.save_at(&url, &options).unwrap_err();
         assert!(matches!(refused, Error::ConcurrentChange { .. }), "{refused:?}");
+    }
+
+    #[test]
+    fn a_store_that_ignores_conditional_writes_is_refused_unless_the_last_writer_may_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.py"), b"lr = 1").unwrap();
+        let store = Arc::new(LosesAnswer {
+            inner: InMemory::new(),
+            lose_next_commit: AtomicBool::new(false),
+            unconditional: true,
+        });
+        let storage = StorageOptions::new().with_store(store);
+        let url = Location::parse("s3://bucket/models/unconditional").unwrap();
+        let producer = Producer::new("trainer", Version::pep440("1.0").unwrap(), dir.path().join("config.py"));
+        let mut m = Model::new("m", producer.unwrap());
+        let err = m.save_at(&url, &SaveOptions::new().storage(storage.clone())).unwrap_err();
+        assert_eq!(err.storage_kind(), Some(StorageErrorKind::NoConditionalWrites), "{err:?}");
+        assert!(err.to_string().contains("conditional_writes=false"), "{err}");
+        let remote = Remote::new(url.as_object().unwrap(), &storage).unwrap();
+        assert!(remote.list().unwrap().is_empty(), "nothing left: the lock is deleted");
+        // Accepted explicitly: no lock, no condition, the last writer wins.
+        let mut accepting = storage.clone();
+        accepting.set("conditional_writes", "false").unwrap();
+        m.save_at(&url, &SaveOptions::new().storage(accepting.clone())).unwrap();
+        let loaded = Model::load_at(&url, &crate::LoadOptions::new().storage(accepting)).unwrap();
+        assert_eq!(loaded.id, "m");
     }
 }
