@@ -278,9 +278,11 @@ fn a_lock_left_by_this_process_does_not_block_its_next_save() {
     epoch(&t, &mut m, &s3, 2, 100);
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "no wait for a lease: {:?}", started.elapsed());
     assert!(!keys(&s3).iter().any(|k| k == LOCK_FILE));
-    // Another process's live lock is still respected (the test binary's parent: pid 1 is not it).
-    s3.put(LOCK_FILE, own_lock_text().replace(&format!("pid {} ", std::process::id()), "pid 1 ").as_bytes());
+    // Another process's live lock is still respected: the same pid on another machine, its
+    // lease running.
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    s3.put(LOCK_FILE, own_lock_text().replace(&format!(" on {host} "), " on elsewhere ").as_bytes());
     m.register_epoch(Some(3)).unwrap();
     let err = m.save_at(&at(&s3), &t.save().lock_timeout(std::time::Duration::from_millis(300))).unwrap_err();
-    assert!(matches!(&err, Error::Locked { holder, .. } if holder.pid == Some(1)), "{err:?}");
+    assert!(matches!(&err, Error::Locked { holder, .. } if holder.host.as_deref() == Some("elsewhere")), "{err:?}");
 }
