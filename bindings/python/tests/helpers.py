@@ -187,3 +187,20 @@ def build_ours(harness, recipe, base_dir, out_dir):
                                           checkpoint_reference=harness.untag(init["pmf"]["checkpoint"]))
     model.save(str(out_dir))
     return model
+
+
+def fields(model):
+    """Every field of a loaded model but where its files are."""
+    init = model.initialisation
+    return {
+        "producer": (model.producer.name, model.producer.version.format, str(model.producer.version)),
+        "configuration": Path(model.producer.configuration).read_bytes(),
+        "name": model.name, "id": model.id, "build_parameters": model.build_parameters,
+        "training": (model.training.status, model.training.start_epoch, model.training.start_timestamp,
+                     model.training.latest_epoch, model.training.latest_timestamp, model.training.end_epoch,
+                     model.training.end_timestamp),
+        "checkpoints": [(r, c.name, c.epoch, c.hash) for r, c in model.checkpoint_collection.items()],
+        "latest": model.checkpoint_collection.latest,
+        "initialisation": None if init is None else (init.name, init.hash),
+        "checkpoint": model.checkpoint,
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import plums_model as pm
-from helpers import md5, reference_api, simple_model, write
+from helpers import fields, md5, reference_api, simple_model, write
 
 AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
                  "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP", "AWS_SESSION_TOKEN", "AWS_ENDPOINT")
@@ -53,23 +53,6 @@ def full_model(files, tmp_path):
     folder = tmp_path / "local" / "model"
     model.save(folder)
     return folder
-
-
-def fields(model):
-    """Every field of a loaded model but where its files are."""
-    init = model.initialisation
-    return {
-        "producer": (model.producer.name, model.producer.version.format, str(model.producer.version)),
-        "configuration": Path(model.producer.configuration).read_bytes(),
-        "name": model.name, "id": model.id, "build_parameters": model.build_parameters,
-        "training": (model.training.status, model.training.start_epoch, model.training.start_timestamp,
-                     model.training.latest_epoch, model.training.latest_timestamp, model.training.end_epoch,
-                     model.training.end_timestamp),
-        "checkpoints": [(r, c.name, c.epoch, c.hash) for r, c in model.checkpoint_collection.items()],
-        "latest": model.checkpoint_collection.latest,
-        "initialisation": None if init is None else (init.name, init.hash),
-        "checkpoint": model.checkpoint,
-    }
 
 
 def check_files(local, remote, cache):
