@@ -422,13 +422,8 @@ static WORKERS: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
 fn boto3_batch(server: &S3Server, request: &Json) -> Json {
     let taken = WORKERS.lock().unwrap().pop();
     let mut worker = taken.unwrap_or_else(|| {
-        let mut child = Command::new(boto3_python())
-            .args(["-c", BATCH_DRIVER])
-            .env("PMF_S3_ENDPOINT", &server.endpoint)
-            .env("PMF_S3_BUCKET", &server.bucket)
-            .env("PMF_S3_ACCESS_KEY_ID", &server.access_key_id)
-            .env("PMF_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
-            .env("PMF_S3_REGION", &server.region)
+        let mut child = server
+            .boto3_command(&boto3_python(), BATCH_DRIVER)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

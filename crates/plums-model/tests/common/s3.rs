@@ -61,6 +61,20 @@ impl std::fmt::Debug for S3Server {
 }
 
 impl S3Server {
+    /// `python -c script` with this server's endpoint, bucket, credentials and region in its
+    /// environment (`PMF_S3_*`: never on its command line).
+    pub fn boto3_command(&self, python: &std::path::Path, script: &str) -> Command {
+        let mut command = Command::new(python);
+        command
+            .args(["-c", script])
+            .env("PMF_S3_ENDPOINT", &self.endpoint)
+            .env("PMF_S3_BUCKET", &self.bucket)
+            .env("PMF_S3_ACCESS_KEY_ID", &self.access_key_id)
+            .env("PMF_S3_SECRET_ACCESS_KEY", &self.secret_access_key)
+            .env("PMF_S3_REGION", &self.region);
+        command
+    }
+
     /// The server from the environment, or why there is none (names of the missing variables).
     pub fn from_env() -> Result<S3Server, String> {
         let mut values = Vec::new();
@@ -247,14 +261,9 @@ impl S3Test {
     fn boto3(&self, request: Json, stdin: &[u8]) -> Json {
         let python = boto3_python();
         let s = &self.server;
-        let mut child = Command::new(&python)
-            .args(["-c", BOTO3_DRIVER])
+        let mut child = s
+            .boto3_command(&python, BOTO3_DRIVER)
             .arg(request.to_string())
-            .env("PMF_S3_ENDPOINT", &s.endpoint)
-            .env("PMF_S3_BUCKET", &s.bucket)
-            .env("PMF_S3_ACCESS_KEY_ID", &s.access_key_id)
-            .env("PMF_S3_SECRET_ACCESS_KEY", &s.secret_access_key)
-            .env("PMF_S3_REGION", &s.region)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -377,13 +386,8 @@ impl S3Lister {
     pub fn new(s3: &S3Test) -> S3Lister {
         let python = boto3_python();
         let server = &s3.server;
-        let mut child = Command::new(&python)
-            .args(["-c", BOTO3_LISTER])
-            .env("PMF_S3_ENDPOINT", &server.endpoint)
-            .env("PMF_S3_BUCKET", &server.bucket)
-            .env("PMF_S3_ACCESS_KEY_ID", &server.access_key_id)
-            .env("PMF_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
-            .env("PMF_S3_REGION", &server.region)
+        let mut child = server
+            .boto3_command(&python, BOTO3_LISTER)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
