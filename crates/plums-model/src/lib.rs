@@ -58,9 +58,16 @@
 //!
 //! Readers (`validate`, `load`) never change the file system: they report a model folder
 //! missing after an interrupted save ([`Error::InterruptedSave`]) and ignore the other
-//! leftovers; the next writer repairs them. A storage backend other than a local folder would
-//! provide its own layers 5 and 6 (how a new state is committed, and what a writer repairs) and
-//! the file access of 4 and 7, keeping the model, the metadata and their rules.
+//! leftovers; the next writer repairs them.
+//!
+//! Object storage (`s3://bucket/prefix`, [`Location`]) is a second backend beside layers 4 to
+//! 6, with the same model, metadata and rules above it: `location` (a path or a URL), `storage`
+//! (options, the `object_store` clients, the requests), `cache` (verified downloads),
+//! `object_files` (what validation reads of a prefix: one listing), `object_lock` (the writer
+//! lock object, with a lease) and `upload` (files streamed and hashed once); `save/remote.rs`
+//! saves to a prefix (new objects first, `metadata.yaml` committed last and conditionally, a
+//! marker while referenced objects are replaced) over the same plan of the new tree
+//! (`save/plan.rs`) as the save to a folder.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
