@@ -140,6 +140,20 @@ def s3_server():
     return server
 
 
+AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                 "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP", "AWS_SESSION_TOKEN", "AWS_ENDPOINT")
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A cache of the test's own and no AWS_* variable from the caller's environment (the
+    object-storage modules use it for every test)."""
+    monkeypatch.setenv("PMF_CACHE_DIR", str(tmp_path / "cache"))
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "cache"
+
+
 def s3_client(server, **config):
     """A boto3 S3 client of ``server``; ``config`` goes to ``botocore.config.Config``."""
     import boto3

@@ -21,18 +21,11 @@ import pytest
 import plums_model as pm
 from helpers import fields, md5, reference_api, simple_model, write
 
-AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP", "AWS_SESSION_TOKEN", "AWS_ENDPOINT")
 MARK = "pmf-test-unsent"
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """A cache of the test's own and no AWS_* variable from the caller's environment."""
-    monkeypatch.setenv("PMF_CACHE_DIR", str(tmp_path / "cache"))
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "cache"
+# A cache of the test's own and no AWS_* variable from the caller's environment (conftest).
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 # ------------------------------------------------------------------------------------------------
