@@ -22,6 +22,7 @@ use crate::convert::{
     epoch_from_py, opt_path, opt_ref_to_py, path_to_py, reference_from_py, reference_to_py, time_from_py, time_to_py,
 };
 use crate::errors::to_py_err;
+use crate::retention::PyRetention;
 
 // ------------------------------------------------------------------------------------------------
 // Training
@@ -629,6 +630,13 @@ impl Clone for Item {
     }
 }
 
+impl Item {
+    /// The Python `Checkpoint` object.
+    pub fn object(&self, py: Python<'_>) -> Py<PyCheckpoint> {
+        self.obj.clone_ref(py)
+    }
+}
+
 impl PartialEq for Item {
     fn eq(&self, other: &Self) -> bool {
         if self.obj.is(&other.obj) {
@@ -780,6 +788,17 @@ impl PyCheckpointCollection {
             .map_err(|_| PyTypeError::new_err("a CheckpointCollection holds plums_model.Checkpoint objects"))?;
         let item = Item { key: key.clone(), obj: obj.clone().unbind() };
         self.inner.insert(key, &item).map_err(to_py_err)
+    }
+
+    /// Apply the retention ``policy`` (a ``Retention``): remove the checkpoints it does not
+    /// keep (never the latest, a pinned one or one of the best); returns their references, in
+    /// the collection's order. The metric is called first for every checkpoint: if it raises,
+    /// nothing is removed.
+    fn prune(slf: &Bound<'_, Self>, policy: PyRef<'_, PyRetention>) -> PyResult<Vec<Py<PyAny>>> {
+        let py = slf.py();
+        let core = policy.policy(py, &slf.borrow().inner)?;
+        let selection = slf.borrow_mut().inner.prune(&core).map_err(to_py_err)?;
+        selection.removed.iter().map(|r| reference_to_py(py, r)).collect()
     }
 
     fn __delitem__(&mut self, reference: &Bound<'_, PyAny>) -> PyResult<()> {

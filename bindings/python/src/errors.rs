@@ -145,6 +145,15 @@ fn make(py: Python<'_>, error: &Error, verbose: bool, read_path: Option<&Path>) 
             kw.set_item("reason", reason)?;
             precise(py, "InvalidStorageOptionError", message, &kw)?
         }
+        Error::InvalidRetention { field, reason } => {
+            kw.set_item("field", *field)?;
+            kw.set_item("reason", reason)?;
+            precise(py, "InvalidRetentionError", message, &kw)?
+        }
+        Error::InvalidSession { reason } => {
+            kw.set_item("reason", reason)?;
+            precise(py, "InvalidSessionError", message, &kw)?
+        }
         Error::Storage { location, operation, kind, .. } => {
             kw.set_item("location", location)?;
             kw.set_item("operation", operation)?;

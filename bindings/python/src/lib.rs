@@ -16,9 +16,11 @@
 //! - the mapping of the core's error variants onto the package's exceptions (`errors.rs`).
 #![deny(missing_docs)]
 
+mod background;
 mod components;
 mod convert;
 mod errors;
+mod retention;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -29,6 +31,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::background::{SaveHandle, SaveQueue};
 use crate::components::{EpochIndexer, IndexIndexer, PyCheckpoint, PyCheckpointCollection, PyTraining};
 use crate::convert::{
     initialisation_to_py, location_from_py, model_from_py, model_to_py, reference_from_py, storage_from_py,
@@ -169,7 +172,9 @@ fn load<'py>(
 }
 
 /// Save the Python `model` to `location` (a local folder or an object-store prefix); returns
-/// its new saved state (GIL released while fetching, hashing, writing and uploading).
+/// its new saved state (GIL released while fetching, hashing, writing and uploading). With
+/// `queue`, the model as it is now is queued there instead (a background save), and the
+/// save's `SaveHandle` is returned at once.
 ///
 /// `storage_options` reach the destination store. The files of a remote model that were not
 /// fetched yet are left to the core when it saves the model back where its saved state is
@@ -178,7 +183,7 @@ fn load<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     model, location, formats, force=false, checkpoints=true, lock_timeout=30.0, overwrite_concurrent_changes=false,
-    durable=true, keep_unregistered_files=false, storage_options=None,
+    durable=true, keep_unregistered_files=false, storage_options=None, queue=None,
 ))]
 #[allow(clippy::too_many_arguments)] // one argument per keyword of `Model.save`
 fn save(
@@ -193,7 +198,8 @@ fn save(
     durable: bool,
     keep_unregistered_files: bool,
     storage_options: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Token> {
+    queue: Option<PyRef<'_, SaveQueue>>,
+) -> PyResult<Py<PyAny>> {
     let location = location_from_py(location)?;
     let storage = storage_from_py(storage_options)?;
     if !lock_timeout.is_finite() || lock_timeout < 0.0 {
@@ -210,6 +216,9 @@ fn save(
         .durable(durable)
         .keep_unregistered_files(keep_unregistered_files)
         .storage(storage);
+    if let Some(queue) = queue {
+        return Ok(Py::new(py, queue.push(core, location, options)?)?.into_any());
+    }
     if let Err(e) = py.detach(|| core.save_at(&location, &options)) {
         // A save to an object store whose commit has an unknown outcome (a time-out) records it
         // in the state: keep that, so that the next save recognises its own commit.
@@ -223,7 +232,7 @@ fn save(
     }
     // A save to an object store makes its prefix the state's remote part; a local save keeps it.
     let remote = location.as_object().cloned().or(previous);
-    Ok(Token { state: core.saved_state(), remote })
+    Ok(Py::new(py, Token { state: core.saved_state(), remote })?.into_any())
 }
 
 /// The initialisation at `location` (the core's `initialisation_at`): a `Checkpoint` for a
@@ -271,6 +280,9 @@ fn initialisation<'py>(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FORMAT_VERSION", plums_model::FORMAT_VERSION)?;
     m.add_class::<Token>()?;
+    m.add_class::<SaveQueue>()?;
+    m.add_class::<SaveHandle>()?;
+    m.add_class::<retention::PyRetention>()?;
     m.add_class::<Pep440>()?;
     m.add_class::<VersionFormats>()?;
     m.add_class::<PyTraining>()?;

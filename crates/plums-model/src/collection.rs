@@ -4,6 +4,9 @@
 //! The collection is generic over its items ([`CollectionItem`]), so that language bindings
 //! keep their own checkpoint objects in it (Python's `Checkpoint` instances, whose identity
 //! users see) under the same rules as the crate's [`Checkpoint`].
+//!
+//! Retention policies (which checkpoints to keep, [`CheckpointCollection::prune`]) are in
+//! `retention`, a layer above this one.
 
 use indexmap::IndexMap;
 
@@ -122,6 +125,16 @@ impl<C: CollectionItem> CheckpointCollection<C> {
             self.latest = self.checkpoints.keys().last().cloned();
         }
         Ok(removed)
+    }
+
+    /// Keep only the checkpoints whose reference `keep` accepts, in their order (one pass);
+    /// `latest` moves to the last remaining reference if it is removed (as with
+    /// [`CheckpointCollection::remove`]).
+    pub(crate) fn retain_references(&mut self, mut keep: impl FnMut(&Reference) -> bool) {
+        self.checkpoints.retain(|r, _| keep(r));
+        if self.latest.as_ref().is_some_and(|l| !self.checkpoints.contains_key(l)) {
+            self.latest = self.checkpoints.keys().last().cloned();
+        }
     }
 
     /// The latest reference, if any.

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::Md5;
@@ -269,7 +270,10 @@ fn references(refs: &[Reference]) -> String {
 }
 
 /// The error type of every fallible operation in this crate.
-#[derive(Debug, thiserror::Error)]
+///
+/// It is `Clone` (an operating system error is shared): a background save's error is given to
+/// its handle and to the queue's next save or wait alike.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused an operation on a path (`OSError`).
@@ -281,7 +285,7 @@ pub enum Error {
         operation: String,
         /// The operating system's error.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// A path that must be a regular file is something else: a folder, a link to nothing, a
     /// special file (`OSError`).
@@ -519,6 +523,21 @@ pub enum Error {
         /// Why it is refused (never the value of a secret).
         reason: String,
     },
+    /// A retention policy that cannot be used (`ValueError`): a rule that keeps no checkpoint
+    /// (`last` or `best` of 0, `every` below 1), an unknown metric mode, or no rule at all.
+    #[error("invalid retention policy: `{field}`: {reason}")]
+    InvalidRetention {
+        /// The refused field: `last`, `every`, `best`, `mode`, or `rules` (no rule at all).
+        field: &'static str,
+        /// What is wrong, and what would be right.
+        reason: String,
+    },
+    /// A training session that cannot be run as asked (`ValueError`), such as `save_every` 0.
+    #[error("invalid training session: {reason}")]
+    InvalidSession {
+        /// Why, and what would be right.
+        reason: String,
+    },
     /// An object store refused or failed a request (`OSError`). The message never carries
     /// credentials: `location` is the URL of the object (`s3://bucket/key`).
     #[error("{operation}: {location}: {kind}: {message}")]
@@ -542,8 +561,8 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on `path` while doing `operation`.
-    pub(crate) fn io(path: impl AsRef<Path>, operation: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), operation: operation.into(), source }
+    pub(crate) fn io(path: impl AsRef<Path>, operation: impl Into<String>, source: impl Into<Arc<io::Error>>) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), operation: operation.into(), source: source.into() }
     }
 
     /// A validation error built from a report: metadata if any offence is about metadata, tree otherwise.
@@ -592,6 +611,8 @@ impl Error {
             WouldNotValidate { .. } => "would_not_validate",
             InvalidLocation { .. } => "invalid_location",
             InvalidStorageOption { .. } => "invalid_storage_option",
+            InvalidRetention { .. } => "invalid_retention",
+            InvalidSession { .. } => "invalid_session",
             Storage { .. } => "storage",
             TreeValidation(_) => "tree_validation",
             MetadataValidation(_) => "metadata_validation",
@@ -634,7 +655,9 @@ impl Error {
             | DestinationIsFile { .. }
             | WouldNotValidate { .. }
             | InvalidLocation { .. }
-            | InvalidStorageOption { .. } => Category::Value,
+            | InvalidStorageOption { .. }
+            | InvalidRetention { .. }
+            | InvalidSession { .. } => Category::Value,
         }
     }
 

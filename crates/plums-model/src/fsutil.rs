@@ -11,6 +11,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::checkpoint::FileStamp;
 use crate::digest::Md5;
 use crate::error::{Error, Result};
 use crate::hash::copy_hashing;
@@ -125,28 +126,36 @@ pub(crate) fn write_atomic(dst: &Path, bytes: &[u8], durable: bool) -> Result<()
 
 /// Copy `src` to `dst` atomically and check the copy has checksum `expected`.
 ///
-/// With `trust_source`, the file system's own copy is used (copy_file_range / reflink) and the
-/// bytes are not read here; otherwise the bytes are hashed while copied, and a checksum other
-/// than `expected` aborts the copy.
+/// With `trusted` (what the source looked like when `expected` was computed from it), a source
+/// that still looks so before and after the copy is copied by the file system
+/// (copy_file_range / reflink) without being read here; otherwise the bytes are hashed while
+/// copied, and a checksum other than `expected` aborts the copy.
 /// `placement` says whether an existing `dst` is replaced or the copy fails.
 pub(crate) fn copy_verified(
     src: &Path,
     dst: &Path,
     expected: Md5,
-    trust_source: bool,
+    trusted: Option<FileStamp>,
     durable: bool,
     placement: Placement,
 ) -> Result<()> {
     let tmp = temp_for(dst);
-    if trust_source {
+    let stamp = || fs::metadata(src).ok().map(|m| FileStamp::of(&m));
+    if trusted.is_some() && stamp() == trusted {
         // std::fs::copy uses copy_file_range (reflinks on file systems that support them).
+        // The source is trusted because it looked unchanged since its MD5 was computed; if it
+        // changes while it is copied (a trainer rewriting `last.pt` during a background
+        // save), its size or modification time says so and it is copied again, hashed.
         if let Err(e) = fs::copy(src, &tmp) {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(src, "cannot copy file", e));
         }
-        let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
-        let _ = file.set_permissions(fs::Permissions::from_mode(0o644));
-        return finish(file, &tmp, dst, durable, placement);
+        if stamp() == trusted {
+            let file = OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, "cannot open copy", e))?;
+            let _ = file.set_permissions(fs::Permissions::from_mode(0o644));
+            return finish(file, &tmp, dst, durable, placement);
+        }
+        let _ = fs::remove_file(&tmp);
     }
     let mut file = create_new(&tmp)?;
     let found = match copy_hashing(src, &mut file, &tmp) {
@@ -339,7 +348,8 @@ mod tests {
         let dst = dir.path().join("dst");
         fs::write(&dst, b"someone else's").unwrap();
         let hash = Md5::of_bytes(b"content");
-        for trust in [false, true] {
+        let stamp = Some(FileStamp::of(&fs::metadata(&src).unwrap()));
+        for trust in [None, stamp] {
             let err = copy_verified(&src, &dst, hash, trust, false, Placement::New).unwrap_err();
             assert!(
                 matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
@@ -349,7 +359,7 @@ mod tests {
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
         let new = dir.path().join("new");
-        copy_verified(&src, &new, hash, false, true, Placement::New).unwrap();
+        copy_verified(&src, &new, hash, None, true, Placement::New).unwrap();
         assert_eq!(fs::read(&new).unwrap(), b"content");
     }
 
@@ -372,14 +382,23 @@ mod tests {
         let src = dir.path().join("src");
         fs::write(&src, b"content").unwrap();
         let dst = dir.path().join("dst");
-        let err = copy_verified(&src, &dst, Md5::of_bytes(b"other"), false, false, Placement::Replace).unwrap_err();
+        let err = copy_verified(&src, &dst, Md5::of_bytes(b"other"), None, false, Placement::Replace).unwrap_err();
         assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err:?}");
         assert!(err.to_string().contains("does not have the checksum it was registered with"), "{err}");
         assert!(!dst.exists());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        copy_verified(&src, &dst, Md5::of_bytes(b"content"), false, false, Placement::Replace).unwrap();
-        copy_verified(&src, &dir.path().join("fast"), Md5::of_bytes(b"content"), true, false, Placement::Replace)
+        copy_verified(&src, &dst, Md5::of_bytes(b"content"), None, false, Placement::Replace).unwrap();
+        let stamp = Some(FileStamp::of(&fs::metadata(&src).unwrap()));
+        copy_verified(&src, &dir.path().join("fast"), Md5::of_bytes(b"content"), stamp, false, Placement::Replace)
             .unwrap();
+        // A source that is not what its stamp says (rewritten since its MD5 was computed) is
+        // hashed, and refused.
+        fs::write(&src, b"rewritten").unwrap();
+        let err =
+            copy_verified(&src, &dir.path().join("late"), Md5::of_bytes(b"content"), stamp, false, Placement::Replace)
+                .unwrap_err();
+        assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err:?}");
+        assert!(!dir.path().join("late").exists());
         assert_eq!(md5_file(&dst).unwrap(), Md5::of_bytes(b"content"));
         assert_eq!(md5_file(dir.path().join("fast")).unwrap(), Md5::of_bytes(b"content"));
     }

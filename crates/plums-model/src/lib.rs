@@ -41,7 +41,8 @@
 //! 1. `yaml`: PyYAML-compatible YAML values, parsing and emitting;
 //! 2. `digest` (the MD5 type), `status` (the training status machine), `reference`, then
 //!    `error` (the one error enum, which carries those values), then the components that use
-//!    it: `hash` (computing MD5s), `version`, `training`, `checkpoint`, `collection`, `producer`;
+//!    it: `hash` (computing MD5s), `version`, `training`, `checkpoint`, `collection`,
+//!    `retention` (which checkpoints a policy keeps, and pruning), `producer`;
 //! 3. `metadata`: the schema of `metadata.yaml`;
 //! 4. `paths` (the one confinement check: what stays inside a model root; the names PMF
 //!    reserves), `yaml_file` (the one reader of a model's YAML files: size limit, BOM, parse,
@@ -54,7 +55,11 @@
 //! 8. `state`: what a model knows of the folder it last loaded or saved (passive data);
 //! 9. `model`: the model as passive data;
 //! 10. `load` (read-only) and `save` (with `save/append.rs`, saves done in place): the model
-//!     from a folder, and to a folder under the lock.
+//!     from a folder, and to a folder under the lock;
+//! 11. `background` ([`SaveQueue`]: saves of a snapshot of the model on a worker thread, one at
+//!     a time, in call order, errors never lost) and `session` ([`TrainingSession`]: a guard
+//!     recording a training's start, epochs and end, saving, and ending on SIGTERM); they only
+//!     order calls of the model and of `save`.
 //!
 //! Readers (`validate`, `load`) never change the file system: they report a model folder
 //! missing after an interrupted save ([`Error::InterruptedSave`]) and ignore the other
@@ -71,6 +76,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod background;
 mod cache;
 mod checkpoint;
 mod collection;
@@ -91,7 +97,9 @@ mod object_lock;
 mod paths;
 mod producer;
 mod reference;
+mod retention;
 mod save;
+mod session;
 mod state;
 mod status;
 mod storage;
@@ -102,6 +110,7 @@ mod version;
 mod yaml;
 mod yaml_file;
 
+pub use background::{Drained, SaveHandle, SaveQueue};
 pub use cache::{Cache, CacheInfo, PruneOptions, PruneReport};
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
@@ -120,7 +129,9 @@ pub use model::{Initialisation, Model};
 pub use paths::{LOCK_FILE, SAVE_MARKER};
 pub use producer::{is_valid_producer_name, Producer};
 pub use reference::Reference;
+pub use retention::{KeepReason, MetricMode, Retention, Selection};
 pub use save::SaveOptions;
+pub use session::{SessionOptions, TrainingSession};
 pub use state::SavedState;
 pub use status::Status;
 pub use storage::{StorageOptions, StorageStats};

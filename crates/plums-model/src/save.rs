@@ -54,6 +54,7 @@ use crate::model::{Initialisation, Model};
 use crate::paths::{self, Root, LOCK_FILE};
 use crate::producer::is_valid_producer_name;
 use crate::reference::Reference;
+use crate::retention::Retention;
 use crate::state::{KnownFiles, Stamp, SyncState};
 use crate::storage::StorageOptions;
 use crate::training::check_training;
@@ -97,6 +98,10 @@ pub struct SaveOptions {
     /// per chunk read, hashed and sent (from the upload threads). Saves to a folder do not
     /// report (they copy, or link, at disk speed).
     pub progress: Option<Arc<dyn Progress>>,
+    /// Apply this retention policy before saving: the checkpoints it does not keep are removed
+    /// from the model (its collection) and their files from the destination, by this save and
+    /// with its guarantees (see [`Retention`]).
+    pub retention: Option<Retention>,
 }
 
 impl std::fmt::Debug for SaveOptions {
@@ -110,6 +115,7 @@ impl std::fmt::Debug for SaveOptions {
             .field("keep_unregistered_files", &self.keep_unregistered_files)
             .field("storage", &self.storage)
             .field("progress", &self.progress.as_ref().map(|_| "<observer>"))
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -125,6 +131,7 @@ impl Default for SaveOptions {
             keep_unregistered_files: false,
             storage: StorageOptions::new(),
             progress: None,
+            retention: None,
         }
     }
 }
@@ -183,6 +190,12 @@ impl SaveOptions {
         self.progress = Some(progress);
         self
     }
+
+    /// See [`SaveOptions::retention`].
+    pub fn retention(mut self, policy: Retention) -> Self {
+        self.retention = Some(policy);
+        self
+    }
 }
 
 impl Model {
@@ -191,8 +204,10 @@ impl Model {
     ///
     /// Refusals are typed: [`Error::WouldNotValidate`] (every reason), [`Error::DestinationIsFile`],
     /// [`Error::ForeignFolder`], [`Error::OtherModel`], [`Error::InvalidDestination`],
-    /// [`Error::InvalidSameModel`], [`Error::ConcurrentChange`], [`Error::Locked`].
+    /// [`Error::InvalidSameModel`], [`Error::ConcurrentChange`], [`Error::Locked`],
+    /// [`Error::InvalidRetention`].
     pub fn save(&mut self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()> {
+        apply_retention(self, options)?;
         save(self, path.as_ref(), options)
     }
 
@@ -201,6 +216,7 @@ impl Model {
     /// `metadata.yaml` last and conditional, a marker while objects are replaced), reached
     /// with [`SaveOptions::storage`].
     pub fn save_at(&mut self, location: &crate::location::Location, options: &SaveOptions) -> Result<()> {
+        apply_retention(self, options)?;
         match location {
             crate::location::Location::Local(path) => self.save(path, options),
             crate::location::Location::Object(url) => remote::save(self, url, options),
@@ -424,15 +440,30 @@ fn preflight_checkpoint_files(model: &Model, problem: &mut impl FnMut(&str, Stri
     }
 }
 
-/// Save `model` to `dest`: check it, refuse what must be refused before creating anything,
-/// lock (repairing an interrupted commit), look at the destination again under the lock,
-/// repair the leftovers of interrupted saves, then save in place or by a staging exchange.
-pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<()> {
+/// Apply the retention policy of `options` (if any) to the model's checkpoint collection.
+pub(crate) fn apply_retention(model: &mut Model, options: &SaveOptions) -> Result<()> {
+    if let Some(policy) = &options.retention {
+        model.checkpoint_collection.prune(policy)?;
+    }
+    Ok(())
+}
+
+/// Every reason `model` could not be saved with `options` ([`Error::WouldNotValidate`]),
+/// checked before anything is written.
+pub(crate) fn preflight_model(model: &Model, options: &SaveOptions) -> Result<()> {
     let mut reasons = Vec::new();
     preflight(model, options.checkpoints, "", &mut reasons);
     if !reasons.is_empty() {
         return Err(Error::WouldNotValidate { reasons });
     }
+    Ok(())
+}
+
+/// Save `model` to `dest`: check it, refuse what must be refused before creating anything,
+/// lock (repairing an interrupted commit), look at the destination again under the lock,
+/// repair the leftovers of interrupted saves, then save in place or by a staging exchange.
+pub(crate) fn save(model: &mut Model, dest: &Path, options: &SaveOptions) -> Result<()> {
+    preflight_model(model, options)?;
     // Refuse early, before creating anything; a model folder missing because a save was
     // interrupted is judged by the tree the lock will put in place.
     let early = crate::leftovers::interrupted_commit(dest);
@@ -643,7 +674,7 @@ impl Writer<'_> {
             self.new.record(rel, hash, &dst);
             return Ok(());
         }
-        copy_verified(src, &dst, hash, trust, self.durable, Placement::Replace)?;
+        copy_verified(src, &dst, hash, stamp, self.durable, Placement::Replace)?;
         self.new.record(rel, hash, &dst);
         Ok(())
     }

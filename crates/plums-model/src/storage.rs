@@ -658,7 +658,7 @@ impl Remote {
             Err(Failure::Sink(e)) => Err(Error::Io {
                 path: PathBuf::from(self.url_of(rel)),
                 operation: "cannot store the downloaded object".to_owned(),
-                source: e,
+                source: e.into(),
             }),
         }
     }

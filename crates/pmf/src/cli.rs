@@ -277,7 +277,8 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 const CHECKPOINT_HELP: &str = "\
 Examples:
   pmf checkpoint add my-model out/epoch-3.pt --epoch 3
-  pmf checkpoint rm my-model 3";
+  pmf checkpoint rm my-model 3
+  pmf checkpoint prune my-model --keep-last 3 --keep-every 10 --dry-run";
 
 const TRAINING_HELP: &str = "\
 A producer's flow: pmf new, then training start, checkpoint add (registers each epoch), and
@@ -297,6 +298,9 @@ pub enum CheckpointCommand {
     /// Unregister a checkpoint and delete its file from data/checkpoints/.
     #[command(after_help = CHECKPOINT_RM_HELP)]
     Rm(CheckpointRmArgs),
+    /// Remove the checkpoints a retention policy does not keep (the latest is always kept).
+    #[command(after_help = CHECKPOINT_PRUNE_HELP)]
+    Prune(CheckpointPruneArgs),
 }
 
 const CHECKPOINT_ADD_HELP: &str = "\
@@ -359,6 +363,46 @@ pub struct CheckpointRmArgs {
     /// Keep the checkpoint file in data/checkpoints/ (unregistered).
     #[arg(long)]
     pub keep_file: bool,
+    /// Output and locking.
+    #[command(flatten)]
+    pub edit: EditOptions,
+}
+
+const CHECKPOINT_PRUNE_HELP: &str = "\
+Kept: the latest checkpoint (always), every --keep REF, the --keep-last N checkpoints with the
+highest epochs (among equal epochs, the later added), and every checkpoint whose epoch is a
+multiple of --keep-every K. Every other checkpoint is unregistered and its file deleted from
+data/checkpoints/ by the save (unless another kept checkpoint uses the same file). Give at
+least one of --keep-last, --keep-every or --keep. An all-digit REF is an int reference unless
+--ref-str; a REF the model does not have is refused (exit 2) and nothing is changed.
+--dry-run prints what would be removed and changes nothing.
+
+Examples:
+  pmf checkpoint prune my-model --keep-last 3
+  pmf checkpoint prune my-model --keep-last 3 --keep-every 10 --keep best --dry-run
+  pmf checkpoint prune s3://models/detector --keep-last 5 --json";
+
+/// `pmf checkpoint prune`.
+#[derive(Debug, Args)]
+pub struct CheckpointPruneArgs {
+    /// The model: a local folder or a URL (s3://bucket/prefix).
+    #[arg(value_name = "DEST")]
+    pub dest: OsString,
+    /// Keep the N checkpoints with the highest epochs (N >= 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_last: Option<usize>,
+    /// Keep every checkpoint whose epoch is a multiple of K (K >= 1).
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    pub keep_every: Option<i64>,
+    /// Keep the checkpoint REF (repeatable); it must be registered.
+    #[arg(long = "keep", value_name = "REF")]
+    pub keep: Vec<String>,
+    /// Read every all-digit --keep REF as a string reference.
+    #[arg(long)]
+    pub ref_str: bool,
+    /// Print what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Output and locking.
     #[command(flatten)]
     pub edit: EditOptions,

@@ -1,4 +1,5 @@
-//! The writing commands: `pmf new`, `pmf checkpoint add|rm`, `pmf training start|epoch|end|fail`.
+//! The writing commands: `pmf new`, `pmf checkpoint add|rm`, `pmf training start|epoch|end|fail`
+//! (and the load and save that `pmf checkpoint prune`, in `prune`, shares).
 //!
 //! Each edit loads the model with the library (`Model::load`, without checksums: the save
 //! verifies every file it keeps or copies), changes it with the library's API, and saves it in
@@ -73,7 +74,7 @@ pub fn finish(dest: &Path, options: &EditOptions, outcome: Result<String, Failur
 }
 
 /// Load the model at `dest` for editing.
-fn load(dest: &Target) -> Result<Model, Failure> {
+pub(crate) fn load(dest: &Target) -> Result<Model, Failure> {
     let path = dest.path();
     progress::during(format!("reading {}", show_path(path)), || {
         Model::load_at(&dest.at, &dest.load_options().strict(false))
@@ -90,7 +91,7 @@ fn load(dest: &Target) -> Result<Model, Failure> {
 }
 
 /// Save `model` in place at `dest` with `options`.
-fn save(model: &mut Model, dest: &Target, edit: &EditOptions, options: SaveOptions) -> Result<(), Failure> {
+pub(crate) fn save(model: &mut Model, dest: &Target, edit: &EditOptions, options: SaveOptions) -> Result<(), Failure> {
     let options = options.lock_timeout(edit.lock_timeout()).storage(dest.storage.clone());
     progress::during(format!("saving {}", show_path(dest.path())), || model.save_at(&dest.at, &options))
         .map_err(|e| Failure::from_library(e, dest.path()))
@@ -230,21 +231,7 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
     let reference = parse_reference(&args.reference, args.ref_str)?;
     let mut model = load(dest)?;
     if !model.checkpoint_collection.contains(&reference) {
-        let other = match &reference {
-            Reference::Int(i) => Reference::Str(i.to_string()),
-            Reference::Str(s) => parse_reference(s, false).unwrap_or_else(|_| reference.clone()),
-        };
-        let registered: Vec<String> = model.checkpoint_collection.keys().map(Reference::quoted).collect();
-        let hint = if other != reference && model.checkpoint_collection.contains(&other) {
-            match other {
-                Reference::Str(_) => format!("the model has the string reference {}: add --ref-str", other.quoted()),
-                Reference::Int(_) => format!("the model has the int reference {}: drop --ref-str", other.quoted()),
-            }
-        } else if registered.is_empty() {
-            "the model has no checkpoint".to_owned()
-        } else {
-            format!("registered references: {}", registered.join(", "))
-        };
+        let hint = missing_reference_hint(&model, &reference);
         return Err(Failure::from_library(Error::MissingReference(reference), dest.path()).hint(hint));
     }
     let stored = model.checkpoint_file(&reference);
@@ -258,6 +245,26 @@ pub fn checkpoint_rm(args: &CheckpointRmArgs) -> Result<String, Failure> {
         None => String::new(),
     };
     Ok(format!("removed checkpoint {}{note}", reference.quoted()))
+}
+
+/// What to do about a `reference` that `model` does not register: use the other form (int or
+/// string: add or drop `--ref-str`) when the model has it, else the registered references.
+pub(crate) fn missing_reference_hint(model: &Model, reference: &Reference) -> String {
+    let other = match reference {
+        Reference::Int(i) => Reference::Str(i.to_string()),
+        Reference::Str(s) => parse_reference(s, false).unwrap_or_else(|_| reference.clone()),
+    };
+    let registered: Vec<String> = model.checkpoint_collection.keys().map(Reference::quoted).collect();
+    if &other != reference && model.checkpoint_collection.contains(&other) {
+        match other {
+            Reference::Str(_) => format!("the model has the string reference {}: add --ref-str", other.quoted()),
+            Reference::Int(_) => format!("the model has the int reference {}: drop --ref-str", other.quoted()),
+        }
+    } else if registered.is_empty() {
+        "the model has no checkpoint".to_owned()
+    } else {
+        format!("registered references: {}", registered.join(", "))
+    }
 }
 
 /// `pmf training ...`.

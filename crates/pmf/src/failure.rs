@@ -280,6 +280,7 @@ fn exit_code(error: &Error) -> u8 {
         | InterruptedSave { .. }
         | InvalidLocation { .. }
         | InvalidStorageOption { .. }
+        | InvalidRetention { .. }
         | Storage { .. } => EXIT_USAGE,
         InvalidStatus { .. }
         | InvalidTraining { .. }
@@ -458,6 +459,21 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
         Storage { operation, kind, message, .. } => {
             (format!("{operation}: {}: {message}", storage_kind_text(*kind)), none(), Some(storage_hint(*kind)))
         }
+        // The policy of `pmf checkpoint prune`: its fields are options there.
+        InvalidRetention { field, reason } => {
+            let option = match *field {
+                "last" => "--keep-last",
+                "every" => "--keep-every",
+                "keep" => "--keep",
+                other => other,
+            };
+            let message = if *field == "rules" {
+                "invalid retention policy: no rule given".to_owned()
+            } else {
+                format!("invalid retention policy: {option}: {reason}")
+            };
+            (message, none(), Some("give at least one of --keep-last N, --keep-every K (each at least 1) or --keep REF".to_owned()))
+        }
         // The others say it all in one line, with their data (status, epoch, checksum text).
         other => (other.to_string(), none(), None),
     }
@@ -551,7 +567,7 @@ mod tests {
         let io = Error::Io {
             path: "/x".into(),
             operation: "cannot validate model".into(),
-            source: std::io::Error::from(ErrorKind::NotFound),
+            source: std::io::Error::from(ErrorKind::NotFound).into(),
         };
         let f = Failure::from_library(io, Path::new("/y"));
         assert_eq!((f.code, f.kind, f.path.as_deref()), (EXIT_USAGE, "io", Some(Path::new("/x"))));
@@ -610,6 +626,13 @@ mod tests {
         let f =
             Failure::from_library(Error::InvalidStorageOption { key: "k".into(), reason: "r".into() }, Path::new(""));
         assert_eq!((f.code, f.kind), (EXIT_USAGE, "invalid_storage_option"));
+        let f = Failure::from_library(
+            Error::InvalidRetention { field: "last", reason: "must be at least 1".into() },
+            Path::new("m"),
+        );
+        assert_eq!((f.code, f.kind), (EXIT_USAGE, "invalid_retention"));
+        assert_eq!(f.message, "invalid retention policy: --keep-last: must be at least 1");
+        assert!(f.hint.as_deref().is_some_and(|h| h.starts_with("give at least one of --keep-last")), "{:?}", f.hint);
     }
 
     #[test]

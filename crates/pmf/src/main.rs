@@ -15,6 +15,7 @@ mod location;
 mod output;
 mod params;
 mod progress;
+mod prune;
 mod show;
 mod validate_cmd;
 
@@ -55,6 +56,7 @@ fn run(command: &Command) -> u8 {
         Command::Checkpoint(CheckpointCommand::Rm(args)) => {
             edit::finish(Path::new(&args.dest), &args.edit, edit::checkpoint_rm(args))
         }
+        Command::Checkpoint(CheckpointCommand::Prune(args)) => prune::run(args),
         Command::Training(t) => {
             let (dest, options) = edit::training_target(t);
             edit::finish(Path::new(dest), options, edit::training(t))

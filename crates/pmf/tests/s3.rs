@@ -134,6 +134,7 @@ fn writing_commands_and_cp_take_a_url_for_a_store_never_for_a_local_path() {
         new.to_vec(),
         vec!["checkpoint", "add", url, s(&e1), "--epoch", "1"],
         vec!["checkpoint", "rm", url, "1"],
+        vec!["checkpoint", "prune", url, "--keep-last", "1"],
         vec!["training", "start", url],
         vec!["training", "epoch", url],
         vec!["training", "end", url],
@@ -193,6 +194,7 @@ fn an_unknown_scheme_is_an_invalid_location_everywhere() {
     for args in [
         vec!["checkpoint", "add", "foo://x", s(&e1), "--epoch", "1", "--json"],
         vec!["checkpoint", "rm", "foo://x", "1", "--json"],
+        vec!["checkpoint", "prune", "foo://x", "--keep-last", "1", "--json"],
         vec!["training", "epoch", "foo://x", "--json"],
         vec!["training", "end", "foo://x", "--json"],
         vec!["training", "fail", "foo://x", "--json"],
@@ -700,6 +702,52 @@ fn checkpoint_rm_on_s3_keeps_the_object_with_keep_file() {
     assert_valid_strictly(cwd, &cache, &url, &options);
     let model = shown(cwd, &cache, &url, &options);
     assert_eq!(model["checkpoints"].as_array().map(Vec::len), Some(1), "{model}");
+    assert_eq!(model["latest"], 3);
+}
+
+#[test]
+fn checkpoint_prune_on_s3_deletes_the_objects_it_removes() {
+    let Some(s3) = s3_or_skip("cli_prune_on_s3") else { return };
+    let t = Scratch::new();
+    let url = uploaded_model(&t, &s3);
+    let options = option_args(&s3);
+    let cache = t.path("cache");
+    let cwd = t.dir.path();
+    let prune = |extra: &[&str], code: i32| {
+        let args: Vec<&str> =
+            ["checkpoint", "prune", url.as_str(), "--json"].into_iter().chain(extra.iter().copied()).collect();
+        let out = run_in(cwd, &[], Some(&cache), &with_options(&args, &options), code);
+        out.assert_hides(&s3.server.secret_access_key);
+        out.json()
+    };
+    // A dry run lists what would go (sizes from the listing) and changes no object.
+    let before = s3.list("model");
+    let json = prune(&["--keep-last", "1", "--dry-run"], 0);
+    assert_eq!(
+        (&json["dry_run"], &json["saved"], &json["freed_bytes"]),
+        (&true.into(), &false.into(), &18.into()),
+        "{json}"
+    );
+    assert_eq!(s3.list("model"), before);
+    // An unknown --keep is refused, nothing changes.
+    let json = prune(&["--keep-last", "1", "--keep", "7"], 2);
+    assert_eq!(json["failure"]["kind"], "usage", "{json}");
+    assert_eq!(s3.list("model"), before);
+
+    let json = prune(&["--keep-last", "1", "--keep", "1"], 0);
+    assert_eq!((&json["saved"], &json["path"]), (&true.into(), &Value::from(url.as_str())), "{json}");
+    assert_eq!(
+        json["removed"],
+        serde_json::json!([{"reference": 2, "epoch": 2, "path": "data/checkpoints/e2.pt", "size": 9, "file_kept": false}])
+    );
+    assert_eq!(json["kept"][1], serde_json::json!({"reference": 3, "epoch": 3, "reasons": ["latest", "last"]}));
+    assert_eq!(json["freed_bytes"], 9);
+    let left = keys(&s3, "model");
+    assert!(!left.contains(&"data/checkpoints/e2.pt".to_owned()), "{left:?}");
+    assert!(left.contains(&"data/checkpoints/e1.pt".to_owned()) && left.contains(&"data/checkpoints/e3.pt".to_owned()));
+    assert_valid_strictly(cwd, &cache, &url, &options);
+    let model = shown(cwd, &cache, &url, &options);
+    assert_eq!(model["checkpoints"].as_array().map(Vec::len), Some(2), "{model}");
     assert_eq!(model["latest"], 3);
 }
 

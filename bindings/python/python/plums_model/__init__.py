@@ -9,6 +9,8 @@ reference raises.
 
 from ._components import Checkpoint, CheckpointCollection, Producer, Training
 from ._model import FORMAT_VERSION, Model, initialisation, validate
+from ._native import Retention, SaveHandle
+from ._session import TrainingSession, TrainingTerminated
 from ._version import PyPA, Version, register, version
 from .exception import (
     ChecksumMismatchError,
@@ -20,6 +22,8 @@ from .exception import (
     InvalidDestinationError,
     InvalidLocationError,
     InvalidSameModelError,
+    InvalidRetentionError,
+    InvalidSessionError,
     InvalidStorageOptionError,
     LockHolder,
     MetadataOffencesError,
@@ -45,11 +49,12 @@ __all__ = [
     "Checkpoint", "CheckpointCollection", "CheckpointWithoutEpochError", "ChecksumMismatchError",
     "ConcurrentChangeError", "DestinationIsFileError", "FORMAT_VERSION", "ForeignFolderError",
     "InterruptedSaveError", "InvalidDestinationError", "InvalidLocationError", "InvalidSameModelError",
-    "InvalidStorageOptionError", "LockHolder",
+    "InvalidRetentionError", "InvalidSessionError", "InvalidStorageOptionError", "LockHolder",
     "MetadataOffencesError", "Model", "ModelLockedError", "ModelNotFoundError", "Offence", "OtherModelError",
     "PlumsError", "PlumsModelError", "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError",
-    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "StorageError", "StorageNotFoundError",
-    "StoragePermissionError", "StorageTimeoutError", "Training", "UnsupportedLocationError", "Version",
+    "PlumsValidationError", "Producer", "PyPA", "Retention", "SaveHandle", "SaveProblem", "StorageError", "StorageNotFoundError",
+    "StoragePermissionError", "StorageTimeoutError", "Training", "TrainingSession", "TrainingTerminated",
+    "UnsupportedLocationError", "Version",
     "WouldNotValidateError",
     "initialisation", "register", "validate", "version",
 ]

@@ -13,6 +13,7 @@ from typing import (
     Iterator,
     KeysView,
     List,
+    Literal,
     NamedTuple,
     Optional,
     Tuple,
@@ -29,11 +30,12 @@ __all__ = [
     "Checkpoint", "CheckpointCollection", "CheckpointWithoutEpochError", "ChecksumMismatchError",
     "ConcurrentChangeError", "DestinationIsFileError", "FORMAT_VERSION", "ForeignFolderError",
     "InterruptedSaveError", "InvalidDestinationError", "InvalidLocationError", "InvalidSameModelError",
-    "InvalidStorageOptionError", "LockHolder",
+    "InvalidRetentionError", "InvalidSessionError", "InvalidStorageOptionError", "LockHolder",
     "MetadataOffencesError", "Model", "ModelLockedError", "ModelNotFoundError", "Offence", "OtherModelError",
     "PlumsError", "PlumsModelError", "PlumsModelMetadataValidationError", "PlumsModelTreeValidationError",
-    "PlumsValidationError", "Producer", "PyPA", "SaveProblem", "StorageError", "StorageNotFoundError",
-    "StoragePermissionError", "StorageTimeoutError", "Training", "UnsupportedLocationError", "Version",
+    "PlumsValidationError", "Producer", "PyPA", "Retention", "SaveHandle", "SaveProblem", "StorageError", "StorageNotFoundError",
+    "StoragePermissionError", "StorageTimeoutError", "Training", "TrainingSession", "TrainingTerminated",
+    "UnsupportedLocationError", "Version",
     "WouldNotValidateError",
     "initialisation", "register", "validate", "version",
 ]
@@ -185,6 +187,17 @@ class InvalidLocationError(ValueError):
 
     path: None
     location: str
+    reason: str
+
+class InvalidRetentionError(ValueError):
+    """A retention policy that cannot be used."""
+
+    field: str
+    reason: str
+
+class InvalidSessionError(ValueError):
+    """A training session that cannot be run as asked."""
+
     reason: str
 
 class InvalidStorageOptionError(ValueError):
@@ -361,6 +374,9 @@ class CheckpointCollection:
     def __init__(self, *checkpoints: Checkpoint) -> None: ...
     @property
     def latest(self) -> Optional[Reference]: ...
+    def prune(self, policy: "Retention") -> List[Reference]:
+        """Remove the checkpoints ``policy`` does not keep (never the latest, a pinned or a best one);
+        their references, in order. The metric is called for every checkpoint first."""
     @property
     def eloc(self) -> _EpochIndexer: ...
     @property
@@ -382,6 +398,64 @@ class CheckpointCollection:
     def keys(self) -> KeysView[Reference]: ...
     def values(self) -> ValuesView[Checkpoint]: ...
     def items(self) -> ItemsView[Reference, Checkpoint]: ...
+
+class Retention:
+    """A retention policy: keeps the latest checkpoint, the pinned ``keep`` references, the ``last``
+    N by epoch, every checkpoint whose epoch is a multiple of ``every``, and the ``best`` N by
+    ``metric(checkpoint)`` (``mode`` "min" or "max"; a checkpoint whose metric is None or NaN is
+    kept); removes the others. ValueError for a policy that keeps nothing or a bad value."""
+
+    def __init__(
+        self,
+        last: Optional[int] = ...,
+        every: Optional[int] = ...,
+        best: Optional[int] = ...,
+        metric: Optional[Callable[[Checkpoint], Optional[float]]] = ...,
+        mode: Literal["min", "max"] = ...,
+        keep: Union[Reference, Iterable[Reference]] = ...,
+    ) -> None: ...
+    @property
+    def last(self) -> Optional[int]: ...
+    @property
+    def every(self) -> Optional[int]: ...
+    @property
+    def best(self) -> Optional[int]: ...
+    @property
+    def metric(self) -> Optional[Callable[[Checkpoint], Optional[float]]]: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def keep(self) -> List[Reference]: ...
+
+class SaveHandle:
+    """A background save (``Model.save(..., background=True)``)."""
+
+    @property
+    def location(self) -> str: ...
+    def done(self) -> bool: ...
+    def result(self, timeout: Optional[float] = ...) -> None:
+        """Wait (TimeoutError after ``timeout`` seconds); raise the save's exception if it failed."""
+
+class TrainingTerminated(BaseException):
+    """Raised in the loop by a training session's SIGTERM handler."""
+
+class TrainingSession:
+    """A training loop that records its start, epochs and end, and saves (``Model.training_session``)."""
+
+    model: "Model"
+    path: Location
+    start_epoch: int
+    save_every: int
+    background: bool
+    retention: Optional[Retention]
+    @property
+    def epochs(self) -> int: ...
+    def __enter__(self) -> "TrainingSession": ...
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Any) -> Literal[False]: ...
+    def epoch(
+        self, epoch: Optional[int] = ..., checkpoint: Union[StrPath, Checkpoint, None] = ...
+    ) -> Optional[SaveHandle]: ...
+    def save(self, background: Optional[bool] = ...) -> Optional[SaveHandle]: ...
 
 # ------------------------------------------------------------------------------------------------
 # Model
@@ -429,11 +503,29 @@ class Model:
         storage_options: Optional[StorageOptions] = ...,
     ) -> None:
         """Register the initialisation at ``path`` (a local path or an object-storage URL)."""
+    @overload
     def save(
         self,
         path: Location,
         force: bool = ...,
         storage_options: Optional[StorageOptions] = ...,
+        *,
+        background: Literal[True],
+        retention: Optional[Retention] = ...,
+        checkpoints: bool = ...,
+        lock_timeout: float = ...,
+        overwrite_concurrent_changes: bool = ...,
+        durable: bool = ...,
+        keep_unregistered_files: bool = ...,
+    ) -> SaveHandle: ...
+    @overload
+    def save(
+        self,
+        path: Location,
+        force: bool = ...,
+        storage_options: Optional[StorageOptions] = ...,
+        background: Literal[False] = ...,
+        retention: Optional[Retention] = ...,
         *,
         checkpoints: bool = ...,
         lock_timeout: float = ...,
@@ -447,6 +539,18 @@ class Model:
         ValueError if ``path`` is a file or the model would be invalid; OSError (see the docs) otherwise
         (ConcurrentChangeError, ModelLockedError, OtherModelError, StorageError, ...). ``storage_options``
         reach the destination; a remote model's unfetched files are fetched with the options of its load."""
+    def wait_for_saves(self, timeout: Optional[float] = ...) -> None:
+        """Wait for the background saves; raise the oldest exception nobody took (TimeoutError after ``timeout``)."""
+    def training_session(
+        self,
+        path: Location,
+        start_epoch: int = ...,
+        save_every: int = ...,
+        background: bool = ...,
+        retention: Optional[Retention] = ...,
+        storage_options: Optional[StorageOptions] = ...,
+        **kwargs: Any,
+    ) -> TrainingSession: ...
     @classmethod
     def load(
         cls,

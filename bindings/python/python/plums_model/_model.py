@@ -15,6 +15,11 @@ their ``aws_``-prefixed forms, and ``timeout``, ``connect_timeout``, ``retry_max
 ``retry_timeout``) wins over the ``AWS_*`` environment variables.
 """
 
+import atexit
+import os
+import sys
+import weakref
+
 from . import _native
 from ._components import CheckpointCollection, Producer, Training, _path
 from ._version import _formats
@@ -158,9 +163,30 @@ class Model:
         model at its next save."""
         self._initialisation = initialisation(path, checkpoint_reference, name, storage_options=storage_options)
 
-    def save(self, path, force=False, storage_options=None, **kwargs):
+    def save(self, path, force=False, storage_options=None, background=False, retention=None, **kwargs):
         """Save the model to the folder ``path``, or to the object-storage prefix ``path``
         (``s3://bucket/prefix``; a ``str`` with a scheme is a URL, never a local folder).
+
+        With ``background=True`` the call returns at once with a :class:`SaveHandle`
+        (``handle.done()``, ``handle.result(timeout=None)``) and the save runs on a worker
+        thread, without the GIL: what it writes is the model as it is at the call (changing the
+        model afterwards, the next epoch, a new checkpoint, does not change that save). A
+        checkpoint file is read later by the worker and its MD5, computed when the
+        ``Checkpoint`` was created, is verified while it is copied or uploaded: a file rewritten
+        in between (a trainer reusing ``last.pt``) fails that save with ``ChecksumMismatchError``
+        naming the file; it is never stored with other bytes. The saves of a model run one at a
+        time, in call order (a save queues behind the one in flight, never beside it); each is
+        complete. An exception of a background save is raised by ``handle.result()``; if nobody
+        called it, by the model's next ``save`` (which then does not save) or
+        ``wait_for_saves()``. A synchronous save first waits for the background ones. At
+        interpreter exit, pending saves are waited for (at most ``PLUMS_MODEL_EXIT_TIMEOUT``
+        seconds, default 600), and an abandoned save or an exception nobody took is reported on
+        the standard error; a process killed during a background save leaves the old model or
+        the new one, as for any save.
+
+        ``retention`` (a :class:`Retention`) is applied first: the checkpoints it does not keep
+        are removed from ``checkpoint_collection`` now, and their files by this save (with its
+        guarantees: never a registered checkpoint without its file).
 
         On object storage a save has the guarantees of a local one: it takes the model's writer
         lock (the object ``.pmf.lock``, with a renewed lease), sends the new objects first and
@@ -203,13 +229,60 @@ class Model:
         """
         _reject_unknown(kwargs, ("checkpoints", "lock_timeout", "overwrite_concurrent_changes", "durable",
                                  "keep_unregistered_files"))
-        self._token = _native.save(
+        if retention is not None and not isinstance(retention, _native.Retention):
+            raise TypeError("retention must be a plums_model.Retention")
+        saves = self.__dict__.get("_saves")
+        if saves is not None:
+            if background:
+                saves.raise_error()
+            else:
+                saves.drain(self)
+        if retention is not None:
+            self.checkpoint_collection.prune(retention)
+        if background and saves is None:
+            saves = self._saves = _native.SaveQueue()
+            _QUEUES.add(saves)
+        result = _native.save(
             self, _location(path), _formats, force=bool(force), checkpoints=bool(kwargs.get("checkpoints", True)),
             lock_timeout=float(kwargs.get("lock_timeout", 30.0)),
             overwrite_concurrent_changes=bool(kwargs.get("overwrite_concurrent_changes", False)),
             durable=bool(kwargs.get("durable", True)),
             keep_unregistered_files=bool(kwargs.get("keep_unregistered_files", False)),
-            storage_options=storage_options)
+            storage_options=storage_options, queue=saves if background else None)
+        if background:
+            return result
+        self._token = result
+        return None
+
+    def wait_for_saves(self, timeout=None):
+        """Wait until every background save of this model has finished (at most ``timeout``
+        seconds: then ``TimeoutError``, and the saves go on), and raise the oldest exception of
+        a background save that nobody took with ``handle.result()`` (call again for the next).
+
+        Returns at once when there is no background save.
+        """
+        saves = self.__dict__.get("_saves")
+        if saves is not None and not saves.drain(self, timeout):
+            raise TimeoutError("{} background save(s) of model {} still running after {} s".format(
+                saves.pending(), self.id, timeout))
+
+    def training_session(self, path, start_epoch=0, save_every=1, background=True, retention=None,
+                         storage_options=None, **kwargs):
+        """A :class:`TrainingSession` saving this model to ``path``: use it as a context manager.
+
+        On entry the training starts at ``start_epoch`` (a running training, a resumed model,
+        goes on as it is) and the model is saved; in the loop, ``session.epoch(epoch=None,
+        checkpoint=None)`` registers the epoch, adds the checkpoint (a file path, referenced by
+        its epoch, or a ``Checkpoint``) and saves every ``save_every`` calls (in the background
+        unless ``background=False``, applying ``retention``); on a normal exit the training is
+        recorded ``finished``, on an exception, KeyboardInterrupt or SIGTERM ``failed``
+        (``interrupt()``), and the model is saved and every save waited for. The exception is
+        re-raised; after SIGTERM the process then ends as SIGTERM asks (or the handler that was
+        installed before runs). The other keyword arguments are those of :meth:`save`.
+        """
+        from ._session import TrainingSession
+        return TrainingSession(self, path, start_epoch=start_epoch, save_every=save_every, background=background,
+                               retention=retention, storage_options=storage_options, **kwargs)
 
     @classmethod
     def load(cls, path, strict=True, verbose=False, checkpoints=True, storage_options=None, **kwargs):
@@ -261,3 +334,36 @@ def initialisation(path, checkpoint_reference=None, name=None, storage_options=N
     """
     return _native.initialisation(Model, _location(path), checkpoint_reference, name, _formats,
                                   storage_options=storage_options)
+
+
+# The save queues of every model that saved in the background: waited for at interpreter exit.
+_QUEUES = weakref.WeakSet()
+
+
+def _exit_timeout():
+    try:
+        return max(0.0, float(os.environ.get("PLUMS_MODEL_EXIT_TIMEOUT", "600")))
+    except ValueError:
+        return 600.0
+
+
+class _Holder:
+    """The ``model`` argument of ``SaveQueue.drain`` at exit: takes the saved state nobody needs."""
+    _token = None
+
+
+@atexit.register
+def _wait_for_saves_at_exit():
+    """Wait for the pending background saves (bounded); report what is abandoned or failed."""
+    timeout = _exit_timeout()
+    for saves in list(_QUEUES):
+        while True:
+            try:
+                if not saves.drain(_Holder(), timeout):
+                    sys.stderr.write(
+                        "plums_model: {} background save(s) still running after {} s at exit were abandoned "
+                        "(each location holds the old model or the new one)\n".format(saves.pending(), timeout))
+                break
+            except Exception as error:  # noqa: BLE001 -- reported, never lost
+                sys.stderr.write("plums_model: a background save failed and nobody took its exception: {}: {}\n"
+                                 .format(type(error).__name__, error))

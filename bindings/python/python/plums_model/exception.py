@@ -222,6 +222,19 @@ class InvalidLocationError(_Refusal, ValueError):
     _fields = ("location", "reason")
 
 
+class InvalidRetentionError(_Refusal, ValueError):
+    """A retention policy that cannot be used (``field``: ``last``, ``every``, ``best``, ``mode``,
+    or ``rules`` when there is no rule at all; ``reason``)."""
+
+    _fields = ("field", "reason")
+
+
+class InvalidSessionError(_Refusal, ValueError):
+    """A training session that cannot be run as asked (``reason``)."""
+
+    _fields = ("reason",)
+
+
 class InvalidStorageOptionError(_Refusal, ValueError):
     """A storage option that is unknown or whose value cannot be used (``key``, ``reason``;
     never its value, which may be a secret)."""

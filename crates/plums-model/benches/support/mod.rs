@@ -81,7 +81,7 @@ pub fn make_model(root: &Path, work: &Path, count: u64, size: u64, seed: u64) ->
     let io = |p: &Path, e: io::Error| Error::Io {
         path: p.to_path_buf(),
         operation: "cannot write bench fixture".into(),
-        source: e,
+        source: e.into(),
     };
     let cfg = write_config(work).map_err(|e| io(work, e))?;
     let ckdir = root.join("data/checkpoints");

@@ -51,7 +51,8 @@ struct NewFile<'a> {
     rel: PathBuf,
     src: &'a Path,
     hash: Md5,
-    trust: bool,
+    /// What the source looked like when its MD5 was computed, if known.
+    stamp: Option<FileStamp>,
 }
 
 /// Save `model` over the folder `root` in place when only checkpoints are added (see the
@@ -92,7 +93,7 @@ pub(super) fn try_append(
         let dst = root.join(&copy.rel);
         let created = journal
             .open()
-            .and_then(|()| copy_verified(copy.src, &dst, copy.hash, copy.trust, options.durable, Placement::New));
+            .and_then(|()| copy_verified(copy.src, &dst, copy.hash, copy.stamp, options.durable, Placement::New));
         if let Err(e) = created {
             undo(&placed, &journal);
             return Err(e);
@@ -252,10 +253,10 @@ impl Plan<'_> {
                         self.new_known.insert(&rel, ck.hash, Some(stamp));
                         true
                     }
-                    Some(NewCheckpoint::Copy { trust }) => {
+                    Some(NewCheckpoint::Copy) => {
                         // Reserve the name for a second reference to the same file.
                         self.new_known.insert(&rel, ck.hash, None);
-                        copies.push(NewFile { rel: rel.clone(), src, hash: ck.hash, trust });
+                        copies.push(NewFile { rel: rel.clone(), src, hash: ck.hash, stamp: ck.stamp });
                         true
                     }
                     None => false,
@@ -284,7 +285,7 @@ impl Plan<'_> {
         let src_meta = fs::metadata(src).ok()?;
         let trust = ck.stamp == Some(FileStamp::of(&src_meta));
         match fs::symlink_metadata(&dst) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(NewCheckpoint::Copy { trust }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(NewCheckpoint::Copy),
             Ok(m) if trust && m.is_file() && fsutil::same_inode(&src_meta, &m) => {
                 Stamp::of(&dst).map(NewCheckpoint::InPlace)
             }
@@ -295,7 +296,7 @@ impl Plan<'_> {
 
 enum NewCheckpoint {
     InPlace(Stamp),
-    Copy { trust: bool },
+    Copy,
 }
 
 /// Whether the regular file at `path` (not a link) holds exactly `bytes`.

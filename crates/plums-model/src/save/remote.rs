@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::plan::{Content, Plan, Planned};
-use super::{preflight, SaveOptions};
+use super::{preflight_model, SaveOptions};
 use crate::digest::Md5;
 use crate::error::{Error, Result, SaveProblem, StorageErrorKind};
 use crate::location::ObjectUrl;
@@ -82,11 +82,7 @@ enum Destination {
 
 /// Save `model` to the prefix `url` (see the module documentation).
 pub(super) fn save(model: &mut Model, url: &ObjectUrl, options: &SaveOptions) -> Result<()> {
-    let mut reasons = Vec::new();
-    preflight(model, options.checkpoints, "", &mut reasons);
-    if !reasons.is_empty() {
-        return Err(Error::WouldNotValidate { reasons });
-    }
+    preflight_model(model, options)?;
     let plan = Plan::of(model, options.checkpoints)?;
     let remote = Remote::new(url, &options.storage)?;
     let lock = ObjectLock::acquire(&remote, options.lock_timeout)?;
