@@ -68,6 +68,12 @@ impl SaveQueue {
         (py.None().into_bound(py).get_type(), PyTuple::empty(py))
     }
 
+    /// Let the queue's destruction return at once (the saves go on until the process exits):
+    /// for the bounded wait at interpreter exit.
+    fn abandon(&self) {
+        self.queue.abandon_on_drop();
+    }
+
     /// How many saves are queued or running.
     fn pending(&self) -> usize {
         self.queue.pending()

@@ -20,8 +20,8 @@
 //! # Errors
 //! A save's error is returned by [`SaveHandle::wait`] (every time it is asked). If nobody
 //! asked the handle, the next [`SaveQueue::save`] or [`SaveQueue::wait`] returns it (the
-//! oldest first, each once), so none is lost. Dropping the queue waits for its saves and
-//! writes the errors nobody took to the standard error stream (the last resort: take them with
+//! oldest first, each once), so none is lost. Dropping the queue waits for its saves (unless
+//! [`SaveQueue::abandon_on_drop`]) and writes the errors nobody took to the standard error stream (the last resort: take them with
 //! [`SaveQueue::wait`]).
 //!
 //! A process killed during a background save leaves the old model or the new one, as any save.
@@ -30,6 +30,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ use crate::state::SavedState;
 /// ```
 pub struct SaveQueue {
     shared: Arc<Shared>,
+    /// Whether dropping the queue waits for its saves (see [`SaveQueue::abandon_on_drop`]).
+    wait_on_drop: AtomicBool,
 }
 
 /// One queued save: its outcome is given by [`SaveHandle::wait`], or by the queue's next save
@@ -94,6 +97,8 @@ struct Inner {
     tasks: VecDeque<Task>,
     /// A worker thread is running (it exits when `tasks` is empty).
     running: bool,
+    /// The worker is running a save (popped from `tasks`).
+    busy: bool,
     /// The saved state the last save left, not yet taken back by the model (`wait`): the
     /// state the next save starts from.
     state: Option<Option<SavedState>>,
@@ -137,7 +142,17 @@ impl std::fmt::Debug for SaveQueue {
 impl SaveQueue {
     /// An empty queue (no thread until a save is queued).
     pub fn new() -> Self {
-        SaveQueue { shared: Arc::new(Shared { inner: Mutex::new(Inner::default()), idle: Condvar::new() }) }
+        SaveQueue {
+            shared: Arc::new(Shared { inner: Mutex::new(Inner::default()), idle: Condvar::new() }),
+            wait_on_drop: AtomicBool::new(true),
+        }
+    }
+
+    /// Let a drop of the queue return at once instead of waiting for its saves, which go on
+    /// until they end or the process exits (then the location holds the old model or the new
+    /// one). For a process that bounds its wait at exit, after [`SaveQueue::drain_timeout`].
+    pub fn abandon_on_drop(&self) {
+        self.wait_on_drop.store(false, Ordering::SeqCst);
     }
 
     /// Queue a save of `model`, as it is now, to `location`, and return at once.
@@ -182,7 +197,7 @@ impl SaveQueue {
     /// How many saves are queued or running.
     pub fn pending(&self) -> usize {
         let inner = self.shared.lock();
-        inner.tasks.len() + usize::from(inner.running && inner.tasks.is_empty())
+        inner.tasks.len() + usize::from(inner.busy)
     }
 
     /// Whether no save is queued or running.
@@ -241,6 +256,9 @@ fn take_failed(inner: &mut Inner) -> Option<Error> {
 
 impl Drop for SaveQueue {
     fn drop(&mut self) {
+        if !self.wait_on_drop.load(Ordering::SeqCst) {
+            return;
+        }
         let drained = self.drain();
         let mut error = drained.error;
         while let Some(e) = error {
@@ -265,6 +283,7 @@ impl Shared {
                     self.idle.notify_all();
                     return;
                 };
+                inner.busy = true;
                 (task, inner.state.clone())
             };
             if let Some(state) = state {
@@ -287,6 +306,7 @@ impl Shared {
             let failed = result.is_err();
             {
                 let mut inner = self.lock();
+                inner.busy = false;
                 // A failed save may still have learnt something (an object-store commit whose
                 // answer was lost): the next save starts from the state it left, as after a
                 // synchronous save.

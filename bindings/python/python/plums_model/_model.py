@@ -360,6 +360,7 @@ def _wait_for_saves_at_exit():
         while True:
             try:
                 if not saves.drain(_Holder(), timeout):
+                    saves.abandon()
                     sys.stderr.write(
                         "plums_model: {} background save(s) still running after {} s at exit were abandoned "
                         "(each location holds the old model or the new one)\n".format(saves.pending(), timeout))
