@@ -18,14 +18,33 @@ const SLICE: Duration = Duration::from_millis(50);
 /// The background saves of one Python `Model`, applied in call order (the core's `SaveQueue`).
 #[pyclass(module = "plums_model._native", frozen, weakref)]
 pub struct SaveQueue {
-    queue: plums_model::SaveQueue,
+    /// Always `Some` but in `drop`.
+    queue: Option<plums_model::SaveQueue>,
 }
 
 impl SaveQueue {
+    fn queue(&self) -> &plums_model::SaveQueue {
+        self.queue.as_ref().expect("the queue is only taken when the object is destroyed")
+    }
+
     /// Queue the save of `snapshot` (a core model read from the Python model now).
     pub fn push(&self, snapshot: Model, location: Location, options: SaveOptions) -> PyResult<SaveHandle> {
-        let handle = self.queue.push(snapshot, location, options).map_err(to_py_err)?;
+        let handle = self.queue().push(snapshot, location, options).map_err(to_py_err)?;
         Ok(SaveHandle { handle })
+    }
+}
+
+impl Drop for SaveQueue {
+    /// A model destroyed with saves in flight waits for them (the core's rule), with the GIL
+    /// released so that the other Python threads go on.
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            if queue.is_idle() {
+                drop(queue);
+            } else {
+                Python::attach(|py| py.detach(move || drop(queue)));
+            }
+        }
     }
 }
 
@@ -33,24 +52,30 @@ impl SaveQueue {
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
+        Some(t) if t == f64::INFINITY => Ok(None),
         Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
         Some(_) => Err(PyValueError::new_err("timeout must be None or a non-negative number of seconds")),
     }
 }
 
-/// The next slice to wait, or `None` when the deadline has passed.
-fn slice(deadline: Option<Instant>) -> Option<Duration> {
+/// The next slice to wait (zero once the deadline has passed: one last look).
+fn slice(deadline: Option<Instant>) -> Duration {
     match deadline {
-        None => Some(SLICE),
-        Some(d) => d.checked_duration_since(Instant::now()).map(|left| left.min(SLICE)),
+        None => SLICE,
+        Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
     }
+}
+
+/// Whether the deadline has passed.
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 #[pymethods]
 impl SaveQueue {
     #[new]
     fn new() -> Self {
-        SaveQueue { queue: plums_model::SaveQueue::new() }
+        SaveQueue { queue: Some(plums_model::SaveQueue::new()) }
     }
 
     /// A copied model has no background saves (the copy is `None`).
@@ -71,17 +96,17 @@ impl SaveQueue {
     /// Let the queue's destruction return at once (the saves go on until the process exits):
     /// for the bounded wait at interpreter exit.
     fn abandon(&self) {
-        self.queue.abandon_on_drop();
+        self.queue().abandon_on_drop();
     }
 
     /// How many saves are queued or running.
     fn pending(&self) -> usize {
-        self.queue.pending()
+        self.queue().pending()
     }
 
     /// Raise the oldest error of a finished save that nobody took (without waiting).
     fn raise_error(&self) -> PyResult<()> {
-        self.queue.take_error().map_or(Ok(()), |e| Err(to_py_err(e)))
+        self.queue().take_error().map_or(Ok(()), |e| Err(to_py_err(e)))
     }
 
     /// Wait until every queued save has run (at most `timeout` seconds): then give `model` the
@@ -91,9 +116,12 @@ impl SaveQueue {
     fn drain(&self, py: Python<'_>, model: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = deadline(timeout)?;
         let drained = loop {
-            let Some(wait) = slice(deadline) else { return Ok(false) };
-            if let Some(drained) = py.detach(|| self.queue.drain_timeout(wait)) {
+            let wait = slice(deadline);
+            if let Some(drained) = py.detach(|| self.queue().drain_timeout(wait)) {
                 break drained;
+            }
+            if passed(deadline) {
+                return Ok(false);
             }
             py.check_signals()?;
         };
@@ -131,14 +159,15 @@ impl SaveHandle {
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let deadline = deadline(timeout)?;
         loop {
-            let Some(wait) = slice(deadline) else {
+            let wait = slice(deadline);
+            if py.detach(|| self.handle.wait_timeout(wait)) {
+                break;
+            }
+            if passed(deadline) {
                 return Err(PyTimeoutError::new_err(format!(
                     "the background save to {} has not finished",
                     self.handle.location()
                 )));
-            };
-            if py.detach(|| self.handle.wait_timeout(wait)) {
-                break;
             }
             py.check_signals()?;
         }

@@ -111,7 +111,16 @@ impl PyRetention {
             if keep.is_instance_of::<PyString>() || keep.is_instance_of::<PyInt>() {
                 keep_objects.push(keep.unbind());
             } else {
-                for r in keep.try_iter()? {
+                let not_references = || {
+                    PyTypeError::new_err(format!(
+                        "keep must be a checkpoint reference (an int or a str) or an iterable of them, got {}",
+                        keep.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "an object".into())
+                    ))
+                };
+                if keep.is_instance_of::<pyo3::types::PyBytes>() {
+                    return Err(not_references());
+                }
+                for r in keep.try_iter().map_err(|_| not_references())? {
                     keep_objects.push(r?.unbind());
                 }
             }
@@ -177,7 +186,8 @@ impl PyRetention {
         if !self.keep_objects.is_empty() {
             let pins: Vec<String> =
                 self.keep_objects.iter().map(|r| r.bind(py).repr().map(|r| r.to_string())).collect::<PyResult<_>>()?;
-            parts.push(format!("keep=({},)", pins.join(", ")));
+            let comma = if pins.len() == 1 { "," } else { "" };
+            parts.push(format!("keep=({}{comma})", pins.join(", ")));
         }
         Ok(format!("Retention({})", parts.join(", ")))
     }

@@ -204,3 +204,46 @@ def fields(model):
         "initialisation": None if init is None else (init.name, init.hash),
         "checkpoint": model.checkpoint,
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Background saves: holding a model's writer lock, waiting for a condition
+# ------------------------------------------------------------------------------------------------
+class HeldLock:
+    """The writer lock of the model folder ``folder`` (``<folder>/.pmf.lock``, the ``flock`` every
+    local save takes), held by this process: a save to ``folder`` waits (up to its
+    ``lock_timeout``) until :meth:`release`. A deterministic "slow save", with no timing: the
+    save cannot finish while the lock is held. The folder is created if missing (a save into a
+    new folder takes the lock there too)."""
+
+    def __init__(self, folder):
+        import fcntl
+
+        os.makedirs(str(folder), exist_ok=True)
+        self._fcntl = fcntl
+        self._fd = os.open(os.path.join(str(folder), ".pmf.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self):
+        if self._fd is not None:
+            self._fcntl.flock(self._fd, self._fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def wait_until(predicate, timeout=60.0, what="the condition"):
+    """Poll ``predicate()`` until it is true (at most ``timeout`` seconds: AssertionError)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("{} did not happen within {} s".format(what, timeout))
+        time.sleep(0.01)

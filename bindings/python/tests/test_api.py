@@ -17,8 +17,11 @@ PRECISE = ("CheckpointWithoutEpochError", "ChecksumMismatchError", "ConcurrentCh
            "ForeignFolderError", "InterruptedSaveError", "InvalidDestinationError", "InvalidSameModelError",
            "MetadataOffencesError", "ModelLockedError", "ModelNotFoundError", "OtherModelError",
            "WouldNotValidateError", "InvalidLocationError", "InvalidStorageOptionError", "UnsupportedLocationError",
-           "StorageError", "StorageNotFoundError", "StoragePermissionError", "StorageTimeoutError")
-PUBLIC = sorted(set(NAMES) | {"FORMAT_VERSION", "Offence", "SaveProblem", "LockHolder"} | set(PRECISE))
+           "StorageError", "StorageNotFoundError", "StoragePermissionError", "StorageTimeoutError",
+           "InvalidRetentionError", "InvalidSessionError")
+# The training loop (issue 11): background saves, retention, sessions.
+TRAINING_LOOP = {"Retention", "SaveHandle", "TrainingSession", "TrainingTerminated"}
+PUBLIC = sorted(set(NAMES) | {"FORMAT_VERSION", "Offence", "SaveProblem", "LockHolder"} | set(PRECISE) | TRAINING_LOOP)
 
 
 def test_all_lists_every_public_name():

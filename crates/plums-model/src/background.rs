@@ -13,7 +13,8 @@
 //! is read by the worker later; its MD5, computed when the [`crate::Checkpoint`] was created, is
 //! verified while it is copied or uploaded, so a file rewritten in between (a trainer that
 //! reuses `last.pt`) fails the save with [`Error::ChecksumMismatch`] naming the file: it is
-//! never stored with other bytes than the registered ones. (A file that changes while the
+//! never stored with other bytes than the registered ones. The configuration file's MD5 is
+//! taken at the call too, and verified in the same way. (A file that changes while the
 //! file system copies it unhashed, because it was unchanged since its MD5 was computed, is
 //! detected by its size and modification time after the copy and copied again, hashed.)
 //!
@@ -35,8 +36,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::hash::md5_file;
 use crate::location::Location;
-use crate::model::Model;
+use crate::model::{Initialisation, Model};
 use crate::save::{self, SaveOptions};
 use crate::state::SavedState;
 
@@ -176,8 +178,9 @@ impl SaveQueue {
     /// snapshot's saved state is replaced by the one the previous save of the queue leaves,
     /// when there is one). For bindings that build the snapshot themselves; checks it as
     /// [`SaveQueue::save`] does.
-    pub fn push(&self, snapshot: Model, location: Location, options: SaveOptions) -> Result<SaveHandle> {
+    pub fn push(&self, mut snapshot: Model, location: Location, options: SaveOptions) -> Result<SaveHandle> {
         save::preflight_model(&snapshot, &options)?;
+        pin_configurations(&mut snapshot)?;
         let job = Arc::new(Job { location, outcome: Mutex::default(), finished: Condvar::new() });
         let mut inner = self.shared.lock();
         inner.tasks.push_back(Task { model: snapshot, options, job: job.clone() });
@@ -236,6 +239,22 @@ impl SaveQueue {
             self.shared.idle.wait_timeout_while(inner, timeout, |i| i.running).unwrap_or_else(|p| p.into_inner());
         (!inner.running).then(|| drained(inner))
     }
+}
+
+/// Record the MD5 of the configuration files of `model` and of its initialisation models as
+/// they are now: the save, later, verifies the files against them (a configuration rewritten
+/// after the call fails the save with [`Error::ChecksumMismatch`] instead of being stored under
+/// the model of the call).
+fn pin_configurations(model: &mut Model) -> Result<()> {
+    let mut current = Some(model);
+    while let Some(model) = current {
+        model.configuration_md5 = Some(md5_file(&model.producer.configuration)?);
+        current = match model.initialisation_mut() {
+            Some(Initialisation::Model(init)) => Some(init.as_mut()),
+            _ => None,
+        };
+    }
+    Ok(())
 }
 
 fn drained(mut inner: MutexGuard<'_, Inner>) -> Drained {
@@ -311,13 +330,15 @@ impl Shared {
                 // answer was lost): the next save starts from the state it left, as after a
                 // synchronous save.
                 inner.state = Some(task.model.saved_state());
+                // The result is recorded before the job is listed as failed, under the same
+                // lock: whoever takes it from the list finds it.
+                task.job.lock().result = Some(result);
                 if !failed {
                     inner.saved_to = Some(location);
                 } else {
                     inner.failed.push_back(task.job.clone());
                 }
             }
-            task.job.lock().result = Some(result);
             task.job.finished.notify_all();
         }
     }

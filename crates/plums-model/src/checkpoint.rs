@@ -10,16 +10,26 @@ use crate::hash::md5_file_sized;
 use crate::reference::Reference;
 
 /// What the file looked like when its checksum was computed: lets a save copy it without
-/// reading it again when it has not changed since.
+/// reading it again when it has not changed since. Size and modification time, and the inode
+/// and its change time: a rewrite that restores the modification time (`cp -p`, `touch -r`,
+/// `tar x`) changes the change time, and a file renamed over the old one has another inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     pub size: u64,
     pub modified: Option<SystemTime>,
+    changed: (i64, i64),
+    inode: (u64, u64),
 }
 
 impl FileStamp {
     pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
-        FileStamp { size: meta.len(), modified: meta.modified().ok() }
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            size: meta.len(),
+            modified: meta.modified().ok(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            inode: (meta.dev(), meta.ino()),
+        }
     }
 }
 

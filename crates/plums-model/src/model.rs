@@ -68,6 +68,9 @@ pub struct Model {
     pub(crate) object_sync: Option<Arc<ObjectState>>,
     /// For a model loaded from an object store: where, and the metadata it was loaded from.
     pub(crate) remote: Option<RemoteOrigin>,
+    /// The MD5 of the configuration file when a background save's snapshot was taken: the
+    /// save verifies the file against it (see `background.rs`).
+    pub(crate) configuration_md5: Option<crate::digest::Md5>,
 }
 
 /// Where a remote model was loaded from (its checkpoints' files are fetched from there).
@@ -94,6 +97,7 @@ impl Model {
             sync: None,
             object_sync: None,
             remote: None,
+            configuration_md5: None,
         }
     }
 
@@ -180,6 +184,11 @@ impl Model {
         } else {
             self.training.interrupt()
         }
+    }
+
+    /// The initialisation, to change it in place.
+    pub(crate) fn initialisation_mut(&mut self) -> Option<&mut Initialisation> {
+        self.initialisation.as_mut()
     }
 
     /// Replace the initialisation (or remove it with `None`).

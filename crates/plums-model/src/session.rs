@@ -184,11 +184,14 @@ impl std::fmt::Debug for TrainingSession<'_> {
 impl Model {
     /// Start a training session saving this model to `location`: the training starts at
     /// `options.start_epoch` (a pending training; a running one, a resumed model, goes on as it
-    /// is; a finished or failed one refuses, [`Error::StatusChange`]) and the model is saved.
+    /// is; a finished or failed one refuses, [`Error::StatusChange`]) and the model is saved,
+    /// synchronously. If that save fails, the error is returned and the training is left as it
+    /// was (the session did not start).
     pub fn training_session(&mut self, location: &Location, options: SessionOptions) -> Result<TrainingSession<'_>> {
         if options.save_every == 0 {
             return Err(Error::InvalidSession { reason: "save_every must be at least 1 (save every N epochs)".into() });
         }
+        let before = self.training.clone();
         if !self.training.is_running() {
             self.training.start(options.start_epoch)?;
         }
@@ -202,7 +205,15 @@ impl Model {
             ended: false,
             sigterm,
         };
-        session.save()?;
+        // Synchronous: the location says "running" before the loop runs, and a destination that
+        // refuses the model says so now. Then the session has not started: the training is as
+        // it was (a retry may start it), and nothing records it failed.
+        if let Err(e) = session.save_with(false) {
+            session.ended = true;
+            session.unregister();
+            session.model.training = before;
+            return Err(e);
+        }
         Ok(session)
     }
 }
@@ -251,8 +262,12 @@ impl TrainingSession<'_> {
 
     /// Save the model now (in the background when the session does).
     pub fn save(&mut self) -> Result<()> {
+        self.save_with(self.options.background)
+    }
+
+    fn save_with(&mut self, background: bool) -> Result<()> {
         let handle = self.saves.save(self.model, &self.location, &self.options.save)?;
-        if !self.options.background {
+        if !background {
             self.saves.wait(self.model)?;
             handle.wait()?;
         }

@@ -6,6 +6,7 @@ model's (the core's). What it adds is the exit: whatever ends the ``with`` block
 exception, KeyboardInterrupt, SIGTERM), the training's end is recorded and saved.
 """
 
+import copy
 import os
 import signal
 import sys
@@ -54,16 +55,21 @@ class TrainingSession:
         if self._active:
             raise RuntimeError("this training session is already running")
         training = self.model.training
+        before = copy.copy(training)
         if not training.is_running:
             # pending -> running; a finished or failed training refuses (ValueError).
             self.model.register_training_start(self.start_epoch)
         self._install_handler()
         self._active = True
         try:
-            self.save()
+            # Synchronous: the folder says "running" before the loop runs, and a destination
+            # that refuses the model says so now, not after the training.
+            self.save(background=False)
         except BaseException:
+            # The session did not start: the training is as it was (a retry may start it).
             self._active = False
             self._restore_handler()
+            self.model.training = before
             raise
         return self
 

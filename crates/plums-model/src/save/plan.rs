@@ -163,7 +163,12 @@ impl Planner {
     fn add_files(&mut self, model: &Model, prefix: &Path) -> Result<(String, Md5)> {
         let cfg = &model.producer.configuration;
         let cfg_name = utf8_name(cfg, "producer.configuration")?;
-        let (cfg_hash, _) = md5_file_sized(cfg)?;
+        // A snapshot queued for a background save carries the MD5 the file had at the call: the
+        // copy is verified against it.
+        let cfg_hash = match model.configuration_md5 {
+            Some(hash) => hash,
+            None => md5_file_sized(cfg)?.0,
+        };
         self.push(
             prefix.join(&cfg_name),
             Content::File { src: Some(cfg.clone()), origin: None, hash: cfg_hash, stamp: None },
