@@ -52,6 +52,8 @@
 //!    (the commit of a save and the repair of interrupted ones, called only by writers holding
 //!    the lock);
 //! 7. `validate`: the tree and metadata checks, read-only;
+//!    `catalog` ([`list_models`]): every model under a folder or a prefix (one walk or one
+//!    listing), each checked by `validate` and summarised, in parallel, read-only;
 //! 8. `state`: what a model knows of the folder it last loaded or saved (passive data);
 //! 9. `model`: the model as passive data;
 //! 10. `load` (read-only) and `save` (with `save/append.rs`, saves done in place): the model
@@ -78,6 +80,7 @@
 
 mod background;
 mod cache;
+mod catalog;
 mod checkpoint;
 mod collection;
 mod commit;
@@ -112,6 +115,7 @@ mod yaml_file;
 
 pub use background::{Drained, SaveHandle, SaveQueue};
 pub use cache::{Cache, CacheInfo, PruneOptions, PruneReport};
+pub use catalog::{for_each_model, list_models, InitialisationSummary, ListOptions, ModelSummary};
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
 pub use digest::{InvalidMd5, Md5};

@@ -23,6 +23,7 @@ variables and --storage-option KEY=VALUE, which wins (see docs/CLI.md).
 Examples:
   pmf validate examples/detector
   pmf show examples/detector
+  pmf ls models/ --where status=running
   pmf new my-model --producer trainer --version 1.0.0 --config config.yaml --id run-42
   pmf training start my-model
   pmf checkpoint add my-model weights-1.pt --epoch 1
@@ -66,6 +67,9 @@ pub enum Command {
     /// Show what a model holds: producer, training, checkpoints, build parameters, initialisation.
     #[command(after_help = SHOW_HELP)]
     Show(ShowArgs),
+    /// List every PMF model under folders or bucket prefixes: one line each, with its validity.
+    #[command(after_help = LS_HELP)]
+    Ls(LsArgs),
     /// Create a new PMF model from a configuration file.
     #[command(after_help = NEW_HELP)]
     New(Box<NewArgs>),
@@ -111,6 +115,54 @@ pub struct ValidateArgs {
     /// Print one JSON document on stdout (see docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+const LS_HELP: &str = "\
+One line per model: path, name, id, producer@version, status, epochs (start/latest/end),
+checkpoints (count, size), latest checkpoint, initialisation, and validity with its offence
+count (the quick check: tree and metadata; --strict verifies checksums). A folder holding
+metadata.yaml is a model (its initialisation model is part of it); other folders are
+searched down to --depth. Links to folders are never followed, and nothing outside LOCATION
+is read. A model that cannot be read is listed as invalid with the reason.
+
+--where KEY=VALUE keeps the models whose KEY is VALUE (`*` matches any text; several are
+ANDed); --sort KEY orders them (default path). KEYs: path, name, id, producer, version,
+status, valid, latest, initialisation (none, file, pmf), init_id, start_epoch, latest_epoch,
+end_epoch, checkpoints, size, offences.
+
+Exit code 0 when every model listed is valid, 1 when one is invalid or could not be read,
+2 when a LOCATION cannot be listed or the command line is wrong (2 wins over 1).
+
+Examples:
+  pmf ls runs/
+  pmf ls runs/ --where status=running --sort latest_epoch
+  pmf ls runs/ --where valid=false --strict
+  pmf ls --json s3://models/team --depth 2 | jq '.models[] | select(.valid | not) | .path'";
+
+/// `pmf ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Where to look for models: local folders or URLs (s3://bucket/prefix).
+    #[arg(required = true, value_name = "LOCATION")]
+    pub paths: Vec<OsString>,
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Search N levels of folders below each LOCATION (0: LOCATION itself only; default: all).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    /// Keep only the models whose KEY is VALUE (repeatable: all must hold; `*` is a wildcard).
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Order the models by KEY (path, name, id, status, latest_epoch, checkpoints, size, ...).
+    #[arg(long, value_name = "KEY", default_value = "path")]
+    pub sort: String,
+    /// Verify every checksum (reads every file; on object storage, downloads them).
+    #[arg(long)]
+    pub strict: bool,
     /// How to reach an object store.
     #[command(flatten)]
     pub storage: StorageArgs,

@@ -12,6 +12,7 @@ mod cp;
 mod edit;
 mod failure;
 mod location;
+mod ls;
 mod output;
 mod params;
 mod progress;
@@ -49,6 +50,7 @@ fn run(command: &Command) -> u8 {
     match command {
         Command::Validate(args) => validate_cmd::run(args),
         Command::Show(args) => show::run(args),
+        Command::Ls(args) => ls::run(args),
         Command::New(args) => edit::finish(Path::new(&args.dest), &args.edit, edit::new(args)),
         Command::Checkpoint(CheckpointCommand::Add(args)) => {
             edit::finish(Path::new(&args.dest), &args.edit, edit::checkpoint_add(args))
