@@ -15,7 +15,11 @@ Workloads:
             and validating the same model (hyperfine when installed, else the median of runs).
   s3        object storage, against a SeaweedFS server on 127.0.0.1 started for the run (not in
             the default set; also one by one: s3_training, s3_validate, s3_download_validate,
-            s3_cp): see benches/s3_bench.py.
+            s3_cp, s3_background): see benches/s3_bench.py.
+  background  issue 11, the training loop with our bindings (not in the default set; also one by
+            one: background_save, retention): blocking time of a background save of a new
+            512 MiB checkpoint against the synchronous save, and a 100-epoch loop with
+            ``Retention(last=3)``: see benches/training_bench.py (s3_background: the same to S3).
 """
 import argparse
 import json
@@ -33,6 +37,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, 'benches')
 MIB = 1 << 20
+GIB = 1 << 30
 
 
 def log(*a):
@@ -387,8 +392,10 @@ def w_startup(env, tmp, table, results):
 
 # ---------------------------------------------------------------- main
 
-# The object-storage workloads; imported here, after the helpers above, which they import.
+# The object-storage and the issue-11 training workloads; imported here, after the helpers
+# above, which they import.
 import s3_bench  # noqa: E402
+import training_bench  # noqa: E402
 
 
 def machine():
@@ -405,12 +412,14 @@ def machine():
 
 
 def library_version():
-    """The commit the library was built from, and whether its sources had uncommitted changes."""
+    """The commit the library was built from, and which of its sources (the crates', the
+    bindings') had uncommitted changes."""
     try:
         head = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(['git', '-C', ROOT, 'status', '--porcelain', '--', 'crates/plums-model/src', 'crates/pmf/src'],
-                               capture_output=True, text=True).stdout.strip()
-        return head + (' + uncommitted changes in crates/*/src' if dirty else '')
+        sources = ('crates/plums-model/src', 'crates/pmf/src', 'bindings/python/src', 'bindings/python/python')
+        dirty = [d for d in sources if subprocess.run(['git', '-C', ROOT, 'status', '--porcelain', '--', d],
+                                                      capture_output=True, text=True).stdout.strip()]
+        return head + (' + uncommitted changes in %s' % ', '.join(dirty) if dirty else '')
     except OSError:
         return 'unknown'
 
@@ -430,8 +439,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='smaller sizes: 30 epochs x 1 MiB, 8 x 32 MiB, 2,000 checkpoints, fewer rounds')
     p.add_argument('--only', default='training,validate,load,startup',
-                   help='comma-separated workloads to run: training, validate, load, startup, and the object-storage '
-                        'ones, s3 (all four) or s3_training, s3_validate, s3_download_validate, s3_cp')
+                   help='comma-separated workloads to run: training, validate, load, startup, the object-storage '
+                        'ones, s3 (all five) or s3_training, s3_validate, s3_download_validate, s3_cp, s3_background, '
+                        'and those of issue 11, background (both) or background_save, retention')
     p.add_argument('--rounds', type=int, help='repetitions of our side (and of md5sum) (default 3, --quick 2)')
     p.add_argument('--val-rounds', type=int, help='rounds of the validation workload (default 5, --quick 3)')
     p.add_argument('--ref-rounds', type=int, default=None, help='rounds of the validation workload that also run the reference (default 3)')
@@ -441,6 +451,15 @@ def main():
     p.add_argument('--val-mib', type=int)
     p.add_argument('--s3-val-mib', type=int, help='checkpoint size of the remote model of s3_validate (default 64, --quick 16)')
     p.add_argument('--s3-cp-mib', type=int, help='checkpoint size of the model s3_cp uploads (default 1024, --quick 256)')
+    p.add_argument('--bg-epochs', type=int, help='background_save: epochs of each loop (default 6, --quick 3)')
+    p.add_argument('--bg-mib', type=int, help='background_save: size of each new checkpoint (default 512, --quick 64)')
+    p.add_argument('--bg-rounds', type=int, default=1, help='background_save, s3_background: rounds of the two loops (default 1)')
+    p.add_argument('--bg-queued', type=int, default=2, help='background_save, s3_background: saves timed queued behind an in-flight one (default 2)')
+    p.add_argument('--s3-bg-epochs', type=int, help='s3_background: epochs of each loop (default 6, --quick 3)')
+    p.add_argument('--s3-bg-mib', type=int, help='s3_background: size of each new checkpoint (default 512, --quick 64)')
+    p.add_argument('--retention-epochs', type=int, help='retention: epochs of the loop (default 100, --quick 30)')
+    p.add_argument('--retention-mib', type=int, default=1, help='retention: checkpoint size (default 1)')
+    p.add_argument('--retention-keep', type=int, default=3, help='retention: Retention(last=N) (default 3)')
     p.add_argument('--load-checkpoints', type=int)
     p.add_argument('--startup-runs', type=int)
     p.add_argument('--scaling-counts', default='10,100,1000', help='checkpoint counts of the save-scaling context row')
@@ -461,15 +480,22 @@ def main():
     a.s3_val_mib = a.s3_val_mib or (16 if q else 64)
     a.s3_cp_mib = a.s3_cp_mib or (256 if q else 1024)
     a.load_checkpoints = a.load_checkpoints or (2000 if q else 10000)
+    a.bg_epochs = a.bg_epochs or (3 if q else 6)
+    a.bg_mib = a.bg_mib or (64 if q else 512)
+    a.s3_bg_epochs = a.s3_bg_epochs or a.bg_epochs
+    a.s3_bg_mib = a.s3_bg_mib or (64 if q else 512)
+    a.retention_epochs = a.retention_epochs or (30 if q else 100)
     a.load_repeat = 10
     a.ref_load_repeat = 1 if q else 2
     a.startup_runs = a.startup_runs or (10 if q else 20)
     workloads = {'training': w_training, 'validate': w_validate, 'load': w_load, 'startup': w_startup}
     workloads.update(s3_bench.WORKLOADS)
-    names = [n for name in a.only.split(',') for n in s3_bench.GROUPS.get(name.strip(), [name.strip()])]
+    workloads.update(training_bench.WORKLOADS)
+    groups = dict(s3_bench.GROUPS, **training_bench.GROUPS)
+    names = [n for name in a.only.split(',') for n in groups.get(name.strip(), [name.strip()])]
     unknown = [n for n in names if n not in workloads]
     if unknown:
-        p.error('unknown workload %s: expected %s, or s3' % (', '.join(unknown), ', '.join(workloads)))
+        p.error('unknown workload %s: expected %s, or a group: %s' % (', '.join(unknown), ', '.join(workloads), ', '.join(groups)))
     # No process of the run asks a cloud instance's metadata service for credentials.
     os.environ['AWS_EC2_METADATA_DISABLED'] = 'true'
     # A terminated run still stops its S3 server and removes its data (the finally below).
@@ -482,9 +508,13 @@ def main():
     load_before = os.getloadavg()
     busy_before = busiest()
     started = time.time()
+    durations = {}
     try:
         for name in names:
+            t = time.time()
             workloads[name](env, tmp, table, results)
+            durations[name] = time.time() - t
+            log('%s took %.0f s' % (name, durations[name]))
     finally:
         s3_server = env.s3
         s3_bench.stop_server(env)
@@ -499,7 +529,7 @@ def main():
         'date': start_date, 'nproc': env.nproc, 'cpu': machine(),
         'filesystem': '%s %s' % (df[0], df[1]) if len(df) > 1 else '?', 'loadavg_before': load_before, 'loadavg_after': load_after,
         'busy_before': busy_before, 'busy_after': busy_after, 'library': library_version(),
-        'duration_s': time.time() - started, 'python': platform.python_version(), 'quick': q,
+        'duration_s': time.time() - started, 'workload_s': durations, 'python': platform.python_version(), 'quick': q,
         'bindings': env.bindings_available(), 'pmf': env.pmf is not None, 'timer': 'hyperfine' if env.hyperfine else 'repeat',
         's3_server': s3_server.version if s3_server else None,
     }
@@ -509,6 +539,7 @@ def main():
         '',
         'Machine: %d cores (%s), %s; load average %.2f before, %.2f after; run took %.0f s.' % (
             env.nproc, conditions['cpu'], conditions['filesystem'], load_before[0], load_after[0], conditions['duration_s']),
+        'Time per workload: %s.' % ', '.join('%s %.0f s' % kv for kv in durations.items()),
         'Library: commit %s%s.' % (conditions['library'], '' if os.environ.get('PLUMS_COMPARE_BUILT') == '1'
                                    else ' (binaries not rebuilt by this run: --no-build)'),
         'Other processes at the start: %s; at the end: %s.' % (busy_before, busy_after),

@@ -1,5 +1,5 @@
-"""The object-storage rows of benches/compare: ``--only s3`` runs the four, or name them
-(``s3_training``, ``s3_validate``, ``s3_download_validate``, ``s3_cp``). All run against one
+"""The object-storage rows of benches/compare: ``--only s3`` runs the five, or name them
+(``s3_training``, ``s3_validate``, ``s3_download_validate``, ``s3_cp``, ``s3_background``). All run against one
 SeaweedFS server that scripts/s3-server starts on 127.0.0.1 in the run's temporary folder on
 first use; compare.py stops it at the end of the run, also when a workload failed.
 
@@ -23,6 +23,10 @@ Rows (the "reference" column holds the baseline that the row names):
                         ``validate(path, strict=True)``, against ``pmf validate`` cold (>= 2x).
   s3_cp                 peak RSS of ``pmf cp LOCAL s3://...`` of a model with one 1 GiB
                         checkpoint (<= 200 MiB), then ``pmf validate`` of the copy.
+  s3_background         issue 11: the blocking time of ``model.save(s3://..., background=True)``
+                        of a new 512 MiB checkpoint each epoch (idle queue, and queued behind an
+                        in-flight save) against the synchronous save of the same data to
+                        ``s3://`` (<= 5%); see benches/training_bench.py (``blocking-save``).
 """
 import json
 import os
@@ -35,6 +39,7 @@ import time
 import uuid
 
 from compare import HERE, MIB, ROOT, fmt_mbs, fmt_ratio, fmt_s, log, median_mbs, run_json, run_timed, spread
+import training_bench  # noqa: E402 -- after compare's helpers, which it imports too
 
 S3_SERVER = os.path.join(ROOT, 'scripts', 's3-server')
 WORKLOADS_PY = os.path.join(HERE, 'workloads.py')
@@ -420,6 +425,36 @@ def w_s3_cp(env, tmp, table, results):
               '', '≤ 200 MiB', rss <= 200 * MIB)
 
 
+# ---------------------------------------------------------------- s3_background
+
+def w_s3_background(env, tmp, table, results):
+    a = env.args
+    label = 'background save to `s3://`'
+    if not env.bindings_available():
+        table.row('%s: blocking time of `model.save(..., background=True)`' % label, 'n/a', 'bindings not built', 'n/a', '≤ 5% of sync', None)
+        return
+    s = server(env, tmp)
+    # The server keeps what a loop uploaded in its data folder, in the temporary folder, until
+    # the prefix is deleted (and maybe after, until it compacts): count both loops, the queued
+    # pairs and the epoch files.
+    epochs, size, note = training_bench.fit(shutil.disk_usage(tmp).free, a.s3_bg_epochs, a.s3_bg_mib, 2, 2 * a.bg_queued + 2)
+    log('s3_background: %d epochs x %d MiB to %s, sync and background%s' % (epochs, size, s.endpoint, ('; ' + note) if note else ''))
+    prefixes = {}
+
+    def dest_for(mode, i):
+        prefixes[(mode, i)] = fresh_prefix('background-%s-%d' % (mode, i))
+        return s.url(prefixes[(mode, i)])
+
+    def cleanup(url):
+        s.delete(url[len('s3://%s/' % s.bucket):])
+
+    runs = training_bench.blocking_loops(env, tmp, 's3-background', epochs, size, a.bg_queued, dest_for=dest_for,
+                                         child_env=s.child_env(os.path.join(tmp, 's3-background-cache')), cleanup=cleanup)
+    shutil.rmtree(os.path.join(tmp, 's3-background-cache'), ignore_errors=True)
+    frac = training_bench.blocking_rows(table, runs, label, epochs, size, 0.05, note)
+    results['s3_background'] = dict(runs, epochs=epochs, size_mib=size, note=note, background_over_sync=frac)
+
+
 WORKLOADS = {'s3_training': w_s3_training, 's3_validate': w_s3_validate,
-                     's3_download_validate': w_s3_download_validate, 's3_cp': w_s3_cp}
+             's3_download_validate': w_s3_download_validate, 's3_cp': w_s3_cp, 's3_background': w_s3_background}
 GROUPS = {'s3': list(WORKLOADS)}

@@ -11,6 +11,8 @@ a fresh interpreter, and print one JSON object (seconds).
     workloads.py --impl boto3 s3-upload --dir DIR --prefix PREFIX --epochs 100 --size-mib 4
     workloads.py --impl boto3 s3-md5 --prefix PREFIX --threads 2
     workloads.py --impl reference s3-download-validate --dir DIR --prefix PREFIX
+    workloads.py --impl bindings blocking-save --dir DIR --mode background --epochs 6 --size-mib 512 --queued 2
+    workloads.py --impl bindings retention-loop --dir DIR --mode sync --epochs 100 --size-mib 1 --keep 3
 
 The object-storage workloads read the server from PMF_TEST_S3_ENDPOINT, _BUCKET,
 _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _REGION (as printed by scripts/s3-server).
@@ -24,6 +26,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -51,18 +54,29 @@ def import_impl(name):
     return model, checkpoint, validate
 
 
-def training(impl, args):
-    Model, Checkpoint, _ = impl
-    work = os.path.join(args.dir, 'work')
+def destination(args):
+    """Where a training workload saves (``--dest``, default DIR/model), and the keyword arguments
+    of its saves: a URL is saved to with the server's options, exactly as a user passes them."""
     dest = args.dest or os.path.join(args.dir, 'model')
-    # A URL is saved to with the server's options, exactly as a user passes them.
-    options = {'storage_options': s3_storage_options()} if '://' in dest else {}
+    return dest, ({'storage_options': s3_storage_options()} if '://' in dest else {})
+
+
+def new_model(Model, work, model_id='bench-training'):
+    """A model with a started training, its configuration file in ``work``."""
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(work, 'config.py')
     with open(cfg, 'w') as f:
         f.write('# bench configuration\nlr = 0.1\nbatch_size = 32\n')
-    model = Model('bench_trainer', 'py_pa', '1.0.0', 'bench', 'bench-training', cfg, {})
+    model = Model('bench_trainer', 'py_pa', '1.0.0', 'bench', model_id, cfg, {})
     model.register_training_start(0)
+    return model
+
+
+def training(impl, args):
+    Model, Checkpoint, _ = impl
+    work = os.path.join(args.dir, 'work')
+    dest, options = destination(args)
+    model = new_model(Model, work)
     size = args.size_mib << 20
     save_s, register_s, write_s = [], [], []
     loop_start = time.perf_counter()
@@ -214,10 +228,176 @@ def s3_download_validate(impl, args):
             'seconds': download_s + validate_s}
 
 
+# ---------------------------------------------------------------- background saves, retention
+
+def write_random(path, size, sync=True):
+    """Write ``size`` random bytes to ``path`` (16 MiB at a time), fsynced when ``sync`` (so that
+    a save timed next does not also wait for the write-back of this file); the seconds it took."""
+    t = time.perf_counter()
+    with open(path, 'wb') as f:
+        left = size
+        while left:
+            n = min(left, 16 << 20)
+            f.write(os.urandom(n))
+            left -= n
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    return time.perf_counter() - t
+
+
+def checkpoint_files(dest):
+    """The names of the files in a local model's ``data/checkpoints`` folder."""
+    return sorted(os.listdir(os.path.join(dest, 'data', 'checkpoints')))
+
+
+def blocking_save(impl, args):
+    """The time a training loop is blocked by a save of a big checkpoint. Each of ``--epochs``
+    epochs writes a NEW checkpoint file of ``--size-mib`` MiB of random bytes (fsynced) and
+    creates its ``Checkpoint`` (which hashes the file: ``checkpoint_s``), both before the timing,
+    then registers the epoch and the checkpoint and times the ``model.save(dest)`` call alone
+    (``call_s``): ``--mode sync`` the whole (durable) save, ``--mode background`` the call of
+    ``save(dest, background=True)``, after which the loop waits for that save (``complete_s``:
+    from the call to the end of ``handle.result()``), so that every call finds an idle queue.
+    The epoch's file is removed once it is saved (the model holds its copy).
+
+    Then (background only) ``--queued`` times, with a fresh model saved once (empty) to
+    ``dest-queued-<i>``: two checkpoints are written and hashed, saved in the background one
+    right after the other; the second call is timed while the first save is in flight
+    (``queued_s``, and ``in_flight``: whether the first save was still running when the second
+    call returned)."""
+    Model, Checkpoint, _ = impl
+    dest, options = destination(args)
+    work = os.path.join(args.dir, 'work')
+    model = new_model(Model, work)
+    background = args.mode == 'background'
+    size = args.size_mib << 20
+    epochs = []
+    for epoch in range(1, args.epochs + 1):
+        path = os.path.join(work, 'epoch_{}.pt'.format(epoch))
+        write_s = write_random(path, size)
+        t = time.perf_counter()
+        ck = Checkpoint(epoch, path=path, epoch=epoch)
+        checkpoint_s = time.perf_counter() - t
+        model.register_epoch(epoch)
+        model.add_checkpoint(ck)
+        t = time.perf_counter()
+        handle = model.save(dest, background=background, **options)
+        call_s = time.perf_counter() - t
+        record = {'epoch': epoch, 'write_s': write_s, 'checkpoint_s': checkpoint_s, 'call_s': call_s}
+        if background:
+            record['pending_after_call'] = not handle.done()
+            handle.result()
+            record['complete_s'] = time.perf_counter() - t
+        os.remove(path)
+        epochs.append(record)
+    t = time.perf_counter()
+    model.wait_for_saves()
+    final_wait_s = time.perf_counter() - t
+    if '://' not in dest:
+        saved = checkpoint_files(dest)
+        if len(saved) != args.epochs:
+            raise SystemExit('{} holds {} checkpoint files after {} epochs: {}'.format(dest, len(saved), args.epochs, saved))
+        # The space for the queued pairs below.
+        shutil.rmtree(dest)
+    queued = []
+    for i in range(args.queued if background else 0):
+        qdest = '{}-queued-{}'.format(dest, i)
+        qwork = os.path.join(args.dir, 'work-queued-{}'.format(i))
+        m = new_model(Model, qwork, 'bench-queued-{}'.format(i))
+        m.save(qdest, **options)
+        paths, cks, checkpoint_s = [], [], []
+        for epoch in (1, 2):
+            path = os.path.join(qwork, 'epoch_{}.pt'.format(epoch))
+            write_random(path, size)
+            t = time.perf_counter()
+            cks.append(Checkpoint(epoch, path=path, epoch=epoch))
+            checkpoint_s.append(time.perf_counter() - t)
+            paths.append(path)
+        m.register_epoch(1)
+        m.add_checkpoint(cks[0])
+        t = time.perf_counter()
+        first = m.save(qdest, background=True, **options)
+        first_s = time.perf_counter() - t
+        m.register_epoch(2)
+        m.add_checkpoint(cks[1])
+        t = time.perf_counter()
+        second = m.save(qdest, background=True, **options)
+        queued_s = time.perf_counter() - t
+        in_flight = not first.done()
+        first.result()
+        first_complete_s = time.perf_counter() - t
+        second.result()
+        both_complete_s = time.perf_counter() - t
+        m.wait_for_saves()
+        if '://' not in qdest:
+            saved = checkpoint_files(qdest)
+            if len(saved) != 2:
+                raise SystemExit('{} holds {} checkpoint files, expected 2: {}'.format(qdest, len(saved), saved))
+            shutil.rmtree(qdest)
+        shutil.rmtree(qwork)
+        queued.append({'first_call_s': first_s, 'queued_s': queued_s, 'in_flight': in_flight,
+                       'first_complete_s': first_complete_s, 'both_complete_s': both_complete_s,
+                       'checkpoint_s': checkpoint_s})
+    return {'workload': 'blocking-save', 'mode': args.mode, 'epochs': args.epochs, 'size_mib': args.size_mib,
+            'dest': 's3' if '://' in dest else 'local', 'per_epoch': epochs, 'call_s': [e['call_s'] for e in epochs],
+            'final_wait_s': final_wait_s, 'queued': queued}
+
+
+def retention_loop(impl, args):
+    """A training loop of ``--epochs`` epochs x ``--size-mib`` MiB (fresh random content each
+    epoch, not fsynced, as in ``training``) saving every epoch with ``Retention(last=--keep)``
+    to the same local folder, synchronously (``--mode sync``) or in the background without
+    waiting (``--mode background``; ``wait_s`` is the final ``wait_for_saves()``). Timed: each
+    ``save`` call (``save_s``) and the whole loop, file writes and ``Checkpoint()`` hashing
+    included, up to the end of ``wait_for_saves()`` (``loop_s``). Then the folder's checkpoint
+    files and the references a strict ``Model.load`` finds (``files``, ``loaded``)."""
+    Model, Checkpoint, _ = impl
+    import plums_model
+    dest, options = destination(args)
+    if options:
+        raise SystemExit('retention-loop saves to a local folder')
+    work = os.path.join(args.dir, 'work')
+    model = new_model(Model, work)
+    retention = plums_model.Retention(last=args.keep)
+    background = args.mode == 'background'
+    size = args.size_mib << 20
+    save_s, checkpoint_s, written = [], [], []
+    loop_start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        path = os.path.join(work, 'epoch_{}.pt'.format(epoch))
+        write_random(path, size, sync=False)
+        written.append(path)
+        t = time.perf_counter()
+        ck = Checkpoint(epoch, path=path, epoch=epoch)
+        checkpoint_s.append(time.perf_counter() - t)
+        model.register_epoch(epoch)
+        model.add_checkpoint(ck)
+        t = time.perf_counter()
+        model.save(dest, background=background, retention=retention)
+        save_s.append(time.perf_counter() - t)
+        if not background:
+            os.remove(path)
+    t = time.perf_counter()
+    model.wait_for_saves()
+    wait_s = time.perf_counter() - t
+    loop_s = time.perf_counter() - loop_start
+    for path in written:
+        if os.path.exists(path):
+            os.remove(path)
+    loaded = Model.load(dest, strict=True)
+    return {'workload': 'retention-loop', 'mode': args.mode, 'epochs': args.epochs, 'size_mib': args.size_mib,
+            'keep': args.keep, 'save_s': save_s, 'total_save_s': sum(save_s), 'checkpoint_s': checkpoint_s,
+            'wait_s': wait_s, 'loop_s': loop_s, 'files': checkpoint_files(dest),
+            'registered': [str(r) for r in model.checkpoint_collection],
+            'loaded': [str(r) for r in loaded.checkpoint_collection]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--impl', choices=['reference', 'bindings', 'boto3'], required=True)
-    p.add_argument('workload', choices=['training', 'validate', 'load', 's3-upload', 's3-md5', 's3-download-validate'])
+    p.add_argument('workload', choices=['training', 'validate', 'load', 's3-upload', 's3-md5', 's3-download-validate',
+                                        'blocking-save', 'retention-loop'])
     p.add_argument('--dir')
     p.add_argument('--dest', help='training: where to save (default DIR/model); a URL is saved to with the S3 server\'s options')
     p.add_argument('--prefix', help='object-storage workloads: the key prefix of the model in the bucket')
@@ -225,11 +405,17 @@ def main():
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--size-mib', type=int, default=4)
     p.add_argument('--strict', action='store_true')
+    p.add_argument('--mode', choices=['sync', 'background'], default='sync',
+                   help='blocking-save, retention-loop: synchronous saves, or save(..., background=True)')
+    p.add_argument('--queued', type=int, default=0,
+                   help='blocking-save --mode background: pairs of saves timing a call queued behind an in-flight save')
+    p.add_argument('--keep', type=int, default=3, help='retention-loop: Retention(last=KEEP)')
     p.add_argument('--repeat', type=int, default=1)
     args = p.parse_args()
     impl = import_impl(args.impl)
     run = {'training': training, 'validate': validate_workload, 'load': load, 's3-upload': s3_upload, 's3-md5': s3_md5,
-           's3-download-validate': s3_download_validate}[args.workload]
+           's3-download-validate': s3_download_validate, 'blocking-save': blocking_save,
+           'retention-loop': retention_loop}[args.workload]
     try:
         out = run(impl, args)
     except Exception as e:
