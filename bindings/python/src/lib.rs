@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod background;
+mod catalog;
 mod components;
 mod convert;
 mod errors;
@@ -283,6 +284,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SaveQueue>()?;
     m.add_class::<SaveHandle>()?;
     m.add_class::<retention::PyRetention>()?;
+    m.add_class::<catalog::PyModelSummary>()?;
+    m.add_function(wrap_pyfunction!(catalog::list_models, m)?)?;
     m.add_class::<Pep440>()?;
     m.add_class::<VersionFormats>()?;
     m.add_class::<PyTraining>()?;

@@ -21,7 +21,9 @@ PRECISE = ("CheckpointWithoutEpochError", "ChecksumMismatchError", "ConcurrentCh
            "InvalidRetentionError", "InvalidSessionError")
 # The training loop (issue 11): background saves, retention, sessions.
 TRAINING_LOOP = {"Retention", "SaveHandle", "TrainingSession", "TrainingTerminated"}
-PUBLIC = sorted(set(NAMES) | {"FORMAT_VERSION", "Offence", "SaveProblem", "LockHolder"} | set(PRECISE) | TRAINING_LOOP)
+# Many models at once (issue 12).
+FLEET = {"ModelSummary", "list_models"}
+PUBLIC = sorted(set(NAMES) | {"FORMAT_VERSION", "Offence", "SaveProblem", "LockHolder"} | set(PRECISE) | TRAINING_LOOP | FLEET)
 
 
 def test_all_lists_every_public_name():

@@ -8,8 +8,8 @@ reference raises.
 """
 
 from ._components import Checkpoint, CheckpointCollection, Producer, Training
-from ._model import FORMAT_VERSION, Model, initialisation, validate
-from ._native import Retention, SaveHandle
+from ._model import FORMAT_VERSION, Model, initialisation, list_models, validate
+from ._native import ModelSummary, Retention, SaveHandle
 from ._session import TrainingSession, TrainingTerminated
 from ._version import PyPA, Version, register, version
 from .exception import (
@@ -56,5 +56,5 @@ __all__ = [
     "StoragePermissionError", "StorageTimeoutError", "Training", "TrainingSession", "TrainingTerminated",
     "UnsupportedLocationError", "Version",
     "WouldNotValidateError",
-    "initialisation", "register", "validate", "version",
+    "ModelSummary", "initialisation", "list_models", "register", "validate", "version",
 ]

@@ -312,6 +312,27 @@ class Model:
                             storage_options=storage_options)
 
 
+def list_models(location, depth=None, strict=False, storage_options=None):
+    """Every PMF model under ``location`` (a folder or an object-storage prefix), as a list of
+    :class:`ModelSummary`, sorted by path: its path, name, id, producer and version, training
+    status and epochs, checkpoints (count, size), latest reference, initialisation, and whether
+    it is valid (the quick check; ``strict=True`` verifies checksums) with its offences.
+
+    The models are found and checked in parallel (GIL released), as ``pmf ls`` does: a folder
+    holding ``metadata.yaml`` is a model and is not descended into (its initialisation model is
+    part of it); other folders are walked down to ``depth`` levels (None: all); linked folders
+    are never followed, and nothing outside ``location`` is read. On object storage one listing
+    of the prefix finds every model. A model that cannot be read is a summary with
+    ``valid=False`` and its ``error``; the listing goes on.
+
+    Raises:
+        OSError: If ``location`` does not exist or is not a folder.
+        StorageError: If the prefix cannot be listed.
+        InvalidLocationError: If ``location`` is a URL that cannot be used.
+    """
+    return _native.list_models(_location(location), depth, bool(strict), storage_options=storage_options)
+
+
 def initialisation(path, checkpoint_reference=None, name=None, storage_options=None):
     """The initialisation at ``path``: a :class:`Checkpoint` for a weight file (needs ``name``),
     a :class:`Model` loaded without its checkpoint files for a PMF model (needs
