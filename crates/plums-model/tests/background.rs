@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::rng::Rng;
+use common::rng::content;
 use common::s3::s3_or_skip;
 use plums_model::{
     md5_file, validate, validate_at, Checkpoint, Error, Location, Md5, Metadata, Model, Producer, Reference, Retention,
@@ -33,22 +33,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 // Tools
 // ---------------------------------------------------------------------------------------------
-
-/// `size` bytes of their own for `seed`: a random 64 KiB block repeated, each copy starting
-/// with its index (fast even for 64 MiB in a debug build).
-fn content(seed: u64, size: usize) -> Vec<u8> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let block = rng.bytes(64 << 10);
-    let mut out = Vec::with_capacity(size + block.len());
-    let mut i = 0u64;
-    while out.len() < size {
-        out.extend_from_slice(&i.to_le_bytes());
-        out.extend_from_slice(&block[8..]);
-        i += 1;
-    }
-    out.truncate(size);
-    out
-}
 
 /// A producer's working folder: a configuration, checkpoint files, model folders.
 struct Bench {

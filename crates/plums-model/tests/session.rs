@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::rng::Rng;
+use common::rng::content;
 use plums_model::{
     validate, Error, Location, Md5, Metadata, Model, Producer, Reference, SaveOptions, SessionOptions, Status,
     ValidateOptions, Version,
@@ -32,22 +32,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 // Tools
 // ---------------------------------------------------------------------------------------------
-
-/// `size` bytes of their own for `seed` (a random 64 KiB block repeated, each copy starting
-/// with its index).
-fn content(seed: u64, size: usize) -> Vec<u8> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let block = rng.bytes(64 << 10);
-    let mut out = Vec::with_capacity(size + block.len());
-    let mut i = 0u64;
-    while out.len() < size {
-        out.extend_from_slice(&i.to_le_bytes());
-        out.extend_from_slice(&block[8..]);
-        i += 1;
-    }
-    out.truncate(size);
-    out
-}
 
 /// The size of the checkpoint of `epoch` in these tests (`big` for epoch 4 when not 0).
 fn size_of(epoch: i64, big: usize) -> usize {

@@ -33,3 +33,19 @@ impl Rng {
         out
     }
 }
+
+/// `size` bytes of their own for `seed`: a random 64 KiB block repeated, each copy starting
+/// with its index (fast even for 64 MiB in a debug build).
+pub fn content(seed: u64, size: usize) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let block = rng.bytes(64 << 10);
+    let mut out = Vec::with_capacity(size + block.len());
+    let mut i = 0u64;
+    while out.len() < size {
+        out.extend_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(&block[8..]);
+        i += 1;
+    }
+    out.truncate(size);
+    out
+}
