@@ -187,7 +187,7 @@ impl Journal {
     }
 }
 
-fn is_journal(name: &OsStr) -> bool {
+pub(crate) fn is_journal(name: &OsStr) -> bool {
     name.to_str()
         .and_then(|n| n.strip_prefix(JOURNAL_PREFIX))
         .is_some_and(|rest| fsutil::is_unique_suffix(rest.as_bytes()))

@@ -54,6 +54,9 @@
 //! 7. `validate`: the tree and metadata checks, read-only;
 //!    `catalog` ([`list_models`]): every model under a folder or a prefix (one walk or one
 //!    listing), each checked by `validate` and summarised, in parallel, read-only;
+//!    `lineage` ([`lineage()`]): the graph of models by initialisation, computed from the
+//!    catalog's summaries (nothing read); `diff` ([`diff()`]): what differs between two
+//!    models' metadata and build parameters, read by `validate` (read-only);
 //! 8. `state`: what a model knows of the folder it last loaded or saved (passive data);
 //! 9. `model`: the model as passive data;
 //! 10. `load` (read-only) and `save` (with `save/append.rs`, saves done in place): the model
@@ -62,6 +65,10 @@
 //!     a time, in call order, errors never lost) and `session` ([`TrainingSession`]: a guard
 //!     recording a training's start, epochs and end, saving, and ending on SIGTERM); they only
 //!     order calls of the model and of `save`.
+//! 12. `gc` ([`gc()`]): removes what interrupted saves left under a folder or a prefix, a
+//!     writer beside `save`: models found by `catalog`, each under its writer lock
+//!     (`commit::lock_writer`, `object_lock`), the leftovers removed by `commit::repair`, the
+//!     unreferenced objects at PMF's paths deleted; no reader reaches it.
 //!
 //! Readers (`validate`, `load`) never change the file system: they report a model folder
 //! missing after an interrupted save ([`Error::InterruptedSave`]) and ignore the other
@@ -84,12 +91,15 @@ mod catalog;
 mod checkpoint;
 mod collection;
 mod commit;
+mod diff;
 mod digest;
 mod error;
 mod files;
 mod fsutil;
+mod gc;
 mod hash;
 mod leftovers;
+mod lineage;
 mod load;
 mod location;
 mod lock;
@@ -118,11 +128,14 @@ pub use cache::{Cache, CacheInfo, PruneOptions, PruneReport};
 pub use catalog::{for_each_model, list_models, InitialisationSummary, ListOptions, ModelSummary};
 pub use checkpoint::Checkpoint;
 pub use collection::{CheckpointCollection, CollectionItem};
+pub use diff::{diff, diff_at, diff_metadata, Change, ChangeKind, DiffSection, DiffSide, ModelDiff};
 pub use digest::{InvalidMd5, Md5};
 pub use error::{
     Category, Error, LockHolder, Offence, OffenceKind, Report, Result, SaveProblem, StorageErrorKind, TrainingOffence,
 };
+pub use gc::{gc, GcCompleted, GcItem, GcKind, GcOptions, GcReport, GcSkip, SkipKind, GC_LOCK_TIMEOUT};
 pub use hash::{md5_file, Progress};
+pub use lineage::{lineage, Lineage, LineageEdge, LineageNode, LineageProblem, NodeKind};
 pub use load::{fetch, initialisation, initialisation_at, LoadOptions};
 pub use location::{Location, ObjectUrl};
 pub use metadata::{

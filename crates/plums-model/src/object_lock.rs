@@ -307,6 +307,38 @@ impl Drop for ObjectLock {
     }
 }
 
+/// The lock object of the model at `remote` as [`ObjectLock::acquire`] would judge it, without
+/// taking it (`pmf gc` and its dry runs): `None` when there is none.
+pub(crate) struct LockState {
+    /// Who holds it, as the object says.
+    pub holder: LockHolder,
+    /// The object's size in bytes.
+    pub size: u64,
+    /// Whether its holder is provably gone: a writer would take the lock over.
+    pub gone: bool,
+}
+
+/// Read the lock object of the model at `remote` (a `HEAD`, a `GET`; nothing is written).
+pub(crate) fn inspect(remote: &Remote) -> Result<Option<LockState>> {
+    let me = Identity::of_this_process();
+    for _ in 0..3 {
+        let Some(found) = remote.head_opt(LOCK_FILE)? else { return Ok(None) };
+        let bytes = match remote.read_small(LOCK_FILE, found.etag.as_deref(), 4096) {
+            Ok(b) => b,
+            Err(e) if precondition(&e) || e.storage_kind() == Some(StorageErrorKind::NotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        let (found_holder, identity, expires) = parse_lock(&String::from_utf8_lossy(&bytes));
+        let expired = bytes.is_empty() || expires.is_some_and(|t| now_secs() > t + CLOCK_SKEW.as_secs());
+        // This very process's lock is stale unless one of its threads holds it now.
+        let reserved = reserved_here().lock().unwrap_or_else(|e| e.into_inner()).contains(&remote.url_of(LOCK_FILE));
+        let gone = expired || (identity == me && !reserved) || identity.is_gone_from_here(&me);
+        return Ok(Some(LockState { holder: found_holder, size: found.size, gone }));
+    }
+    // Replaced three times while it was read: a writer renews it.
+    Ok(Some(LockState { holder: LockHolder::default(), size: 0, gone: false }))
+}
+
 /// Renew the lease every [`RENEW_EVERY`] until told to stop (the sender is dropped); mark the
 /// lock lost if another writer took it over, or if it could not be renewed before it expired.
 fn renew(remote: &Remote, state: &Held, me: &Identity, since: u64, stop: &mpsc::Receiver<()>) {

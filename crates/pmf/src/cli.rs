@@ -13,6 +13,7 @@ Exit codes:
   0  success (every model valid, the edit was saved)
   1  a model is invalid, or an edit was refused (it would make the model invalid, or the
      training state does not allow it)
+     (pmf diff: the two models differ; pmf lineage: a missing parent, duplicate id or cycle)
   2  the command could not run: bad command line, missing or unreadable path, I/O error,
      an object store that failed or refused
 
@@ -24,6 +25,8 @@ Examples:
   pmf validate examples/detector
   pmf show examples/detector
   pmf ls models/ --where status=running
+  pmf lineage models/
+  pmf diff models/a models/b
   pmf new my-model --producer trainer --version 1.0.0 --config config.yaml --id run-42
   pmf training start my-model
   pmf checkpoint add my-model weights-1.pt --epoch 1
@@ -31,6 +34,7 @@ Examples:
   pmf validate s3://models/detector --storage-option endpoint=http://127.0.0.1:8333
   pmf cp examples/detector s3://models/detector
   pmf cache info
+  pmf gc models/ --dry-run
 
 Colours are used on a terminal only; NO_COLOR=1 or --color never turns them off.";
 
@@ -70,6 +74,12 @@ pub enum Command {
     /// List every PMF model under folders or bucket prefixes: one line each, with its validity.
     #[command(after_help = LS_HELP)]
     Ls(LsArgs),
+    /// Show which model was initialised from which, as a tree, for the models under LOCATIONs.
+    #[command(after_help = LINEAGE_HELP)]
+    Lineage(LineageArgs),
+    /// Show what differs between two models (or two locations of one model).
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
     /// Create a new PMF model from a configuration file.
     #[command(after_help = NEW_HELP)]
     New(Box<NewArgs>),
@@ -82,6 +92,9 @@ pub enum Command {
     /// Copy a whole model between two locations (folders, s3:// URLs), verified, incremental.
     #[command(after_help = CP_HELP)]
     Cp(CpArgs),
+    /// Remove what interrupted saves left behind (staging folders, journals, unreferenced objects).
+    #[command(after_help = GC_HELP)]
+    Gc(GcArgs),
     /// Report or trim the local cache of files downloaded from object storage.
     #[command(subcommand, after_help = CACHE_HELP)]
     Cache(CacheCommand),
@@ -133,11 +146,16 @@ ANDed); --sort KEY orders them (default path). KEYs: path, name, id, producer, v
 status, valid, latest, initialisation (none, file, pmf), init_id, start_epoch, latest_epoch,
 end_epoch, checkpoints, size, offences.
 
+--html FILE writes one self-contained HTML page (no network access: inline style and
+script) of the models listed: the table (sortable, filterable), each model's details and the
+lineage graph; it is written atomically, and stdout gets one line instead of the table.
+
 Exit code 0 when every model listed is valid, 1 when one is invalid or could not be read,
 2 when a LOCATION cannot be listed or the command line is wrong (2 wins over 1).
 
 Examples:
   pmf ls runs/
+  pmf ls runs/ --html models.html
   pmf ls runs/ --where status=running --sort latest_epoch
   pmf ls runs/ --where valid=false --strict
   pmf ls --json s3://models/team --depth 2 | jq '.models[] | select(.valid | not) | .path'";
@@ -163,6 +181,79 @@ pub struct LsArgs {
     /// Verify every checksum (reads every file; on object storage, downloads them).
     #[arg(long)]
     pub strict: bool,
+    /// Write one self-contained HTML page of the models to FILE (table, details, lineage graph).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<OsString>,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+const LINEAGE_HELP: &str = "\
+The models under each LOCATION are found as `pmf ls` finds them (--depth as there; nothing
+outside LOCATION is read), then matched by initialisation: a model initialised from a PMF
+model is shown under every listed model with that id, with the checkpoint it used; a model
+initialised from a weight file under that file (one node per file name). A parent that no
+listed model has is shown as missing; two models with one id, and models initialised from one
+another (a cycle), are marked, and every problem is listed at the end. A model shown twice
+(under two parents with one id) says `(see above)` the second time.
+
+Exit code 0 when the lineage has no problem, 1 when a parent is missing, an id is shared or
+there is a cycle, 2 when a LOCATION cannot be listed or the command line is wrong (2 wins).
+
+Examples:
+  pmf lineage runs/
+  pmf lineage s3://models/team --depth 2
+  pmf lineage --json runs/ | jq '.problems[] | select(.kind == \"missing_parent\")'";
+
+/// `pmf lineage`.
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// Where to look for models: local folders or URLs (s3://bucket/prefix).
+    #[arg(required = true, value_name = "LOCATION")]
+    pub paths: Vec<OsString>,
+    /// Print one JSON document on stdout: nodes, edges, problems (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Search N levels of folders below each LOCATION (0: LOCATION itself only; default: all).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+const DIFF_HELP: &str = "\
+Compares what the two models record: name and id, producer and version, training record
+(status, epochs, times, latest), checkpoints (added, removed, or changed: epoch, file, MD5),
+configuration (file name, content MD5), initialisation (kind, id, name, checkpoint, weight
+file and its MD5) and build parameters, each change at its key path
+(model.build_parameters.layers.0.size). Contents are compared by the MD5s the metadata
+records: no file is hashed (`pmf validate` verifies them). A model that is invalid but whose
+metadata.yaml can be read is compared, with a warning. A and B are folders or s3:// prefixes:
+a model and its copy compare equal.
+
+Exit code 0 when the models are equal, 1 when they differ, 2 when one cannot be read
+(missing, metadata.yaml unreadable or without the schema's types, a store that fails) or the
+command line is wrong, as with diff(1).
+
+Examples:
+  pmf diff runs/a runs/b
+  pmf diff runs/detector s3://models/detector
+  pmf diff --json runs/a runs/b | jq '.changes[] | select(.section == \"checkpoints\")'";
+
+/// `pmf diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first model: a local folder or a URL (s3://bucket/prefix).
+    #[arg(value_name = "A")]
+    pub a: OsString,
+    /// The second model.
+    #[arg(value_name = "B")]
+    pub b: OsString,
+    /// Print one JSON document on stdout, also on failure (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
     /// How to reach an object store.
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -175,6 +266,51 @@ pub struct StorageArgs {
     /// allow_http, session_token, timeout, retry_timeout, ...; wins over the AWS_* variables.
     #[arg(long = "storage-option", value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+}
+
+const GC_HELP: &str = "\
+Every model under each LOCATION is found as `pmf ls` finds it (--depth as there; links are
+never followed) and collected under its writer lock, as its next save would: on disk the
+staging folders next to it (.<name>.pmf-save-*, -new-*, -old-*), temporary files
+(.<file>.pmf-tmp-*) and journals of interrupted in-place saves (with the unregistered
+checkpoint files they name) are removed, and a model folder that a commit left missing is put
+back; on object storage the objects at PMF's paths (data/checkpoints/<file>,
+data/initialisation/...) that the model's metadata does not reference are deleted, and a
+gone writer's lock object. Never a file or object a model registers, never a foreign one.
+The marker of an interrupted save that replaced objects (.pmf-save-in-progress) is kept: only
+a save of the model repairs it. --dry-run reports and changes nothing.
+
+Exit code 0 when everything found was collected, 1 when something was skipped (a model
+another writer holds for --lock-timeout, an interrupted save's marker, a link, a leftover
+that could not be removed: run gc again later), 2 when a LOCATION cannot be listed, a
+model's folder or store failed, or the command line is wrong (2 wins over 1).
+
+Examples:
+  pmf gc runs/ --dry-run
+  pmf gc runs/
+  pmf gc --json s3://models/team --depth 2 --lock-timeout 10";
+
+/// `pmf gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Where to collect: local folders or URLs (s3://bucket/prefix), searched for models.
+    #[arg(required = true, value_name = "LOCATION")]
+    pub paths: Vec<OsString>,
+    /// Print what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on stdout (see docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Search N levels of folders below each LOCATION (0: LOCATION itself only; default: all).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    /// How long to wait, in seconds, for another writer of a model before skipping it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_seconds)]
+    pub lock_timeout: f64,
+    /// How to reach an object store.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 const CP_HELP: &str = "\

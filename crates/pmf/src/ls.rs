@@ -3,6 +3,7 @@
 //! nothing outside LOCATION read), as an aligned table for people or one JSON document whose
 //! entries extend those of `pmf validate --json` with the summary fields (shape in
 //! docs/CLI.md). `--where KEY=VALUE` filters and `--sort KEY` orders on the summary's keys.
+//! `--html FILE` writes the same models as one self-contained page (`html.rs`).
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::cli::LsArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::{errln, outln};
 use crate::output::{human_bytes, paint, rfc3339, show_path, JsonOffence, JsonRef, BAD, DIM, GOOD};
-use crate::{location, progress};
+use crate::{html, location, progress};
 
 /// A key of `--where` and `--sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +475,7 @@ pub fn run(args: &LsArgs) -> u8 {
         Ok(p) => p,
         Err(failure) => return fail_early(args.json, failure),
     };
-    let options = ListOptions::new().depth(args.depth).strict(args.strict).storage(storage);
+    let options = ListOptions::new().depth(args.depth).strict(args.strict).storage(storage.clone());
     let mut code = EXIT_OK;
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<(String, Failure)> = Vec::new();
@@ -502,6 +503,19 @@ pub fn run(args: &LsArgs) -> u8 {
     if rows.iter().any(|r| !r.summary.valid) {
         code = code.max(EXIT_INVALID);
     }
+    let page_written = match &args.html {
+        None => None,
+        Some(file) => {
+            let written = write_page(Path::new(file), args, &rows, &failed, storage);
+            if let Err(failure) = &written {
+                code = code.max(failure.code);
+            }
+            Some((file, written))
+        }
+    };
+    if let Some((_, Err(failure))) = &page_written {
+        failure.report();
+    }
     if args.json {
         let mut doc = JsonList { models: rows.iter().map(json_entry).collect() };
         doc.models.extend(failed.iter().map(|(path, failure)| json_failed(path.clone(), args.strict, failure)));
@@ -510,7 +524,16 @@ pub fn run(args: &LsArgs) -> u8 {
         }
         return code;
     }
-    print_table(&rows, args.strict);
+    match &page_written {
+        None => print_table(&rows, args.strict),
+        Some((file, Ok(()))) => {
+            let n = rows.len();
+            let n_valid = rows.iter().filter(|r| r.summary.valid).count();
+            let file = show_path(Path::new(file));
+            outln!("wrote {file}: {n} model{}, {n_valid} valid, {} invalid", plural(n), n - n_valid);
+        }
+        Some((_, Err(_))) => {}
+    }
     for row in rows.iter().filter(|r| r.summary.error.is_some()) {
         if let Some(e) = row.summary.error.clone() {
             Failure::from_library(e, Path::new(&row.path)).report();
@@ -523,6 +546,34 @@ pub fn run(args: &LsArgs) -> u8 {
         errln!("{}", paint(DIM, "no PMF model found (a model is a folder holding metadata.yaml)"));
     }
     code
+}
+
+/// `--html FILE`: the listed models (after `--where` and `--sort`) as one page.
+fn write_page(
+    file: &Path,
+    args: &LsArgs,
+    rows: &[Row],
+    failed: &[(String, Failure)],
+    storage: plums_model::StorageOptions,
+) -> Result<(), Failure> {
+    let page = html::Page {
+        locations: args.paths.iter().map(|p| show_path(Path::new(p))).collect(),
+        header: HEADER,
+        rows: rows
+            .iter()
+            .map(|row| html::Listed {
+                path: &row.path,
+                summary: &row.summary,
+                cells: cells(row),
+                error: row.summary.error.clone().map(|e| Failure::from_library(e, Path::new(&row.path)).message),
+            })
+            .collect(),
+        failed: failed.iter().map(|(path, failure)| (path.clone(), failure.message.clone())).collect(),
+        strict: args.strict,
+        filters: args.filters.clone(),
+        storage,
+    };
+    progress::during(format!("writing {}", show_path(file)), || html::write(file, &page))
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@
 mod cache_cmd;
 mod cli;
 mod cp;
+mod diff_cmd;
 mod edit;
 mod failure;
+mod gc_cmd;
+mod html;
+mod lineage_cmd;
 mod location;
 mod ls;
 mod output;
@@ -51,6 +55,8 @@ fn run(command: &Command) -> u8 {
         Command::Validate(args) => validate_cmd::run(args),
         Command::Show(args) => show::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Lineage(args) => lineage_cmd::run(args),
+        Command::Diff(args) => diff_cmd::run(args),
         Command::New(args) => edit::finish(Path::new(&args.dest), &args.edit, edit::new(args)),
         Command::Checkpoint(CheckpointCommand::Add(args)) => {
             edit::finish(Path::new(&args.dest), &args.edit, edit::checkpoint_add(args))
@@ -65,6 +71,7 @@ fn run(command: &Command) -> u8 {
         }
         Command::Cp(args) => cp::run(args),
         Command::Cache(c) => cache_cmd::run(c),
+        Command::Gc(args) => gc_cmd::run(args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "pmf", &mut std::io::stdout());
