@@ -74,7 +74,7 @@ use crate::location::{Location, ObjectUrl};
 use crate::lock::{self, Attempt, Backoff};
 use crate::metadata::{InitialisationMetadata, Metadata};
 use crate::object_lock::{self, ObjectLock};
-use crate::paths::{self, key_of, relative_inside, Entry, Root, LOCK_FILE, SAVE_MARKER};
+use crate::paths::{self, Entry, Root, LOCK_FILE, SAVE_MARKER};
 use crate::storage::{Listed, Remote, StorageOptions};
 use crate::yaml::Limits;
 use crate::yaml_file::{self, YamlFile};
@@ -939,36 +939,6 @@ fn pmf_owned(rel: &str, pmf_initialisation: bool) -> bool {
     false
 }
 
-/// The keys the model `metadata` points to, as `save/remote.rs` counts them (and, for a PMF
-/// initialisation, every listed key under `data/initialisation/`).
-fn referenced_keys(metadata: &Metadata, listing: &[Listed]) -> HashSet<String> {
-    let m = &metadata.model;
-    let mut keys = HashSet::new();
-    let mut add = |path: &str| {
-        if let Ok(rel) = relative_inside(path) {
-            if !rel.as_os_str().is_empty() {
-                keys.insert(key_of(&rel));
-            }
-        }
-    };
-    add("metadata.yaml");
-    add("data/build_parameters.yaml");
-    add(&m.configuration.path);
-    for entry in m.training.checkpoints.values() {
-        if entry.path != "." {
-            add(&entry.path);
-        }
-    }
-    match &m.initialisation {
-        Some(InitialisationMetadata::File { path, .. }) => add(path),
-        Some(InitialisationMetadata::Pmf { .. }) => {
-            keys.extend(listing.iter().filter(|l| l.rel.starts_with("data/initialisation/")).map(|l| l.rel.clone()))
-        }
-        None => {}
-    }
-    keys
-}
-
 /// What one listing of a model's prefix says gc may remove.
 struct Survey {
     /// The listed ETag of `metadata.yaml`.
@@ -1017,7 +987,7 @@ fn survey_remote(remote: &Remote) -> Result<std::result::Result<Survey, String>>
             Ok(m) => m,
             Err(reason) => return Ok(unknown(format!("metadata.yaml cannot be read ({reason})"))),
         };
-        let referenced = referenced_keys(&metadata, &listing);
+        let referenced = crate::object_files::referenced_keys(&metadata, listing.iter().map(|l| l.rel.as_str()));
         let pmf_init = matches!(metadata.model.initialisation, Some(InitialisationMetadata::Pmf { .. }));
         let mut orphans: Vec<Listed> =
             listing.iter().filter(|l| pmf_owned(&l.rel, pmf_init) && !referenced.contains(&l.rel)).cloned().collect();

@@ -12,7 +12,7 @@
 //!
 //! Read-only: nothing is written to the store.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -21,7 +21,8 @@ use crate::cache::{Cache, Fetched, Fetching};
 use crate::error::{Error, Offence, Result, StorageErrorKind};
 use crate::files::{HashJob, ModelFiles};
 use crate::hash::Progress;
-use crate::paths::{key_of, Entry, SAVE_MARKER};
+use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::paths::{key_of, relative_inside, Entry, SAVE_MARKER};
 use crate::storage::{Listed, Remote};
 use crate::yaml::Limits;
 use crate::yaml_file::{ReadError, YamlFile};
@@ -240,6 +241,38 @@ impl ObjectFiles {
 enum Started {
     Offence(Offence),
     Fetching(Fetching),
+}
+
+/// The keys of a model's prefix that its `metadata` points to (`metadata.yaml`, the build
+/// parameters, the configuration, the checkpoint files, the initialisation file), and, for a
+/// PMF initialisation model, every key of `listed` under `data/initialisation/` (which PMF
+/// owns whole). What a save may delete, and what gc keeps, are told apart by this set.
+pub(crate) fn referenced_keys<'a>(metadata: &Metadata, listed: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    let m = &metadata.model;
+    let mut keys = HashSet::new();
+    let mut add = |path: &str| {
+        if let Ok(rel) = relative_inside(path) {
+            if !rel.as_os_str().is_empty() {
+                keys.insert(key_of(&rel));
+            }
+        }
+    };
+    add("metadata.yaml");
+    add("data/build_parameters.yaml");
+    add(&m.configuration.path);
+    for entry in m.training.checkpoints.values() {
+        if entry.path != "." {
+            add(&entry.path);
+        }
+    }
+    match &m.initialisation {
+        Some(InitialisationMetadata::File { path, .. }) => add(path),
+        Some(InitialisationMetadata::Pmf { .. }) => {
+            keys.extend(listed.filter(|k| k.starts_with("data/initialisation/")).map(str::to_owned))
+        }
+        None => {}
+    }
+    keys
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use super::{preflight_model, SaveOptions};
 use crate::digest::Md5;
 use crate::error::{Error, Result, SaveProblem, StorageErrorKind};
 use crate::location::ObjectUrl;
-use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::metadata::Metadata;
 use crate::model::Model;
 use crate::object_files::ObjectFiles;
 use crate::object_lock::ObjectLock;
@@ -422,36 +422,10 @@ fn dest_metadata(dest: &Destination) -> Option<&Metadata> {
     }
 }
 
-/// The keys the model `metadata` points to (and, for an initialisation model, every listed key
-/// under `data/initialisation/`, which PMF owns).
+/// The keys the metadata of the destination (if any) points to
+/// (`object_files::referenced_keys`).
 fn referenced_keys(metadata: Option<&Metadata>, listing: &HashMap<String, Listed>) -> HashSet<String> {
-    let mut keys = HashSet::new();
-    let Some(m) = metadata.map(|m| &m.model) else { return keys };
-    let mut add = |path: &str| {
-        if let Ok(rel) = crate::paths::relative_inside(path) {
-            if !rel.as_os_str().is_empty() {
-                keys.insert(key_of(&rel));
-            }
-        }
-    };
-    add("metadata.yaml");
-    add("data/build_parameters.yaml");
-    add(&m.configuration.path);
-    for entry in m.training.checkpoints.values() {
-        if entry.path != "." {
-            add(&entry.path);
-        }
-    }
-    match &m.initialisation {
-        Some(InitialisationMetadata::File { path, .. }) => add(path),
-        Some(InitialisationMetadata::Pmf { .. }) => {
-            for key in listing.keys().filter(|k| k.starts_with("data/initialisation/")) {
-                keys.insert(key.clone());
-            }
-        }
-        None => {}
-    }
-    keys
+    metadata.map_or_else(HashSet::new, |m| crate::object_files::referenced_keys(m, listing.keys().map(String::as_str)))
 }
 
 #[cfg(test)]
