@@ -250,7 +250,34 @@ fn remote_configuration(files: &ObjectFiles, prefix: &Path, path: &str, hash: Md
 
 /// The model described by a validated folder (no file access but the configuration check), or
 /// by a validated remote model (whose configuration is fetched).
+///
+/// Recursive along the chain of initialisation models (as deep as paths allow: about 200
+/// levels): the frame of the recursion holds only the initialisation; the model itself is
+/// built by [`model_of`], whose frame is gone before the next level.
 fn from_validated(v: &ValidatedModel, formats: &VersionFormats, files: &Files<'_>) -> Result<Model> {
+    let initialisation = match (&v.metadata.model.initialisation, &v.initialisation) {
+        (Some(InitialisationMetadata::Pmf { checkpoint, .. }), Some(nested)) => {
+            let nested_files = match files {
+                Files::Local => Files::Local,
+                Files::Remote { files, prefix } => Files::Remote { files, prefix: prefix.join("data/initialisation") },
+            };
+            let mut init = Box::new(from_validated(nested, formats, &nested_files)?);
+            init.set_checkpoint(Some(checkpoint.clone()));
+            Some(Initialisation::Model(init))
+        }
+        _ => None,
+    };
+    model_of(v, formats, files, initialisation)
+}
+
+/// The model of one level of [`from_validated`], given its initialisation model (if any).
+#[inline(never)]
+fn model_of(
+    v: &ValidatedModel,
+    formats: &VersionFormats,
+    files: &Files<'_>,
+    init_model: Option<Initialisation>,
+) -> Result<Model> {
     let meta = &v.metadata;
     let m = &meta.model;
     let version = formats.parse(&meta.producer.version_format, &meta.producer.version)?;
@@ -280,17 +307,9 @@ fn from_validated(v: &ValidatedModel, formats: &VersionFormats, files: &Files<'_
             collection.set_latest(latest)?;
         }
     }
-    let initialisation = match (&m.initialisation, &v.initialisation) {
-        (Some(InitialisationMetadata::Pmf { checkpoint, .. }), Some(nested)) => {
-            let nested_files = match files {
-                Files::Local => Files::Local,
-                Files::Remote { files, prefix } => Files::Remote { files, prefix: prefix.join("data/initialisation") },
-            };
-            let mut init = from_validated(nested, formats, &nested_files)?;
-            init.set_checkpoint(Some(checkpoint.clone()));
-            Some(Initialisation::Model(Box::new(init)))
-        }
-        (Some(InitialisationMetadata::File { name, path, hash }), _) => {
+    let initialisation = match (&m.initialisation, init_model) {
+        (_, Some(init)) => Some(init),
+        (Some(InitialisationMetadata::File { name, path, hash }), None) => {
             let name = Reference::Str(name.clone().unwrap_or_else(|| "None".to_owned()));
             let file = match files {
                 Files::Local => Some(v.root.join(path)),
