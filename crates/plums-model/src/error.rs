@@ -283,7 +283,8 @@ pub enum Error {
         path: PathBuf,
         /// What was being done (`cannot create folder`).
         operation: String,
-        /// The operating system's error.
+        /// The operating system's error, shared (so that [`Error`] is `Clone`): `source()`
+        /// gives this `Arc<io::Error>`.
         #[source]
         source: Arc<io::Error>,
     },

@@ -149,7 +149,10 @@ fn io_is_the_operating_systems_refusal_with_its_kind_and_errno() {
     assert_eq!(err.reference(), None);
     assert!(err.offences().is_empty());
     let source = std::error::Error::source(&err).expect("the OS error is the source");
-    assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source:?}");
+    // Shared, so that the error is `Clone` (a background save's error goes to its handle and to
+    // the queue's next save or wait).
+    let shared = source.downcast_ref::<std::sync::Arc<std::io::Error>>().expect("the source is the shared OS error");
+    assert_eq!(shared.kind(), ErrorKind::NotADirectory);
     says(&err, &["cannot validate model: ", &below.display().to_string(), "Not a directory"]);
 
     // A save below a regular file: refused when examining the destination, nothing created.
