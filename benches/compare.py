@@ -20,6 +20,10 @@ Workloads:
             one: background_save, retention): blocking time of a background save of a new
             512 MiB checkpoint against the synchronous save, and a 100-epoch loop with
             ``Retention(last=3)``: see benches/training_bench.py (s3_background: the same to S3).
+  fleet     issue 12 (not in the default set; workload fleet_ls): ``pmf ls --json`` of a folder of
+            10,000 models against a Python script that walks it with ``os.walk`` and loads each
+            model with the reference (non-strict), and against ``find | xargs cat`` of every
+            metadata.yaml: see benches/fleet_bench.py.
 """
 import argparse
 import json
@@ -396,6 +400,7 @@ def w_startup(env, tmp, table, results):
 # above, which they import.
 import s3_bench  # noqa: E402
 import training_bench  # noqa: E402
+import fleet_bench  # noqa: E402
 
 
 def machine():
@@ -441,7 +446,8 @@ def main():
     p.add_argument('--only', default='training,validate,load,startup',
                    help='comma-separated workloads to run: training, validate, load, startup, the object-storage '
                         'ones, s3 (all five) or s3_training, s3_validate, s3_download_validate, s3_cp, s3_background, '
-                        'and those of issue 11, background (both) or background_save, retention')
+                        'and those of issue 11, background (both) or background_save, retention, '
+                        'and that of issue 12, fleet (fleet_ls)')
     p.add_argument('--rounds', type=int, help='repetitions of our side (and of md5sum) (default 3, --quick 2)')
     p.add_argument('--val-rounds', type=int, help='rounds of the validation workload (default 5, --quick 3)')
     p.add_argument('--ref-rounds', type=int, default=None, help='rounds of the validation workload that also run the reference (default 3)')
@@ -460,6 +466,7 @@ def main():
     p.add_argument('--retention-epochs', type=int, help='retention: epochs of the loop (default 100, --quick 30)')
     p.add_argument('--retention-mib', type=int, default=1, help='retention: checkpoint size (default 1)')
     p.add_argument('--retention-keep', type=int, default=3, help='retention: Retention(last=N) (default 3)')
+    fleet_bench.add_arguments(p)
     p.add_argument('--load-checkpoints', type=int)
     p.add_argument('--startup-runs', type=int)
     p.add_argument('--scaling-counts', default='10,100,1000', help='checkpoint counts of the save-scaling context row')
@@ -488,10 +495,12 @@ def main():
     a.load_repeat = 10
     a.ref_load_repeat = 1 if q else 2
     a.startup_runs = a.startup_runs or (10 if q else 20)
+    fleet_bench.set_defaults(a)
     workloads = {'training': w_training, 'validate': w_validate, 'load': w_load, 'startup': w_startup}
     workloads.update(s3_bench.WORKLOADS)
     workloads.update(training_bench.WORKLOADS)
-    groups = dict(s3_bench.GROUPS, **training_bench.GROUPS)
+    workloads.update(fleet_bench.WORKLOADS)
+    groups = dict(s3_bench.GROUPS, **training_bench.GROUPS, **fleet_bench.GROUPS)
     names = [n for name in a.only.split(',') for n in groups.get(name.strip(), [name.strip()])]
     unknown = [n for n in names if n not in workloads]
     if unknown:

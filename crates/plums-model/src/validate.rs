@@ -373,9 +373,12 @@ impl<F: ModelFiles> Ctx<'_, F> {
         }
     }
 
-    /// In strict mode, remember to compare the checksum of `path` with `expected`.
-    fn hash_later(&mut self, file: F::File, expected: Md5, location: String, what: String) {
+    /// In strict mode, remember to compare the checksum of `path` with `expected`; `describe`
+    /// gives the job's location and what the file is (only called in strict mode: listing
+    /// thousands of models quickly makes none of these strings).
+    fn hash_later(&mut self, file: F::File, expected: Md5, describe: impl FnOnce() -> (String, String)) {
         if self.options.strict {
+            let (location, what) = describe();
             self.hashes.push(HashJob { file, expected, location, what });
         }
     }
@@ -573,7 +576,7 @@ fn check_configuration<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metad
     }
     match ctx.lookup(prefix, &rel) {
         Some((path, Entry::File)) => {
-            ctx.hash_later(path, metadata.model.configuration.hash, loc(prefix, &rel), "configuration file".into())
+            ctx.hash_later(path, metadata.model.configuration.hash, || (loc(prefix, &rel), "configuration file".into()))
         }
         Some((_, Entry::Missing)) => ctx.tree_offence(
             loc(prefix, &rel),
@@ -589,19 +592,20 @@ fn check_configuration<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metad
 
 fn check_checkpoints<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metadata: &Metadata) {
     let mp = metadata_prefix(prefix);
-    let mut by_file: HashMap<PathBuf, (String, Md5)> = HashMap::new();
+    let mut by_file: HashMap<PathBuf, (&Reference, Md5)> = HashMap::new();
     for (reference, entry) in &metadata.model.training.checkpoints {
-        let key = format!("{mp}model.training.checkpoints.{reference}.path");
+        // Made only for an offence (the common case has none).
+        let key = || format!("{mp}model.training.checkpoints.{reference}.path");
         let rel = match relative_inside(&entry.path) {
             Ok(r) => r,
             Err(m) => {
-                ctx.tree_offence(key, m);
+                ctx.tree_offence(key(), m);
                 continue;
             }
         };
         if rel.parent() != Some(Path::new("data/checkpoints")) {
             ctx.tree_offence(
-                key,
+                key(),
                 format!("{:?} is not in data/checkpoints/: expected data/checkpoints/<file name>", entry.path),
             );
             continue;
@@ -609,10 +613,10 @@ fn check_checkpoints<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metadat
         if let Some((other, hash)) = by_file.get(&rel) {
             if *hash != entry.hash {
                 ctx.tree_offence(
-                    key,
+                    key(),
                     format!(
                         "checkpoints {} and {} share the file {} but record different checksums",
-                        other,
+                        other.quoted(),
                         reference.quoted(),
                         rel.display()
                     ),
@@ -620,10 +624,10 @@ fn check_checkpoints<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path, metadat
             }
             continue;
         }
-        by_file.insert(rel.clone(), (reference.quoted(), entry.hash));
+        by_file.insert(rel.clone(), (reference, entry.hash));
         match ctx.lookup(prefix, &rel) {
             Some((path, Entry::File)) => {
-                ctx.hash_later(path, entry.hash, loc(prefix, &rel), format!("checkpoint {}", reference.quoted()))
+                ctx.hash_later(path, entry.hash, || (loc(prefix, &rel), format!("checkpoint {}", reference.quoted())))
             }
             Some((_, Entry::Missing)) => ctx.tree_offence(
                 loc(prefix, &rel),
@@ -726,7 +730,7 @@ fn check_file_initialisation<F: ModelFiles>(ctx: &mut Ctx<'_, F>, prefix: &Path,
         Ok(rel) => rel,
     };
     match ctx.lookup(prefix, &rel) {
-        Some((p, Entry::File)) => ctx.hash_later(p, hash, loc(prefix, &rel), "initialisation file".into()),
+        Some((p, Entry::File)) => ctx.hash_later(p, hash, || (loc(prefix, &rel), "initialisation file".into())),
         Some((_, Entry::Missing)) => {
             ctx.tree_offence(loc(prefix, &rel), "is missing: model.initialisation names this weight file".to_owned())
         }

@@ -62,6 +62,27 @@ impl KeyedMap {
         index
     }
 
+    /// Appends `key` with a null value (to be set with [`KeyedMap::set_value`]) if no key
+    /// Python would consider equal is there yet, and returns its index; `None` if one is. Like
+    /// [`KeyedMap::find`] then [`KeyedMap::insert_new`], hashing the key once.
+    pub(crate) fn reserve_new(&mut self, key: Value) -> Option<usize> {
+        let c = canon(&key);
+        if c.is_some_and(|c| self.canon.contains_key(&c)) {
+            return None;
+        }
+        match self.map.entry(key) {
+            indexmap::map::Entry::Occupied(_) => None,
+            indexmap::map::Entry::Vacant(slot) => {
+                let index = slot.index();
+                slot.insert(Value::Null);
+                if let Some(c) = c {
+                    self.canon.insert(c, index);
+                }
+                Some(index)
+            }
+        }
+    }
+
     /// The value at `index`.
     pub(crate) fn value_at(&self, index: usize) -> Option<&Value> {
         self.map.get_index(index).map(|(_, v)| v)
@@ -103,8 +124,13 @@ mod tests {
         m.insert_new(Value::Float(1e300), Value::Null);
         assert_eq!(m.find(&Value::Float(1e300)), Some(4));
         assert_eq!(m.find(&Value::Int(i64::MAX)), None);
+        assert_eq!(m.reserve_new(Value::Bool(true)), None, "1 is there");
+        assert_eq!(m.reserve_new(Value::Float(1e300)), None);
         m.set_value(0, Value::Bool(true));
         assert_eq!(m.value_at(0), Some(&Value::Bool(true)));
-        assert_eq!(m.into_mapping().len(), 5);
+        assert_eq!(m.reserve_new(Value::Str("new".into())), Some(5));
+        m.set_value(5, Value::Int(7));
+        assert_eq!(m.value_at(5), Some(&Value::Int(7)));
+        assert_eq!(m.into_mapping().len(), 6);
     }
 }

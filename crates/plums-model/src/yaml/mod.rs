@@ -11,6 +11,7 @@
 mod binary;
 mod construct;
 mod emit;
+mod fast;
 mod keys;
 mod parse;
 mod resolve;

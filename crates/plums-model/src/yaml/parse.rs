@@ -175,6 +175,16 @@ struct Builder<'a> {
 
 /// Parses `text` as a single YAML document; see the module documentation.
 pub(crate) fn parse_document(text: &str, limits: &Limits) -> Result<Value, YamlError> {
+    // The documents PMF writers produce, without the event parser (`fast.rs`: the same value,
+    // or `None` and the full reader below).
+    if let Some(value) = super::fast::parse_simple(text, limits) {
+        return Ok(value);
+    }
+    parse_full(text, limits)
+}
+
+/// [`parse_document`] without the fast path (also what `fast.rs` is tested against).
+pub(super) fn parse_full(text: &str, limits: &Limits) -> Result<Value, YamlError> {
     if text.len() > limits.max_bytes {
         return Err(YamlError::whole(format!(
             "document is {} bytes, more than the limit of {} bytes",
@@ -463,6 +473,15 @@ impl Builder<'_> {
             },
         }
         Ok(())
+    }
+}
+
+/// A plain scalar without tag or anchor, resolved as the full reader resolves it (as a mapping
+/// key when `as_key`): `None` when that is an error, or the merge key `<<`.
+pub(super) fn plain_scalar(text: &str, as_key: bool) -> Option<Value> {
+    match resolve_scalar(text, ScalarStyle::Plain, None, as_key, Marker::default()) {
+        Ok(Scalar::Value(value)) => Some(value),
+        _ => None,
     }
 }
 

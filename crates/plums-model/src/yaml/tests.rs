@@ -272,3 +272,161 @@ nested:
 "
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// The fast path (`fast.rs`) against the full reader
+// ------------------------------------------------------------------------------------------
+
+/// The fast path's value, when it gives one, is the full reader's (key order included).
+fn fast_agrees(text: &str) -> Result<bool, TestCaseError> {
+    let limits = super::Limits::default();
+    let Some(fast) = super::fast::parse_simple(text, &limits) else { return Ok(false) };
+    let full = super::parse::parse_full(text, &limits);
+    prop_assert!(
+        matches!(&full, Ok(v) if same_order(v, &fast) && format!("{v:?}") == format!("{fast:?}")),
+        "{:?}: fast {:?}, full {:?}",
+        text,
+        fast,
+        full
+    );
+    Ok(true)
+}
+
+/// Keys and values of a generated document: mostly simple words (which the fast path reads),
+/// resolver words and near misses, and strings of the tricky alphabet.
+fn soup_scalar() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(
+            &["a", "b", "c", "name", "data/x.pt", "1", "2", "0", "1.5", "-3", "a b", "x-y", "~", "null", "yes", "0x1F", "1_000", "2001-12-14", ".inf", "+1"][..]
+        )
+        .prop_map(str::to_owned),
+        1 => proptest::sample::select(WORDS).prop_map(str::to_owned),
+        1 => proptest::collection::vec(proptest::sample::select(ALPHABET), 0..4).prop_map(|cs| cs.into_iter().collect()),
+    ]
+}
+
+/// One line: `K: V`, `K:`, `- V`, `-` or anything, at an indentation of 0 to 4 spaces.
+fn soup_line() -> impl Strategy<Value = String> {
+    (0usize..4, 0usize..6, soup_scalar(), soup_scalar()).prop_map(|(indent, form, k, v)| {
+        let pad = " ".repeat([0, 2, 4, 1][indent]);
+        match form {
+            0 | 1 => format!("{pad}{k}: {v}"),
+            2 => format!("{pad}{k}:"),
+            3 => format!("{pad}- {v}"),
+            4 => format!("{pad}-"),
+            _ => format!("{pad}{k}{v}"),
+        }
+    })
+}
+
+/// A block document's shape: mappings, sequences of scalars, scalars.
+#[derive(Debug, Clone)]
+enum Shape {
+    Scalar(String),
+    Map(Vec<(String, Shape)>),
+    Seq(Vec<String>),
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    soup_scalar().prop_map(Shape::Scalar).prop_recursive(5, 40, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec((soup_scalar(), inner), 0..5).prop_map(Shape::Map),
+            proptest::collection::vec(soup_scalar(), 0..4).prop_map(Shape::Seq),
+        ]
+    })
+}
+
+/// The lines of `shape` as the value of a key at `indent` (a mapping's entries at `indent + step`,
+/// a sequence's at `indent` when `indentless`, else deeper).
+fn render(shape: &Shape, indent: usize, step: usize, indentless: bool, out: &mut Vec<String>) {
+    let pad = " ".repeat(indent);
+    match shape {
+        Shape::Scalar(_) => {}
+        Shape::Map(entries) => {
+            for (k, v) in entries {
+                match v {
+                    Shape::Scalar(s) => out.push(format!("{pad}{k}: {s}")),
+                    _ => {
+                        out.push(format!("{pad}{k}:"));
+                        let inner = if matches!(v, Shape::Seq(_)) && indentless { indent } else { indent + step };
+                        render(v, inner, step, indentless, out);
+                    }
+                }
+            }
+        }
+        Shape::Seq(items) => out.extend(items.iter().map(|item| format!("{pad}- {item}"))),
+    }
+}
+
+/// A rendered document, sometimes with one line inserted, removed or re-indented.
+fn block_document() -> impl Strategy<Value = String> {
+    let entries = proptest::collection::vec((soup_scalar(), shape()), 1..6).prop_map(Shape::Map);
+    (entries, 1usize..5, any::<bool>(), 0usize..8, any::<usize>(), soup_line(), any::<bool>()).prop_map(
+        |(doc, step, indentless, mutation, at, line, newline)| {
+            let mut lines = Vec::new();
+            render(&doc, 0, step, indentless, &mut lines);
+            if !lines.is_empty() {
+                let i = at % lines.len();
+                match mutation {
+                    0 => lines.insert(i, line),
+                    1 => {
+                        lines.remove(i);
+                    }
+                    2 => lines[i].insert(0, ' '),
+                    3 => lines[i] = lines[i].trim_start().to_owned(),
+                    _ => {}
+                }
+            }
+            let mut text = lines.join("\n");
+            if newline {
+                text.push('\n');
+            }
+            text
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn fast_path_agrees_on_block_documents(text in block_document()) {
+        fast_agrees(&text)?;
+    }
+
+    #[test]
+    fn fast_path_agrees_on_line_soup(lines in proptest::collection::vec(soup_line(), 1..12), newline in any::<bool>()) {
+        let mut text = lines.join("\n");
+        if newline {
+            text.push('\n');
+        }
+        fast_agrees(&text)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn fast_path_agrees_on_written_documents(v in tree()) {
+        let mut m = Mapping::new();
+        m.insert(Value::from("doc"), v);
+        fast_agrees(&to_string(&Value::Map(m)))?;
+    }
+}
+
+/// The generated documents reach the fast path often enough to test it.
+#[test]
+fn fast_path_is_exercised() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut block, mut written) = (0, 0);
+    for _ in 0..2000 {
+        block += usize::from(fast_agrees(&block_document().new_tree(&mut runner).unwrap().current()).unwrap());
+        let mut m = Mapping::new();
+        m.insert(Value::from("doc"), tree().new_tree(&mut runner).unwrap().current());
+        written += usize::from(fast_agrees(&to_string(&Value::Map(m))).unwrap());
+    }
+    assert!(block > 150 && written > 100, "fast path taken for {block} block and {written} written documents of 2000");
+}
