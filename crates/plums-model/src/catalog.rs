@@ -230,8 +230,8 @@ pub struct ModelSummary {
 }
 
 impl ModelSummary {
-    /// A row with nothing known yet.
-    fn empty(relative_path: String, location: Location, strict: bool) -> Self {
+    /// A row with nothing known yet (also the lineage tests' starting point).
+    pub(crate) fn empty(relative_path: String, location: Location, strict: bool) -> Self {
         ModelSummary {
             relative_path,
             location,

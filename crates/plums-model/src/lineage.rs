@@ -411,29 +411,13 @@ mod tests {
 
     /// A summary at `path` with id `id` (none: unreadable metadata) and an initialisation.
     fn model(path: &str, id: Option<&str>, init: Option<InitialisationSummary>) -> ModelSummary {
+        let location = Location::Local(std::path::PathBuf::from("/models").join(path));
         ModelSummary {
-            relative_path: path.to_owned(),
-            location: Location::Local(std::path::PathBuf::from("/models").join(path)),
             name: id.map(|i| format!("name-{i}")),
             id: id.map(str::to_owned),
-            producer: None,
-            producer_version: None,
-            producer_version_format: None,
-            status: None,
-            start_epoch: None,
-            latest_epoch: None,
-            end_epoch: None,
-            start_time: None,
-            latest_time: None,
-            end_time: None,
-            checkpoint_count: None,
-            checkpoint_bytes: None,
-            latest: None,
             initialisation: init,
             valid: true,
-            strict: false,
-            offences: Vec::new(),
-            error: None,
+            ..ModelSummary::empty(path.to_owned(), location, false)
         }
     }
 

@@ -8,13 +8,13 @@
 use std::cmp::Ordering;
 use std::path::Path;
 
-use plums_model::{list_models, InitialisationSummary, ListOptions, ModelSummary, Reference, Status, Timestamp};
-use serde::{Serialize, Serializer};
+use plums_model::{list_models, InitialisationSummary, ListOptions, ModelSummary, Reference, Status};
+use serde::Serialize;
 
 use crate::cli::LsArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::{errln, outln};
-use crate::output::{human_bytes, paint, rfc3339, show_path, JsonOffence, JsonRef, BAD, DIM, GOOD};
+use crate::output::{human_bytes, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonTime, BAD, DIM, GOOD};
 use crate::{html, location, progress};
 
 /// The allocator of the whole `pmf` binary, declared here with the command that needs it most:
@@ -251,18 +251,6 @@ struct JsonProducer<'a> {
 enum JsonInitialisation<'a> {
     File { name: Option<&'a str>, path: &'a str },
     Pmf { name: Option<&'a str>, id: &'a str, checkpoint: JsonRef<'a> },
-}
-
-/// A time as written in the metadata: an int stays an int, a float a float.
-struct JsonTime(Timestamp);
-
-impl Serialize for JsonTime {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Timestamp::Int(i) => s.serialize_i64(i),
-            Timestamp::Float(f) => s.serialize_f64(f),
-        }
-    }
 }
 
 /// `pmf ls --json` output.

@@ -106,6 +106,18 @@ impl Serialize for JsonRef<'_> {
     }
 }
 
+/// A time as written in the metadata: an int stays an int, a float a float.
+pub struct JsonTime(pub Timestamp);
+
+impl Serialize for JsonTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Timestamp::Int(i) => s.serialize_i64(i),
+            Timestamp::Float(f) => s.serialize_f64(f),
+        }
+    }
+}
+
 /// A YAML value in JSON, mapping order kept. Keys that are not strings become their YAML text
 /// (`1`, `true`, `null`); timestamps become their text; `!!binary` becomes base64; non-finite
 /// floats become the strings `.inf`, `-.inf`, `.nan`.
@@ -222,6 +234,12 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_time_keeps_int_and_float() {
+        assert_eq!(serde_json::to_string(&JsonTime(Timestamp::Int(3))).ok().as_deref(), Some("3"));
+        assert_eq!(serde_json::to_string(&JsonTime(Timestamp::Float(1.5))).ok().as_deref(), Some("1.5"));
+    }
 
     #[test]
     fn base64_matches_rfc4648() {

@@ -10,14 +10,14 @@ use plums_model::{
     validate_model_at, InitialisationMetadata, Md5, Reference, Timestamp, ValidateOptions, ValidatedModel,
     FORMAT_VERSION,
 };
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::cli::ShowArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK};
 use crate::output::outln;
 use crate::output::{
-    human_bytes, human_duration, human_time, offence_line, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonYaml,
-    BAD, BOLD, DIM, GOOD, KEY,
+    human_bytes, human_duration, human_time, offence_line, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonTime,
+    JsonYaml, BAD, BOLD, DIM, GOOD, KEY,
 };
 use crate::{location, progress};
 
@@ -76,18 +76,6 @@ struct JsonTraining {
     end_epoch: Option<i64>,
     end_time: Option<JsonTime>,
     end_time_utc: Option<String>,
-}
-
-/// A time as written in the metadata: an int stays an int, a float a float.
-struct JsonTime(Timestamp);
-
-impl Serialize for JsonTime {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Timestamp::Int(i) => s.serialize_i64(i),
-            Timestamp::Float(f) => s.serialize_f64(f),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -416,12 +404,6 @@ fn ref_text(reference: &Reference) -> String {
 mod tests {
     use super::*;
     use plums_model::Value;
-
-    #[test]
-    fn json_time_keeps_int_and_float() {
-        assert_eq!(serde_json::to_string(&JsonTime(Timestamp::Int(3))).ok().as_deref(), Some("3"));
-        assert_eq!(serde_json::to_string(&JsonTime(Timestamp::Float(1.5))).ok().as_deref(), Some("1.5"));
-    }
 
     #[test]
     fn yaml_null_build_parameters_are_json_null() {
