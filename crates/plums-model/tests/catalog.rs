@@ -15,26 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::s3::s3_or_skip;
-use common::{guarded, inotify_events, inotify_watch, mkfifo, workspace_root};
+use common::{copy_tree, guarded, inotify_events, inotify_watch, mkfifo, workspace_root};
 use plums_model::{
     for_each_model, list_models, Checkpoint, Error, InitialisationSummary, ListOptions, Location, Model, ModelSummary,
     OffenceKind, Producer, Reference, SaveOptions, Status, StorageErrorKind, StorageOptions, Version,
 };
 use rustix::fs::inotify::WatchFlags;
-
-/// Copy the tree `src` into `dst` (files and folders only).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
 
 /// A copy of `examples/detector` at `dst`.
 fn detector(dst: &Path) -> PathBuf {

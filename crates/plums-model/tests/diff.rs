@@ -13,7 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::s3::s3_or_skip;
-use common::workspace_root;
+use common::{copy_tree, workspace_root};
 use plums_model::{
     diff, diff_at, parse_yaml, Change, ChangeKind, Checkpoint, DiffSection, DiffSide, Error, LoadOptions, Location,
     Model, ModelDiff, Producer, Reference, SaveOptions, StorageOptions, ValidateOptions, Value, Version,
@@ -99,20 +99,6 @@ fn change<'a>(d: &'a ModelDiff, key: &str) -> &'a Change {
 
 fn text(v: &Option<Value>) -> Option<&str> {
     v.as_ref().and_then(Value::as_str)
-}
-
-/// Copy the tree `src` into `dst` (files and folders only).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
 }
 
 #[test]

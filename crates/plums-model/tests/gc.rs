@@ -19,133 +19,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::leftovers::{self, Fx, State, STATES, SUFFIX_A, SUFFIX_B};
 use common::rng::Rng;
 use common::s3::{s3_or_skip, S3Server, S3Test};
-use common::{snapshot, strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
+use common::{names, snapshot, strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
 use plums_model::{
     gc, validate, validate_at, Checkpoint, Error, GcKind, GcOptions, GcReport, Initialisation, LoadOptions, Location,
-    Model, Producer, SaveOptions, SkipKind, StorageOptions, ValidateOptions, Value, Version, LOCK_FILE, SAVE_MARKER,
+    Model, SaveOptions, SkipKind, StorageOptions, ValidateOptions, Value, LOCK_FILE, SAVE_MARKER,
 };
-use tempfile::TempDir;
-
-/// Suffixes of the form the library gives its temporary names.
-const SUFFIX_A: &str = "4242-0-0000abcd";
-const SUFFIX_B: &str = "4242-1-0000abce";
 
 // ---------------------------------------------------------------------------------------------
 // Folders: fixtures
 // ---------------------------------------------------------------------------------------------
 
-struct Fx {
-    dir: TempDir,
-}
-
-impl Fx {
-    fn new() -> Fx {
-        let fx = Fx { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir_all(fx.inputs()).unwrap();
-        fs::create_dir_all(fx.parent()).unwrap();
-        fs::write(fx.inputs().join("config.py"), b"lr = 0.01\n").unwrap();
-        fx
-    }
-
-    fn inputs(&self) -> PathBuf {
-        self.dir.path().join("inputs")
-    }
-
-    /// The location gc is given: the folder holding the model.
-    fn parent(&self) -> PathBuf {
-        self.dir.path().join("models")
-    }
-
-    fn root(&self) -> PathBuf {
-        self.parent().join("model")
-    }
-
-    fn sibling(&self, kind: &str, suffix: &str) -> PathBuf {
-        self.parent().join(format!(".model.pmf-{kind}-{suffix}"))
-    }
-
-    fn checkpoint(&self, epoch: i64) -> Checkpoint {
-        let p = self.inputs().join(format!("{epoch}.h5"));
-        fs::write(&p, format!("weights of epoch {epoch}\n")).unwrap();
-        Checkpoint::new(epoch, Some(&p), Some(epoch), None).unwrap()
-    }
-
-    fn model(&self, id: &str) -> Model {
-        let producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), self.inputs().join("config.py"));
-        let mut m = Model::new(id, producer.unwrap());
-        m.name = Some("detector".into());
-        m.build_parameters = Value::from("resnet");
-        m.register_training_start(0).unwrap();
-        m
-    }
-
-    /// A running model with `epochs` checkpoints.
-    fn trained(&self, epochs: i64) -> Model {
-        let mut m = self.model("id-1");
-        for e in 1..=epochs {
-            m.register_epoch(Some(e)).unwrap();
-            m.add_checkpoint(self.checkpoint(e)).unwrap();
-        }
-        m
-    }
-}
-
-/// Copy the tree `src` to `dst` (plain copies; `.pmf.lock` included).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-/// Names in `dir` (sorted).
-fn names(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    out.sort();
-    out
-}
-
-/// A leftover state of an interrupted save (as in `read_only.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Staging,
-    NewBesideModel,
-    NewAndOldNoModel,
-    NewNoModel,
-    OldNoModel,
-    OldInStaging,
-    TemporaryFiles,
-    AppendJournal,
-    Everything,
-}
-
-const STATES: [State; 9] = [
-    State::Staging,
-    State::NewBesideModel,
-    State::NewAndOldNoModel,
-    State::NewNoModel,
-    State::OldNoModel,
-    State::OldInStaging,
-    State::TemporaryFiles,
-    State::AppendJournal,
-    State::Everything,
-];
-
 impl State {
-    /// Whether the model folder is missing (an interrupted commit gc completes).
-    fn model_missing(self) -> bool {
-        matches!(self, State::NewAndOldNoModel | State::NewNoModel | State::OldNoModel)
-    }
-
     /// How many checkpoints the model in place has once collected.
     fn epochs(self) -> usize {
         match self {
@@ -194,60 +81,19 @@ impl State {
     }
 }
 
+/// What the append journal of a leftover state names: `9.h5` (a complete file the metadata does
+/// not register), and also a registered file, a path out of the model and a missing file: none
+/// goes.
+const JOURNAL: &[u8] = b"9.h5\x001.h5\x00../../../inputs/config.py\x00missing.h5\x00";
+
 /// Save a model (2 checkpoints) at the model root and a newer one (3 checkpoints) elsewhere,
-/// arrange the folders as `state` says, and add foreign files: in the tree that ends up in
-/// place (`notes.txt`, an unregistered checkpoint file no journal names, temporary-looking names
-/// where saves write none or of another form) and next to it (folders and a file whose names
-/// only look like leftovers).
+/// arrange the folders as `state` says (the journal holding [`JOURNAL`]), and add foreign files:
+/// in the tree that ends up in place (`notes.txt`, an unregistered checkpoint file no journal
+/// names, temporary-looking names where saves write none or of another form) and next to it
+/// (folders and a file whose names only look like leftovers).
 fn make_state(fx: &Fx, state: State) {
-    let mut old = fx.trained(2);
-    old.save(fx.root(), &SaveOptions::new().durable(false)).unwrap();
-    let newer = fx.dir.path().join("newer");
-    fx.trained(3).save(&newer, &SaveOptions::new().durable(false)).unwrap();
+    leftovers::make_state(fx, state, JOURNAL);
     let root = fx.root();
-    let staging = |what: &Path| {
-        let s = fx.sibling("save", SUFFIX_A);
-        copy_tree(what, &s);
-        let _ = fs::remove_file(s.join("metadata.yaml"));
-    };
-    let temporary_files = || {
-        fs::write(root.join(format!(".metadata.yaml.pmf-tmp-{SUFFIX_A}")), b"half").unwrap();
-        fs::write(root.join(format!("data/checkpoints/.3.h5.pmf-tmp-{SUFFIX_B}")), b"half a copy").unwrap();
-    };
-    let journal = || {
-        fs::write(root.join("data/checkpoints/9.h5"), b"complete, never registered").unwrap();
-        // It also names a registered file, a path out of the model and a missing file: none goes.
-        let names = b"9.h5\x001.h5\x00../../../inputs/config.py\x00missing.h5\x00".to_vec();
-        fs::write(root.join(format!("data/checkpoints/.pmf-append-{SUFFIX_A}")), names).unwrap();
-    };
-    match state {
-        State::Staging => staging(&newer),
-        State::NewBesideModel => fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap(),
-        State::NewAndOldNoModel => {
-            fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap();
-            fs::rename(&root, fx.sibling("old", SUFFIX_A)).unwrap();
-        }
-        State::NewNoModel => {
-            fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap();
-            fs::remove_dir_all(&root).unwrap();
-        }
-        State::OldNoModel => fs::rename(&root, fx.sibling("old", SUFFIX_A)).unwrap(),
-        State::OldInStaging => {
-            let s = fx.sibling("save", SUFFIX_B);
-            copy_tree(&root, &s);
-            fs::remove_dir_all(&root).unwrap();
-            fs::rename(&newer, &root).unwrap();
-        }
-        State::TemporaryFiles => temporary_files(),
-        State::AppendJournal => journal(),
-        State::Everything => {
-            staging(&newer);
-            fs::rename(&newer, fx.sibling("new", SUFFIX_B)).unwrap();
-            temporary_files();
-            journal();
-        }
-    }
-    let _ = fs::remove_dir_all(&newer);
     let in_place = match state.completed_from() {
         Some(from) => fx.parent().join(from),
         None => root,

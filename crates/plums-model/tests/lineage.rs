@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::workspace_root;
+use common::{copy_tree, workspace_root};
 use plums_model::{
     lineage, list_models, Checkpoint, Lineage, LineageEdge, LineageProblem, ListOptions, Location, Model, NodeKind,
     Producer, Reference, SaveOptions, Version,
@@ -161,7 +161,7 @@ fn a_parent_outside_the_location_is_missing() {
 fn the_model_inside_a_model_is_part_of_it_not_a_node() {
     let t = Inputs::new();
     let root = t.path("models");
-    common_copy(&workspace_root().join("examples/detector"), &root.join("detector"));
+    copy_tree(&workspace_root().join("examples/detector"), &root.join("detector"));
     let l = graph(&root);
     assert_eq!(keys(&l), ["detector", "missing:backbone-0001"], "data/initialisation/ is no row");
     assert_eq!(l.edges, [edge("detector", "missing:backbone-0001", Some(2))]);
@@ -225,18 +225,4 @@ fn two_locations_keep_their_models_apart() {
     let (one, two) = (one.to_str().unwrap(), two.to_str().unwrap());
     assert_eq!(keys(&l), [one, two, "weight:imagenet.bin"], "both are `.`: keyed by their locations");
     assert_eq!(l.edges, [edge(one, "weight:imagenet.bin", None), edge(two, one, Some(2))]);
-}
-
-/// Copy the tree `src` into `dst` (files and folders only).
-fn common_copy(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            common_copy(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
 }

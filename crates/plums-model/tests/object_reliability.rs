@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::rng::Rng;
+use common::rng::{repeated_block, Rng};
 use common::s3::{s3_or_skip, server_or_skip, S3Lister, S3Server, S3Test, VARIABLES};
 use plums_model::{
     parse_yaml, to_yaml, Checkpoint, Error, LoadOptions, Location, Md5, Model, Producer, Reference, SaveOptions,
@@ -240,18 +240,7 @@ impl TrainingLoop {
     fn checkpoint_bytes(&self, epoch: i64) -> Vec<u8> {
         let mut rng = self.rng(epoch);
         let size = if epoch % 7 == 3 { (17 << 20) + rng.below(1 << 20) } else { (200 << 10) + rng.below(1800 << 10) };
-        let size = size as usize;
-        let block = rng.bytes(64 << 10);
-        let mut out = Vec::with_capacity(size + block.len());
-        for i in 0u64.. {
-            if out.len() >= size {
-                break;
-            }
-            out.extend_from_slice(&i.to_le_bytes());
-            out.extend_from_slice(&block[8..]);
-        }
-        out.truncate(size);
-        out
+        repeated_block(&mut rng, size as usize)
     }
 
     fn checkpoint_hash(&self, epoch: i64) -> Md5 {

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::s3::{s3_or_skip, S3Server, S3Test};
-use common::{assert_message, describe, reference_or_skip, run_reference};
+use common::{assert_message, copy_tree, describe, reference_or_skip, run_reference};
 use plums_model::{
     check, check_at, fetch, md5_file, validate, validate_at, validate_model_at, Cache, Checkpoint, Error,
     Initialisation, LoadOptions, Location, Md5, Model, Offence, OffenceKind, Producer, Reference, SaveOptions,
@@ -83,20 +83,6 @@ fn saved_model(dir: &Path, big: usize) -> PathBuf {
     let root = dir.join("model");
     model.save(&root, &SaveOptions::new()).unwrap();
     root
-}
-
-/// Copy the folder `from` to `to` (regular files and folders only).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every regular file under `root`, relative path -> bytes (the shared tree snapshot, folders

@@ -8,81 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use common::{inotify_events, inotify_watch};
-use plums_model::{
-    check, validate, Checkpoint, Error, LoadOptions, Model, Producer, SaveOptions, ValidateOptions, Value, Version,
-};
+use common::leftovers::{self, Fx, State, STATES, SUFFIX_A};
+use common::{inotify_events, inotify_watch, names};
+use plums_model::{check, validate, Error, LoadOptions, Model, Producer, SaveOptions, ValidateOptions, Version};
 use rustix::fs::inotify::WatchFlags;
-use tempfile::TempDir;
-
-/// Suffixes of the form the library gives its temporary names.
-const SUFFIX_A: &str = "4242-0-0000abcd";
-const SUFFIX_B: &str = "4242-1-0000abce";
-
-struct Fx {
-    dir: TempDir,
-}
-
-impl Fx {
-    fn new() -> Fx {
-        let fx = Fx { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir_all(fx.inputs()).unwrap();
-        fs::create_dir_all(fx.parent()).unwrap();
-        fs::write(fx.inputs().join("config.py"), b"lr = 0.01\n").unwrap();
-        fx
-    }
-
-    fn inputs(&self) -> PathBuf {
-        self.dir.path().join("inputs")
-    }
-
-    /// The folder holding the model (and nothing else): the one watched.
-    fn parent(&self) -> PathBuf {
-        self.dir.path().join("models")
-    }
-
-    fn root(&self) -> PathBuf {
-        self.parent().join("model")
-    }
-
-    fn sibling(&self, kind: &str, suffix: &str) -> PathBuf {
-        self.parent().join(format!(".model.pmf-{kind}-{suffix}"))
-    }
-
-    fn checkpoint(&self, epoch: i64) -> Checkpoint {
-        let p = self.inputs().join(format!("{epoch}.h5"));
-        fs::write(&p, format!("weights of epoch {epoch}\n")).unwrap();
-        Checkpoint::new(epoch, Some(&p), Some(epoch), None).unwrap()
-    }
-
-    /// A running model with `epochs` checkpoints.
-    fn trained(&self, epochs: i64) -> Model {
-        let producer = Producer::new("trainer", Version::pep440("1.0.0").unwrap(), self.inputs().join("config.py"));
-        let mut m = Model::new("id-1", producer.unwrap());
-        m.name = Some("detector".into());
-        m.build_parameters = Value::from("resnet");
-        m.register_training_start(0).unwrap();
-        for e in 1..=epochs {
-            m.register_epoch(Some(e)).unwrap();
-            m.add_checkpoint(self.checkpoint(e)).unwrap();
-        }
-        m
-    }
-}
-
-/// Copy the tree `src` to `dst` (plain copies; `.pmf.lock` included).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
 
 /// Every folder under `dir`, `dir` included.
 fn folders(dir: &Path) -> Vec<PathBuf> {
@@ -96,55 +25,7 @@ fn folders(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Names in `dir` (sorted).
-fn names(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    out.sort();
-    out
-}
-
-/// A leftover state of an interrupted save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// A staging folder being built next to the model.
-    Staging,
-    /// The complete new tree next to the model, the old one not moved aside yet.
-    NewBesideModel,
-    /// The model moved aside as `.pmf-old-`, the new tree `.pmf-new-`, no model: killed between
-    /// the last two renames of a commit without `RENAME_EXCHANGE`.
-    NewAndOldNoModel,
-    /// Only the complete new tree, no model.
-    NewNoModel,
-    /// Only the old tree, no model.
-    OldNoModel,
-    /// The previous tree in the staging folder after an exchange, not removed yet.
-    OldInStaging,
-    /// Temporary files of interrupted writes inside the model.
-    TemporaryFiles,
-    /// An append journal naming a complete checkpoint file the metadata does not register.
-    AppendJournal,
-    /// All the leftovers that can coexist with a model at once.
-    Everything,
-}
-
-const STATES: [State; 9] = [
-    State::Staging,
-    State::NewBesideModel,
-    State::NewAndOldNoModel,
-    State::NewNoModel,
-    State::OldNoModel,
-    State::OldInStaging,
-    State::TemporaryFiles,
-    State::AppendJournal,
-    State::Everything,
-];
-
 impl State {
-    fn model_missing(self) -> bool {
-        matches!(self, State::NewAndOldNoModel | State::NewNoModel | State::OldNoModel)
-    }
-
     /// Whether the tree in place once repaired is not the one the model object saved.
     fn replaced(self) -> bool {
         matches!(self, State::NewAndOldNoModel | State::NewNoModel | State::OldInStaging)
@@ -152,56 +33,10 @@ impl State {
 }
 
 /// Save a model (2 checkpoints) at the model root and a newer one (3 checkpoints) elsewhere,
-/// then arrange the folders as `state` says. Returns the model object that saved the root.
+/// then arrange the folders as `state` says (the append journal naming `9.h5` only). Returns
+/// the model object that saved the root.
 fn make_state(fx: &Fx, state: State) -> Model {
-    let mut old = fx.trained(2);
-    old.save(fx.root(), &SaveOptions::new().durable(false)).unwrap();
-    let newer = fx.dir.path().join("newer");
-    fx.trained(3).save(&newer, &SaveOptions::new().durable(false)).unwrap();
-    let root = fx.root();
-    let staging = |what: &Path| {
-        let s = fx.sibling("save", SUFFIX_A);
-        copy_tree(what, &s);
-        // A staging folder is incomplete while it is built.
-        let _ = fs::remove_file(s.join("metadata.yaml"));
-    };
-    let temporary_files = || {
-        fs::write(root.join(format!(".metadata.yaml.pmf-tmp-{SUFFIX_A}")), b"half").unwrap();
-        fs::write(root.join(format!("data/checkpoints/.3.h5.pmf-tmp-{SUFFIX_B}")), b"half a copy").unwrap();
-    };
-    let journal = || {
-        fs::write(root.join("data/checkpoints/9.h5"), b"complete, never registered").unwrap();
-        fs::write(root.join(format!("data/checkpoints/.pmf-append-{SUFFIX_A}")), b"9.h5\x00").unwrap();
-    };
-    match state {
-        State::Staging => staging(&newer),
-        State::NewBesideModel => fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap(),
-        State::NewAndOldNoModel => {
-            fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap();
-            fs::rename(&root, fx.sibling("old", SUFFIX_A)).unwrap();
-        }
-        State::NewNoModel => {
-            fs::rename(&newer, fx.sibling("new", SUFFIX_A)).unwrap();
-            fs::remove_dir_all(&root).unwrap();
-        }
-        State::OldNoModel => fs::rename(&root, fx.sibling("old", SUFFIX_A)).unwrap(),
-        State::OldInStaging => {
-            let s = fx.sibling("save", SUFFIX_B);
-            copy_tree(&root, &s);
-            fs::remove_dir_all(&root).unwrap();
-            fs::rename(&newer, &root).unwrap();
-        }
-        State::TemporaryFiles => temporary_files(),
-        State::AppendJournal => journal(),
-        State::Everything => {
-            staging(&newer);
-            fs::rename(&newer, fx.sibling("new", SUFFIX_B)).unwrap();
-            temporary_files();
-            journal();
-        }
-    }
-    let _ = fs::remove_dir_all(fx.dir.path().join("newer"));
-    old
+    leftovers::make_state(fx, state, b"9.h5\x00")
 }
 
 const CHANGES: WatchFlags = WatchFlags::CREATE

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::rng::Rng;
+use common::rng::{repeated_block, Rng};
 use common::{strace_injection_unavailable, STRACE_RENAMEAT2_EINVAL};
 use plums_model::{
     md5_file, to_yaml, validate, validate_model, Checkpoint, Error, Initialisation, LoadOptions, Mapping, Md5, Model,
@@ -367,13 +367,8 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
     let round = rounds.iter().sum::<Duration>() / rounds.len() as u32;
     let save = saves.iter().sum::<Duration>() / saves.len() as u32;
     // The round as the child runs it (slower under strace): one child for a while.
-    let mut probe = kill_child_command(dir, no_exchange).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut probe_out = BufReader::new(probe.stdout.take().unwrap());
-    let (pid, _) = wait_ready(&mut probe_out);
-    std::thread::sleep(Duration::from_millis(1500));
-    kill_announced(pid, &mut probe);
-    let mut rest = String::new();
-    probe_out.read_to_string(&mut rest).unwrap();
+    let rest =
+        probe(kill_child_command(dir, no_exchange).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
     let probe_saves = rest.matches("PMF-SAVED").count().max(1);
     let child_round = Duration::from_millis(1500) / probe_saves as u32;
     let round = round.max(child_round);
@@ -411,13 +406,7 @@ fn kill_trials(label: &str, dir: &Path, no_exchange: bool, append: bool) {
         let (pid, _) = wait_ready(&mut out);
         // Spread the kills over the first rounds of the child, most of which is saving.
         let delay = Duration::from_micros(rng.below(window.as_micros() as u64));
-        std::thread::sleep(delay);
-        let exited_early = proc.try_wait().unwrap();
-        kill_announced(pid, &mut proc);
-        let mut rest = String::new();
-        out.read_to_string(&mut rest).unwrap();
-        let mut err = String::new();
-        proc.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let (exited_early, rest, err) = kill_after(delay, pid, &mut proc, &mut out);
         let child_error = err
             .lines()
             .find(|l| l.contains("panicked") || l.contains("round "))
@@ -572,6 +561,37 @@ fn kill_announced(pid: Option<i32>, proc: &mut std::process::Child) {
     proc.wait().unwrap();
 }
 
+/// Let the child `proc` (announced as `pid`) run for `delay`, note whether it exited by itself
+/// meanwhile, SIGKILL it and read the rest of its stdout (`out`) and all of its stderr: (its
+/// exit status if it exited early, the rest of stdout, stderr).
+fn kill_after(
+    delay: Duration,
+    pid: Option<i32>,
+    proc: &mut std::process::Child,
+    out: &mut impl Read,
+) -> (Option<std::process::ExitStatus>, String, String) {
+    std::thread::sleep(delay);
+    let exited_early = proc.try_wait().unwrap();
+    kill_announced(pid, proc);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    proc.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (exited_early, rest, err)
+}
+
+/// Run a probe child (its stdout piped) for 1.5 s after it is ready, SIGKILL it and return what
+/// it wrote on stdout after its ready line.
+fn probe(mut proc: std::process::Child) -> String {
+    let mut out = BufReader::new(proc.stdout.take().unwrap());
+    let (pid, _) = wait_ready(&mut out);
+    std::thread::sleep(Duration::from_millis(1500));
+    kill_announced(pid, &mut proc);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    rest
+}
+
 #[test]
 #[ignore = "child process of kill_during_save_leaves_the_old_or_the_new_model"]
 fn kill_child() {
@@ -621,17 +641,7 @@ impl BackgroundLoop {
     fn bytes(&self, epoch: i64) -> Vec<u8> {
         let mut rng = Rng((self.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
         let size = (1 << 20) + rng.below(3 << 20) as usize;
-        let block = rng.bytes(64 << 10);
-        let mut out = Vec::with_capacity(size + block.len());
-        for i in 0u64.. {
-            if out.len() >= size {
-                break;
-            }
-            out.extend_from_slice(&i.to_le_bytes());
-            out.extend_from_slice(&block[8..]);
-        }
-        out.truncate(size);
-        out
+        repeated_block(&mut rng, size)
     }
 
     fn hash(&self, epoch: i64) -> Md5 {
@@ -734,13 +744,7 @@ fn kill_during_background_saves_leaves_the_old_or_the_new_model() {
     let spawn = || child("background_kill_child", &envs).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 
     // How long a child takes to finish its first saves: one child for a while.
-    let mut probe = spawn();
-    let mut probe_out = BufReader::new(probe.stdout.take().unwrap());
-    let (pid, _) = wait_ready(&mut probe_out);
-    std::thread::sleep(Duration::from_millis(1500));
-    kill_announced(pid, &mut probe);
-    let mut said = String::new();
-    probe_out.read_to_string(&mut said).unwrap();
+    let said = probe(spawn());
     let saved_after: Vec<Duration> = said
         .lines()
         .filter_map(|l| l.split(" after ").nth(1).filter(|_| l.contains("PMF-SAVED ")))
@@ -775,13 +779,7 @@ fn kill_during_background_saves_leaves_the_old_or_the_new_model() {
             panic!("trial {trial}: the child did not start from state {state}: {seen}\n{err}");
         }
         let delay = Duration::from_micros(rng.below(window.as_micros() as u64));
-        std::thread::sleep(delay);
-        let exited_early = proc.try_wait().unwrap();
-        kill_announced(pid, &mut proc);
-        let mut rest = String::new();
-        out.read_to_string(&mut rest).unwrap();
-        let mut err = String::new();
-        proc.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let (exited_early, rest, err) = kill_after(delay, pid, &mut proc, &mut out);
         let numbers = |tag: &str| -> Vec<i64> {
             rest.lines().filter_map(|l| l.split(tag).nth(1)?.split(' ').next()?.trim().parse().ok()).collect()
         };

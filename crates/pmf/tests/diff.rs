@@ -8,25 +8,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::s3::s3_or_skip;
-use common::{edit_metadata, pmf, run, run_json, s, Scratch};
+use common::{copy_tree, edit_metadata, run, run_cached, run_json, s, storage_option_args, Scratch};
 use serde_json::{json, Value};
-
-/// Copy the tree `src` into `dst` (files and folders only).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).expect("create folder");
-    for entry in fs::read_dir(src).expect("read folder") {
-        let entry = entry.expect("entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).expect("copy");
-        }
-    }
-}
 
 /// A trained model (`Scratch::trained_model`) and a copy of it, `copy`.
 fn pair(t: &Scratch) -> (PathBuf, PathBuf) {
@@ -207,21 +193,14 @@ fn a_folder_and_its_copy_in_a_bucket_are_equal() {
     let Some(s3) = s3_or_skip("cli_diff_local_s3") else { return };
     let t = Scratch::new();
     let a = t.trained_model("a");
-    let options: Vec<String> = s3
-        .server
-        .storage_options()
-        .into_iter()
-        .flat_map(|(k, v)| ["--storage-option".to_owned(), format!("{k}={v}")])
-        .collect();
+    let options = storage_option_args(&s3);
     let url = s3.url("a");
     let with = |args: &[&str]| -> Vec<String> {
         args.iter().map(|a| (*a).to_owned()).chain(options.iter().cloned()).collect::<Vec<String>>()
     };
     let go = |args: Vec<String>, code: i32| -> String {
-        let out = pmf().args(&args).env("PMF_CACHE_DIR", t.path("cache")).output().expect("pmf");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(out.status.code(), Some(code), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        stdout
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cached(&args, &t.path("cache"), code).0
     };
     go(with(&["cp", s(&a), &url]), 0);
     let out = go(with(&["diff", s(&a), &url]), 0);

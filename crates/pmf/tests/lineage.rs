@@ -10,36 +10,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::s3::s3_or_skip;
-use common::{pmf, run, run_json, s, workspace_root, Scratch};
+use common::{copy_tree, run, run_json, run_json_cached, s, storage_option_args, workspace_root, Scratch};
 use serde_json::{json, Value};
-
-/// Copy the tree `src` into `dst` (files and folders only).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).expect("create folder");
-    for entry in fs::read_dir(src).expect("read folder") {
-        let entry = entry.expect("entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).expect("copy");
-        }
-    }
-}
 
 /// `pmf new DEST --id ID` (producer trainer 1.0.0) with `extra`, then a running training with
 /// checkpoints 1 and 2.
 fn model(t: &Scratch, dest: &Path, id: &str, extra: &[&str]) -> PathBuf {
-    let config = t.path("config.yaml");
-    let mut args =
-        vec!["new", s(dest), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", id];
-    args.extend_from_slice(extra);
-    run(&args, 0);
-    run(&["training", "start", s(dest)], 0);
-    for i in 1..=2 {
-        let file = t.path(&format!("e{i}.pt"));
-        run(&["checkpoint", "add", s(dest), s(&file), "--epoch", &i.to_string()], 0);
-    }
+    t.new_model_at(dest, id, extra);
+    t.train(dest, 2);
     dest.to_path_buf()
 }
 
@@ -275,19 +253,11 @@ fn a_bucket_prefix() {
     let t = Scratch::new();
     let root = chain(&t);
     s3.upload_dir(&root, "models");
-    let options: Vec<String> = s3
-        .server
-        .storage_options()
-        .into_iter()
-        .flat_map(|(k, v)| ["--storage-option".to_owned(), format!("{k}={v}")])
-        .collect();
+    let options = storage_option_args(&s3);
     let url = s3.url("models");
     let mut args = vec!["lineage", "--json", url.as_str()];
     args.extend(options.iter().map(String::as_str));
-    let out = pmf().args(&args).env("PMF_CACHE_DIR", t.path("cache")).output().expect("pmf");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let doc: Value = serde_json::from_str(&stdout).expect("JSON");
+    let doc = run_json_cached(&args, &t.path("cache"), 0);
     assert_eq!(
         edges(&doc),
         [

@@ -13,45 +13,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::s3::s3_or_skip;
-use common::{pmf, run, run_json, s, workspace_root, Scratch};
+use common::{
+    copy_tree, pmf, run, run_cached, run_json, run_json_cached, s, storage_option_args, workspace_root, Scratch,
+};
 use rustix::fs::inotify;
 use serde_json::{json, Value};
 
-/// Copy the tree `src` into `dst` (files and folders only).
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).expect("create folder");
-    for entry in fs::read_dir(src).expect("read folder") {
-        let entry = entry.expect("entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).expect("copy");
-        }
-    }
-}
-
-/// `pmf new DEST --id ID` (producer trainer 1.0.0, the scratch configuration) then `extra`
-/// commands' effects: `training start` when `running`.
-fn model(t: &Scratch, dest: &Path, id: &str, extra: &[&str]) -> PathBuf {
-    let config = t.path("config.yaml");
-    let mut args =
-        vec!["new", s(dest), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", id];
-    args.extend_from_slice(extra);
-    run(&args, 0);
-    dest.to_path_buf()
-}
-
 /// A finished model with checkpoints 1, 2, 3 (files e1.pt, e2.pt, e3.pt: 9 bytes each).
 fn trained(t: &Scratch, dest: &Path, id: &str) -> PathBuf {
-    model(t, dest, id, &["--name", "detector-small"]);
-    run(&["training", "start", s(dest)], 0);
-    for i in 1..=3 {
-        let file = t.path(&format!("e{i}.pt"));
-        run(&["checkpoint", "add", s(dest), s(&file), "--epoch", &i.to_string()], 0);
-    }
-    run(&["training", "end", s(dest)], 0);
-    dest.to_path_buf()
+    t.finished_model_at(dest, id, &["--name", "detector-small"])
 }
 
 /// ```text
@@ -65,11 +35,11 @@ fn trained(t: &Scratch, dest: &Path, id: &str) -> PathBuf {
 fn tree(t: &Scratch) -> PathBuf {
     let root = t.path("models");
     trained(t, &root.join("a"), "a-id");
-    model(t, &root.join("broken"), "broken-id", &[]);
+    t.new_model_at(&root.join("broken"), "broken-id", &[]);
     fs::write(root.join("broken/metadata.yaml"), "model: [unclosed\n").expect("write");
     copy_tree(&workspace_root().join("examples/detector"), &root.join("detector"));
     let init = t.path("init.bin");
-    let b = model(t, &root.join("group/b"), "b-id", &["--init-file", s(&init), "--init-name", "imagenet"]);
+    let b = t.new_model_at(&root.join("group/b"), "b-id", &["--init-file", s(&init), "--init-name", "imagenet"]);
     run(&["training", "start", s(&b)], 0);
     fs::write(root.join("group/notes.txt"), "not a model").expect("write");
     fs::create_dir_all(root.join("empty/sub")).expect("mkdir");
@@ -376,19 +346,11 @@ fn models_under_a_bucket_prefix() {
     trained(&t, &local.join("team/broken"), "broken-id");
     fs::remove_file(local.join("team/broken/data/checkpoints/e1.pt")).expect("remove");
     s3.upload_dir(&local, "models");
-    let options: Vec<String> = s3
-        .server
-        .storage_options()
-        .into_iter()
-        .flat_map(|(k, v)| ["--storage-option".to_owned(), format!("{k}={v}")])
-        .collect();
+    let options = storage_option_args(&s3);
     let url = s3.url("models");
     let mut args = vec!["ls", "--json", url.as_str()];
     args.extend(options.iter().map(String::as_str));
-    let out = pmf().args(&args).env("PMF_CACHE_DIR", t.path("cache")).output().expect("pmf");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let doc: Value = serde_json::from_str(&stdout).expect("JSON");
+    let doc = run_json_cached(&args, &t.path("cache"), 1);
     assert_eq!(listed_paths(&doc), [s3.url("models/a"), s3.url("models/team/broken"), s3.url("models/team/detector")]);
     let a = &doc["models"][0];
     assert_eq!((&a["valid"], &a["id"], &a["checkpoint_bytes"]), (&json!(true), &json!("a-id"), &json!(27)));
@@ -400,9 +362,7 @@ fn models_under_a_bucket_prefix() {
     // The table, and a filter.
     let mut args = vec!["ls", url.as_str(), "--where", "valid=true", "--depth", "2"];
     args.extend(options.iter().map(String::as_str));
-    let out = pmf().args(&args).env("PMF_CACHE_DIR", t.path("cache")).output().expect("pmf");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (stdout, _) = run_cached(&args, &t.path("cache"), 0);
     assert!(
         stdout.contains(&s3.url("models/team/detector")) && stdout.contains("2 models: 2 valid, 0 invalid"),
         "{stdout}"

@@ -5,11 +5,14 @@
 //! - the JSON *description* of a model (the README's format), built from our [`Model`], and the
 //!   TAGGED VALUE encoding of YAML values, both ways;
 //! - comparing descriptions (every difference, with its JSON path);
-//! - file-tree snapshots, FIFOs and a watchdog for tests that must never block;
+//! - file-tree snapshots and copies, sorted folder listings, FIFOs and a watchdog for tests
+//!   that must never block;
+//! - the leftover states of an interrupted save, built by name ([`leftovers`]);
 //! - inotify watches (what was done to files that nothing may touch);
 //! - `strace` making `renameat2` fail, as on file systems without `RENAME_EXCHANGE`.
 #![allow(dead_code)]
 
+pub mod leftovers;
 pub mod rng;
 pub mod s3;
 
@@ -526,6 +529,28 @@ pub fn compare(left: &Json, right: &Json, how: Compare) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Files and trees
 // ---------------------------------------------------------------------------------------------
+
+/// Copy the tree `src` into `dst`: folders, and files as plain copies (`.pmf.lock` included).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// Names in `dir` (sorted).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    out.sort();
+    out
+}
 
 /// What is in a folder: relative path -> file contents (`None` for folders, the target for links).
 pub fn snapshot(root: &Path, skip: &dyn Fn(&Path) -> bool) -> BTreeMap<PathBuf, Option<Vec<u8>>> {

@@ -37,7 +37,12 @@ impl Rng {
 /// `size` bytes of their own for `seed`: a random 64 KiB block repeated, each copy starting
 /// with its index (fast even for 64 MiB in a debug build).
 pub fn content(seed: u64, size: usize) -> Vec<u8> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    repeated_block(&mut Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1), size)
+}
+
+/// `size` bytes: a random 64 KiB block drawn from `rng`, repeated, each copy starting with its
+/// index (content of its own, made fast even in a debug build).
+pub fn repeated_block(rng: &mut Rng, size: usize) -> Vec<u8> {
     let block = rng.bytes(64 << 10);
     let mut out = Vec::with_capacity(size + block.len());
     let mut i = 0u64;

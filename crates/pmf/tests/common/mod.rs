@@ -1,5 +1,5 @@
 //! Helpers shared by the `pmf` integration tests: running the binary, building models with it,
-//! and reading its JSON output.
+//! copying trees, and reading its JSON output.
 #![allow(dead_code)]
 
 /// The S3 test-server helpers: the library's tests' file, shared (not a copy).
@@ -20,19 +20,50 @@ pub fn pmf() -> Command {
 
 /// Run `pmf args...`, expect exit code `code`, return (stdout, stderr).
 pub fn run(args: &[&str], code: i32) -> (String, String) {
-    let out = pmf().args(args).output().expect("pmf runs");
+    finished(args, pmf().args(args), code)
+}
+
+/// Run `pmf args...` expecting exit code `code` and parse stdout as one JSON document.
+pub fn run_json(args: &[&str], code: i32) -> Value {
+    let (stdout, stderr) = run(args, code);
+    json_document(args, &stdout, &stderr)
+}
+
+/// Run `pmf args...` with `PMF_CACHE_DIR=cache` (where reads from object storage are cached),
+/// expect exit code `code`, return (stdout, stderr).
+pub fn run_cached(args: &[&str], cache: &Path, code: i32) -> (String, String) {
+    finished(args, pmf().args(args).env("PMF_CACHE_DIR", cache), code)
+}
+
+/// [`run_cached`], then parse stdout as one JSON document.
+pub fn run_json_cached(args: &[&str], cache: &Path, code: i32) -> Value {
+    let (stdout, stderr) = run_cached(args, cache, code);
+    json_document(args, &stdout, &stderr)
+}
+
+/// Run `cmd` (`pmf args...`), expect exit code `code`, return (stdout, stderr).
+fn finished(args: &[&str], cmd: &mut Command, code: i32) -> (String, String) {
+    let out = cmd.output().expect("pmf runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "pmf {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     (stdout, stderr)
 }
 
-/// Run `pmf args...` expecting exit code `code` and parse stdout as one JSON document.
-pub fn run_json(args: &[&str], code: i32) -> Value {
-    let (stdout, stderr) = run(args, code);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+/// `stdout` of `pmf args...` as one JSON document.
+fn json_document(args: &[&str], stdout: &str, stderr: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| {
         panic!("pmf {args:?}: stdout is not one JSON document ({e}):\n{stdout}\n--- stderr\n{stderr}")
     })
+}
+
+/// `--storage-option KEY=VALUE` for each of the S3 test server's options.
+pub fn storage_option_args(s3: &s3::S3Test) -> Vec<String> {
+    s3.server
+        .storage_options()
+        .into_iter()
+        .flat_map(|(k, v)| ["--storage-option".to_owned(), format!("{k}={v}")])
+        .collect()
 }
 
 /// The workspace root (two levels above this crate).
@@ -43,6 +74,20 @@ pub fn workspace_root() -> PathBuf {
 /// A path as a `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// Copy the tree `src` into `dst` (files and folders only).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("create folder");
+    for entry in std::fs::read_dir(src).expect("read folder") {
+        let entry = entry.expect("entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
 }
 
 /// A scratch folder with input files: `config.yaml`, `e1.pt`, `e2.pt`, `e3.pt`, `init.bin`.
@@ -73,26 +118,42 @@ impl Scratch {
 
     /// `pmf new <name> --producer trainer --version 1.0.0 --config config.yaml --id <name>-id extra...`.
     pub fn new_model(&self, name: &str, extra: &[&str]) -> PathBuf {
-        let dest = self.path(name);
+        self.new_model_at(&self.path(name), &format!("{name}-id"), extra)
+    }
+
+    /// `pmf new DEST --producer trainer --version 1.0.0 --config config.yaml --id ID extra...`.
+    pub fn new_model_at(&self, dest: &Path, id: &str, extra: &[&str]) -> PathBuf {
         let config = self.path("config.yaml");
-        let id = format!("{name}-id");
         let mut args =
-            vec!["new", s(&dest), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", &id];
+            vec!["new", s(dest), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", id];
         args.extend_from_slice(extra);
         run(&args, 0);
-        dest
+        dest.to_path_buf()
+    }
+
+    /// `pmf training start DEST`, then checkpoints 1 (e1.pt) to `epochs` (`e<epochs>.pt`, at most
+    /// 3) at epochs 1..=`epochs`: a running model.
+    pub fn train(&self, dest: &Path, epochs: i64) {
+        run(&["training", "start", s(dest)], 0);
+        for i in 1..=epochs {
+            let file = self.path(&format!("e{i}.pt"));
+            run(&["checkpoint", "add", s(dest), s(&file), "--epoch", &i.to_string()], 0);
+        }
+    }
+
+    /// A finished model at DEST (`new_model_at` with `extra`) with checkpoints 1 (e1.pt),
+    /// 2 (e2.pt), 3 (e3.pt) at epochs 1..3.
+    pub fn finished_model_at(&self, dest: &Path, id: &str, extra: &[&str]) -> PathBuf {
+        self.new_model_at(dest, id, extra);
+        self.train(dest, 3);
+        run(&["training", "end", s(dest)], 0);
+        dest.to_path_buf()
     }
 
     /// A finished model with checkpoints 1 (e1.pt), 2 (e2.pt), 3 (e3.pt) at epochs 1..3.
     pub fn trained_model(&self, name: &str) -> PathBuf {
-        let dest = self.new_model(name, &["--name", "detector", "--param", "lr=0.1"]);
-        run(&["training", "start", s(&dest)], 0);
-        for i in 1..=3 {
-            let file = self.path(&format!("e{i}.pt"));
-            run(&["checkpoint", "add", s(&dest), s(&file), "--epoch", &i.to_string()], 0);
-        }
-        run(&["training", "end", s(&dest)], 0);
-        dest
+        let id = format!("{name}-id");
+        self.finished_model_at(&self.path(name), &id, &["--name", "detector", "--param", "lr=0.1"])
     }
 }
 
