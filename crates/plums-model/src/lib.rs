@@ -157,5 +157,8 @@ pub use validate::{
     check, check_at, validate, validate_at, validate_model, validate_model_at, Check, ValidateOptions, ValidatedModel,
 };
 pub use version::{Version, VersionFormat, VersionFormats, VersionValue, PY_PA};
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use yaml::fast_and_full as __fuzz_yaml_fast_and_full;
 pub use yaml::{parse as parse_yaml, parse_with_limits as parse_yaml_with_limits, to_string as to_yaml};
 pub use yaml::{Limits as YamlLimits, Mapping, Value, YamlError};

@@ -63,6 +63,16 @@ pub fn parse_with_limits(text: &str, limits: &Limits) -> Result<Value, YamlError
     parse::parse_document(text, limits)
 }
 
+/// The fast path's value of `text` (`None`: it hands the text over) and the full reader's
+/// result, with the default [`Limits`]: for the fuzz target `yaml_fast_path`, which checks that
+/// the fast path never gives another value than the full reader. Only in builds with
+/// `--cfg fuzzing` (cargo-fuzz sets it); not part of the API.
+#[cfg(fuzzing)]
+pub fn fast_and_full(text: &str) -> (Option<Value>, Result<Value, YamlError>) {
+    let limits = Limits::default();
+    (fast::parse_simple(text, &limits), parse::parse_full(text, &limits))
+}
+
 /// Serialise a value as a block-style YAML document that PyYAML reads back to the same value.
 pub fn to_string(value: &Value) -> String {
     emit::emit(value)
