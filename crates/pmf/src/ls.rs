@@ -17,12 +17,6 @@ use crate::output::{errln, outln};
 use crate::output::{human_bytes, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonTime, BAD, DIM, GOOD};
 use crate::{html, location, progress};
 
-/// The allocator of the whole `pmf` binary, declared here with the command that needs it most:
-/// `pmf ls` builds thousands of small YAML documents on every core at once, where glibc's
-/// malloc cost a tenth of the listing's CPU time (docs/PERFORMANCE.md, "Many models").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A key of `--where` and `--sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {

@@ -32,6 +32,12 @@ use clap::{CommandFactory, Parser};
 use cli::{CheckpointCommand, Cli, ColorWhen, Command};
 use failure::{EXIT_OK, EXIT_USAGE};
 
+/// The allocator of the whole binary: `pmf ls` builds thousands of small YAML documents on
+/// every core at once, where glibc's malloc cost a tenth of the listing's CPU time
+/// (docs/PERFORMANCE.md, "Many models").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
