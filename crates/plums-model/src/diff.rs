@@ -349,14 +349,25 @@ fn join(key: &str, segment: &str) -> String {
     }
 }
 
+/// Whether the string key `s` is shown unquoted in a key path: YAML reads `s` alone back as the
+/// string `s` (a plain scalar that resolves to a string), and it has no `.`.
+///
+/// Reading a document that is exactly `s` takes one scalar node (a tag, an anchor, quotes, a
+/// comment, a document marker or a collection would make the text differ from the value), so the
+/// reader runs with limits of one node and `s.len()` bytes: a hostile key (an alias bomb) fails
+/// at its second node instead of costing up to the default limits for every key of a diff.
+fn plain_key(s: &str) -> bool {
+    let one_scalar = crate::yaml::Limits { max_bytes: s.len(), max_depth: 1, max_nodes: 1 };
+    !s.is_empty()
+        && !s.contains('.')
+        && matches!(crate::yaml::parse_with_limits(s, &one_scalar), Ok(Value::Str(ref read)) if read == s)
+}
+
 /// A mapping key as a key path segment (see the module documentation).
 fn segment(key: &Value) -> String {
     match key {
         Value::Str(s) => {
-            let plain = !s.is_empty()
-                && !s.contains('.')
-                && matches!(crate::yaml::parse(s), Ok(Value::Str(ref read)) if read == s);
-            if plain {
+            if plain_key(s) {
                 s.clone()
             } else {
                 format!("{s:?}")
@@ -493,6 +504,75 @@ mod tests {
         assert_eq!(keys(&unknown), [("model.build_parameters", ChangeKind::Removed)]);
     }
 
+    /// The decision before the reader was bounded: the full reader with the default limits.
+    fn plain_key_unbounded(s: &str) -> bool {
+        !s.is_empty() && !s.contains('.') && matches!(parse(s), Ok(Value::Str(ref read)) if read == s)
+    }
+
+    #[test]
+    fn bounded_plain_key_decides_as_the_full_reader() {
+        // Every string of up to 3 characters over an alphabet of YAML's syntax characters.
+        let alphabet: Vec<char> = "a1 -?:,[]{}#&*!|>'\"%@`~.=<\n\t\\x".chars().collect();
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..3 {
+            let next: Vec<String> = last.iter().flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}"))).collect();
+            texts.extend(next.iter().cloned());
+            last = next;
+        }
+        texts.extend(
+            [
+                "best",
+                "yes",
+                "No",
+                "1_000",
+                "0x1f",
+                "1e10",
+                "1.5",
+                ".inf",
+                "2020-01-01",
+                "<<",
+                "=",
+                "~",
+                "null",
+                "a: b",
+                "a:b",
+                "---",
+                "--- x",
+                "...",
+                "%YAML 1.1",
+                "&a [*a]",
+                "é",
+                "modèle",
+                "a\u{2028}b",
+                "a\u{85}b",
+                "a\rb",
+                "\u{feff}x",
+                "x\u{7}",
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            assert_eq!(plain_key(text), plain_key_unbounded(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_key_is_decided_without_building_it() {
+        // 9^8 nodes once expanded: far over the default limit of 10^6, refused at the second node.
+        let mut bomb = String::from("[&a0 [x,x,x,x,x,x,x,x,x]");
+        for i in 1..=8 {
+            bomb.push_str(&format!(", &a{i} [{}]", vec![format!("*a{}", i - 1); 9].join(",")));
+        }
+        bomb.push(']');
+        assert_eq!(segment(&Value::from(bomb.as_str())), format!("{bomb:?}"));
+        // What bounds the cost: the key is read as one scalar at most (one node, depth 1), which
+        // the first collection already exceeds (the default limits would build 10^6 nodes).
+        let one_scalar = crate::yaml::Limits { max_bytes: bomb.len(), max_depth: 1, max_nodes: 1 };
+        let refused = crate::yaml::parse_with_limits(&bomb, &one_scalar).unwrap_err();
+        assert_eq!((refused.line, refused.column), (1, 2), "refused at the first nested collection: {refused}");
+    }
+
     #[test]
     fn segments_keep_references_apart() {
         assert_eq!(segment(&Value::Int(1)), "1");
@@ -502,6 +582,13 @@ mod tests {
         assert_eq!(segment(&Value::from("")), "\"\"");
         assert_eq!(segment(&Value::from("a: b")), "\"a: b\"");
         assert_eq!(segment(&Value::Null), "null");
+        for key in ["learning rate", "-x", "a,b", "x[1]", "a*b", "a&b", "modèle", "a:b", "a#b", "?x", "---x"] {
+            assert_eq!(segment(&Value::from(key)), key, "{key:?}");
+        }
+        for key in ["'x'", "&a x", "*a", "!!str x", "x #c", "- x", "[x]", "{x: 1}", " x", "x ", "x\ny", "--- x", "a.b"]
+        {
+            assert_eq!(segment(&Value::from(key)), format!("{key:?}"), "{key:?}");
+        }
         assert_eq!(DiffSection::of("model.training"), DiffSection::Training);
         assert_eq!(DiffSection::of("model.trainingx"), DiffSection::Model);
         assert_eq!(DiffSection::of("model.build_parameters"), DiffSection::BuildParameters);

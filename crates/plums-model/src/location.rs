@@ -3,9 +3,12 @@
 //!
 //! Text with a scheme (`scheme://`) is a URL and never a local path: `s3://b/m` given to a
 //! function taking a location is a bucket, and an unknown scheme is an
-//! [`Error::InvalidLocation`], not a folder named `s3:` in the current directory. `file://`
-//! URLs are local paths. A URL carries no secret: credentials in it (`s3://key:secret@bucket`)
-//! are refused, so that a location can always be shown (errors, logs, `--json`).
+//! [`Error::InvalidLocation`], not a folder named `s3:` in the current directory; so is a known
+//! scheme with a single slash or none (`s3:/bucket/m`, `s3:bucket`: a local folder whose name
+//! starts with `s3:` is written `./s3:...`). `file://` URLs are local paths. A URL carries no
+//! secret: credentials in it (`s3://key:secret@bucket`, whatever the secret holds, `/` and `@`
+//! included) are refused, so that a location can always be shown (errors, logs, `--json`), and
+//! the refused text is shown with them blanked.
 //!
 //! Pure values: no I/O.
 
@@ -123,14 +126,31 @@ impl Location {
     /// The location `text` names: a URL when it starts with `scheme://` (`s3://`, `gs://`,
     /// `az://`, `file://`), a local path otherwise.
     ///
-    /// Refused, as an [`Error::InvalidLocation`]: an unknown scheme, a URL without a bucket,
-    /// credentials in the URL (`user:secret@`), a query (`?`) or fragment (`#`), an empty,
-    /// `.` or `..` segment in an object prefix, a `file://` URL naming another host or no
-    /// absolute path, and a bad percent escape in a `file://` path.
+    /// Refused, as an [`Error::InvalidLocation`]: an unknown scheme, a known scheme without
+    /// `//` (`s3:/bucket`), a URL without a bucket, credentials in the URL (`user:secret@`: any
+    /// `@` after `://`, except in the path of a `file:///` URL), a query (`?`) or fragment
+    /// (`#`), an empty, `.` or `..` segment in an object prefix, a `file://` URL naming another
+    /// host or no absolute path, and a bad percent escape in a `file://` path. The error's
+    /// location is the text with anything that could be credentials blanked (`<redacted>`).
     pub fn parse(text: &str) -> Result<Location> {
-        let Some((scheme, rest)) = split_scheme(text) else { return Ok(Location::Local(PathBuf::from(text))) };
         let invalid = |reason: &str| Error::InvalidLocation { location: redacted(text), reason: reason.to_owned() };
+        let Some((scheme, rest)) = split_scheme(text) else {
+            return match known_scheme_without_slashes(text) {
+                Some(given) => Err(invalid(&format!(
+                    "{given:?} is not followed by \"//\": expected {} (a local path starting with {given:?} is written ./{given}...)",
+                    expected_form(&given[..given.len() - 1].to_ascii_lowercase()),
+                ))),
+                None => Ok(Location::Local(PathBuf::from(text))),
+            };
+        };
         let scheme = scheme.to_ascii_lowercase();
+        // First: a secret may hold any character (`/`, `?`, `#`, `@`), so nothing of the URL is
+        // examined (nor quoted in a reason) before credentials are ruled out.
+        if credentials_end(&scheme, rest).is_some() {
+            return Err(invalid(
+                "credentials cannot be given in the URL (the text before an '@' is taken for user:secret): use the storage options or the AWS_* environment variables",
+            ));
+        }
         if rest.contains('?') || rest.contains('#') {
             return Err(invalid("a location URL cannot have a query (?) or a fragment (#)"));
         }
@@ -138,11 +158,6 @@ impl Location {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.contains('@') {
-            return Err(invalid(
-                "credentials cannot be given in the URL: use the storage options or the AWS_* environment variables",
-            ));
-        }
         let kind = match scheme.as_str() {
             "file" => return parse_file(authority, path).map(Location::Local).map_err(|r| invalid(&r)),
             "s3" => Scheme::S3,
@@ -233,6 +248,43 @@ impl From<ObjectUrl> for Location {
     }
 }
 
+/// The schemes [`Location::parse`] knows, lower case.
+const KNOWN_SCHEMES: [&str; 4] = ["s3", "gs", "az", "file"];
+
+/// How a URL of the known scheme `scheme` (lower case) is written.
+fn expected_form(scheme: &str) -> String {
+    if scheme == "file" {
+        "file:///<absolute path>".to_owned()
+    } else {
+        format!("{scheme}://<bucket>/<prefix>")
+    }
+}
+
+/// `scheme:` as given (`s3:`, `S3:`, `file:`) when `text` starts with a known scheme and a colon
+/// but not `://` (`s3:/bucket/m`, `s3:bucket`, `s3:`): a mistyped URL, not a local path.
+fn known_scheme_without_slashes(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once(':')?;
+    (KNOWN_SCHEMES.iter().any(|k| scheme.eq_ignore_ascii_case(k)) && !rest.starts_with("//"))
+        .then(|| &text[..scheme.len() + 1])
+}
+
+/// Where credentials (`user:secret@`) would end in `rest`, the text after `scheme://` (or after
+/// `scheme:` for a known scheme without `//`): when there is an `@` and the text up to the first
+/// `/` (a bucket or host, which never holds `@` or `:`) holds an `@` or a `:`, at the last `@`,
+/// so that a secret holding `/`, `@` or anything else is covered whole. `None` otherwise: an
+/// `@` in an object prefix (`s3://bucket/m@v2`) is part of a key, `host:port` without an `@` is
+/// a bad bucket name (said as such), and a `file` URL without an authority
+/// (`file:///tmp/a@b`) names a path.
+fn credentials_end(scheme: &str, rest: &str) -> Option<usize> {
+    if scheme.eq_ignore_ascii_case("file") && rest.starts_with('/') {
+        return None;
+    }
+    let unslashed = rest.trim_start_matches('/');
+    let authority = &unslashed[..unslashed.find('/').unwrap_or(unslashed.len())];
+    let at = rest.rfind('@')?;
+    (authority.contains('@') || authority.contains(':')).then_some(at)
+}
+
 /// `(scheme, rest)` when `text` starts with `scheme://`, scheme `[A-Za-z][A-Za-z0-9+.-]*`.
 fn split_scheme(text: &str) -> Option<(&str, &str)> {
     let end = text.find("://")?;
@@ -243,18 +295,19 @@ fn split_scheme(text: &str) -> Option<(&str, &str)> {
         .then(|| (scheme, &text[end + 3..]))
 }
 
-/// The text to show of a refused location: anything between `://` and an `@` (credentials) is
-/// replaced, so that an error never carries a secret.
+/// The text to show of a refused location: everything between `://` (or the `:` of a known
+/// scheme without `//`) and the last `@` after it (credentials, see [`credentials_end`]) is
+/// replaced, so that an error never carries a secret, whatever characters the secret holds.
 fn redacted(text: &str) -> String {
-    match (text.find("://"), text.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let slash = text[s + 3..].find('/').map_or(text.len(), |i| i + s + 3);
-            if at < slash {
-                return format!("{}://<redacted>{}", &text[..s], &text[at..]);
-            }
-            text.to_owned()
+    let split = split_scheme(text)
+        .or_else(|| known_scheme_without_slashes(text).map(|given| (&given[..given.len() - 1], &text[given.len()..])));
+    let Some((scheme, rest)) = split else { return text.to_owned() };
+    match credentials_end(scheme, rest) {
+        Some(at) => {
+            let start = text.len() - rest.len();
+            format!("{}<redacted>{}", &text[..start], &rest[at..])
         }
-        _ => text.to_owned(),
+        None => text.to_owned(),
     }
 }
 
@@ -320,13 +373,36 @@ mod tests {
 
     #[test]
     fn paths_without_a_scheme_are_local() {
-        for text in ["m", "./m", "/abs/m", "s3:/bucket/m", "s3:bucket", "dir/s3://x", "1s3://x", "", "C:\\m"] {
+        for text in ["m", "./m", "/abs/m", "dir/s3://x", "1s3://x", "", "C:\\m", "runs/a:b", "a:b", "./s3:/bucket/m"] {
             assert_eq!(Location::parse(text).unwrap(), Location::Local(PathBuf::from(text)), "{text}");
         }
         assert_eq!(Location::from(Path::new("a")), Location::Local("a".into()));
         assert_eq!(Location::from(PathBuf::from("a")), Location::Local("a".into()));
         assert_eq!(Location::from(&PathBuf::from("a")).as_local(), Some(Path::new("a")));
         assert_eq!(Location::parse("runs/m").unwrap().to_string(), "runs/m");
+        for text in ["ftp:/host/m", "s3a:/bucket/m", "runs/s3:/m", "runs/a@b", "s3x:y"] {
+            assert_eq!(Location::parse(text).unwrap(), Location::Local(PathBuf::from(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_known_scheme_without_slashes_is_refused() {
+        for (text, expected) in [
+            ("s3:/bucket/m", "\"s3:\" is not followed by \"//\": expected s3://<bucket>/<prefix>"),
+            ("s3:bucket", "expected s3://<bucket>/<prefix>"),
+            ("s3:", "expected s3://<bucket>/<prefix>"),
+            ("s3:/", "expected s3://<bucket>/<prefix>"),
+            ("S3:/bucket/m", "\"S3:\" is not followed by \"//\": expected s3://<bucket>/<prefix>"),
+            ("gs:/bucket/m", "expected gs://<bucket>/<prefix>"),
+            ("az:/container/m", "expected az://<bucket>/<prefix>"),
+            ("file:/tmp/m", "expected file:///<absolute path>"),
+            ("FILE:tmp/m", "expected file:///<absolute path>"),
+            ("s3:/bucket/m", "written ./s3:..."),
+        ] {
+            refused(text, expected);
+        }
+        let err = Location::parse("s3:/bucket/m").unwrap_err();
+        assert!(matches!(&err, Error::InvalidLocation { location, .. } if location == "s3:/bucket/m"), "{err:?}");
     }
 
     #[test]
@@ -390,5 +466,70 @@ mod tests {
     fn refused_credentials_are_not_shown() {
         let err = Location::parse("s3://AKIA:hunter2@bucket/m").unwrap_err();
         assert!(err.to_string().contains("s3://<redacted>@bucket/m"), "{err}");
+    }
+
+    /// `text` is refused for its credentials, and no part of `secrets` is in the error, shown or
+    /// debugged, nor in its location field; the location shown is `shown`.
+    fn credentials_hidden(text: &str, secrets: &[&str], shown: &str) {
+        let err = Location::parse(text).unwrap_err();
+        let (display, debug) = (format!("{err}"), format!("{err:?}"));
+        let Error::InvalidLocation { location, reason } = &err else { panic!("{text}: {err:?}") };
+        assert_eq!(location, shown, "{text}");
+        assert!(reason.contains("credentials cannot be given in the URL"), "{text}: {reason}");
+        for secret in secrets {
+            for out in [&display, &debug, location, reason] {
+                assert!(!out.contains(secret), "{text}: {secret:?} in {out}");
+            }
+        }
+        assert_eq!(redacted(text), shown, "{text}");
+    }
+
+    #[test]
+    fn credentials_are_refused_and_hidden_whatever_the_secret_holds() {
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        // An AWS secret key with `/`: the text before the first `/` ends inside the secret.
+        credentials_hidden(
+            "s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bucket/p",
+            &[key, "wJalrXUtnFEMI", "K7MDENG", "bPxRfiCYEXAMPLEKEY"],
+            "s3://<redacted>@bucket/p",
+        );
+        credentials_hidden(
+            "s3://AKIAIOSFODNN7EXAMPLE:plainsecret@bucket/p",
+            &[key, "plainsecret"],
+            "s3://<redacted>@bucket/p",
+        );
+        credentials_hidden("s3://AKIAIOSFODNN7EXAMPLE@bucket", &[key], "s3://<redacted>@bucket");
+        // `@` in the secret, several `@`: everything up to the last one is blanked.
+        credentials_hidden("s3://AKIA:pa@ss@bucket/p", &["AKIA", "pa@ss", "pa", "ss@"], "s3://<redacted>@bucket/p");
+        credentials_hidden("gs://u@s:x@y/z@w@bucket/a/b", &["u@s", "x@y", "z@w", "/z"], "gs://<redacted>@bucket/a/b");
+        // Characters that other rules look at (`?`, `#`, `//`, `..`, `:`) inside the secret.
+        credentials_hidden(
+            "s3://AKIA:se?cr#et//../x:y@bucket/p",
+            &["AKIA", "se?cr", "et//", "x:y"],
+            "s3://<redacted>@bucket/p",
+        );
+        credentials_hidden("s3://AKIA:wJal/rXUt@", &["AKIA", "wJal", "rXUt"], "s3://<redacted>@");
+        // Whatever the scheme: unknown, file:// with a host, a known one without `//`.
+        credentials_hidden("https://usr1:pa/ss@host/m", &["usr1", "pa/ss"], "https://<redacted>@host/m");
+        credentials_hidden("file://usr1:pa/ss@host/m", &["usr1", "pa/ss"], "file://<redacted>@host/m");
+        let err = Location::parse("s3:/AKIA:wJal/rXUt@bucket/p").unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidLocation { location, .. } if location == "s3:<redacted>@bucket/p"),
+            "{err:?}"
+        );
+        for secret in ["AKIA", "wJal", "rXUt"] {
+            assert!(!format!("{err} {err:?}").contains(secret), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn an_at_sign_in_a_file_path_is_not_a_credential() {
+        assert_eq!(Location::parse("file:///tmp/a@b").unwrap(), Location::Local("/tmp/a@b".into()));
+        assert_eq!(redacted("file:///tmp/a@b%zz"), "file:///tmp/a@b%zz");
+        refused("file:///tmp/a@b%zz", "file:///tmp/a@b%zz");
+        // In an object prefix an `@` is part of the key (a bucket never holds `@` or `:`).
+        let at = Location::parse("s3://bucket/m@v2").unwrap();
+        assert_eq!(at.to_string(), "s3://bucket/m@v2");
+        assert_eq!(redacted("s3://bucket/m@v2"), "s3://bucket/m@v2");
     }
 }

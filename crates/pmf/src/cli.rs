@@ -175,9 +175,10 @@ pub struct LsArgs {
     /// Keep only the models whose KEY is VALUE (repeatable: all must hold; `*` is a wildcard).
     #[arg(long = "where", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
-    /// Order the models by KEY (path, name, id, status, latest_epoch, checkpoints, size, ...).
-    #[arg(long, value_name = "KEY", default_value = "path")]
-    pub sort: String,
+    /// Order the models by KEY (path, name, id, status, latest_epoch, checkpoints, size, ...);
+    /// default: each LOCATION's models by path, the LOCATIONs in the order given.
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
     /// Verify every checksum (reads every file; on object storage, downloads them).
     #[arg(long)]
     pub strict: bool,

@@ -16,7 +16,9 @@ use crate::cli::DiffArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::location;
 use crate::output::{errln, outln};
-use crate::output::{human_time, offence_line, paint, show_path, JsonOffence, JsonYaml, BOLD, DIM, KEY, WARN};
+use crate::output::{
+    human_path, human_time, offence_line, paint, printable, show_path, JsonOffence, JsonYaml, BOLD, DIM, KEY, WARN,
+};
 
 /// Red: what the first model has.
 const BEFORE: Style = AnsiColor::Red.on_default();
@@ -38,9 +40,11 @@ fn title(section: DiffSection) -> &'static str {
 }
 
 /// A value on one line: its JSON form (strings quoted, mappings in their order), and for a
-/// time in seconds, its UTC date too.
+/// time in seconds, its UTC date too; [`printable`] (JSON escapes the controls, not the bidi
+/// overrides).
 fn one_line(key: &str, value: &Value) -> String {
-    let text = serde_json::to_string(&JsonYaml(value)).unwrap_or_else(|_| "?".to_owned());
+    let json = serde_json::to_string(&JsonYaml(value)).unwrap_or_else(|_| "?".to_owned());
+    let text = printable(&json).into_owned();
     let time = match value {
         Value::Int(i) => Some(Timestamp::Int(*i)),
         Value::Float(f) => Some(Timestamp::Float(*f)),
@@ -124,7 +128,7 @@ fn json_change(change: &Change) -> JsonChange<'_> {
 
 /// How a side is named in the header: its location, and its id.
 fn header(mark: &str, path: &Path, side: &DiffSide) -> String {
-    format!("{mark} {} (id {})", show_path(path), side.metadata.model.id)
+    format!("{mark} {} (id {})", human_path(path), printable(&side.metadata.model.id))
 }
 
 fn print_human(a: (&Path, &DiffSide), b: (&Path, &DiffSide), changes: &[Change]) {
@@ -151,7 +155,11 @@ fn print_human(a: (&Path, &DiffSide), b: (&Path, &DiffSide), changes: &[Change])
                 ChangeKind::Removed => ("-", "removed"),
                 _ => ("~", "changed"),
             };
-            out.push_str(&format!("  {mark} {} {}\n", paint(KEY, &change.key), paint(DIM, format!("({what})"))));
+            out.push_str(&format!(
+                "  {mark} {} {}\n",
+                paint(KEY, printable(&change.key)),
+                paint(DIM, format!("({what})"))
+            ));
             if let Some(before) = &change.before {
                 out.push_str(&format!("      {}\n", paint(BEFORE, format!("- {}", one_line(&change.key, before)))));
             }
@@ -171,7 +179,7 @@ fn warn_invalid(path: &Path, side: &DiffSide) {
     errln!(
         "{} {} is not a valid PMF model ({n} offence{}): comparing what its metadata records",
         paint(WARN, "warning:"),
-        show_path(path),
+        human_path(path),
         if n == 1 { "" } else { "s" }
     );
     for offence in &side.offences {
@@ -187,7 +195,7 @@ fn warn_invalid(path: &Path, side: &DiffSide) {
 fn read(raw: &std::ffi::OsStr, options: &ValidateOptions) -> Result<DiffSide, Failure> {
     let path = Path::new(raw);
     let at = location::model_location(raw)?;
-    let side = crate::progress::during(format!("reading {}", show_path(path)), || DiffSide::read(&at, options));
+    let side = crate::progress::during(format!("reading {}", human_path(path)), || DiffSide::read(&at, options));
     side.map_err(|e| {
         let mut failure = Failure::from_library(e, path);
         failure.code = EXIT_USAGE;

@@ -24,7 +24,7 @@ use crate::cli::{CheckpointAddArgs, CheckpointRmArgs, EditOptions, NewArgs, Trai
 use crate::failure::{kind, parse_reference, print_json, Failure, JsonFailure, EXIT_OK, EXIT_USAGE};
 use crate::location::Target;
 use crate::output::{errln, outln};
-use crate::output::{paint, show_path, DIM, WARN};
+use crate::output::{paint, printable, show_path, DIM, WARN};
 use crate::{location, params, progress};
 
 /// `--json` output of a writing command.
@@ -54,7 +54,9 @@ pub fn finish(dest: &Path, options: &EditOptions, outcome: Result<String, Failur
     };
     if !options.json {
         match outcome {
-            Ok(message) => outln!("{message} {}", paint(DIM, format!("({})", show_path(dest)))),
+            Ok(message) => {
+                outln!("{} {}", printable(&message), paint(DIM, format!("({})", crate::output::human_path(dest))))
+            }
             Err(failure) => failure.report(),
         }
         return code;

@@ -20,7 +20,7 @@ use plums_model::{Category, Error, LockHolder, Reference, SaveProblem, StorageEr
 use serde::Serialize;
 
 use crate::output::errln;
-use crate::output::{offence_line, paint, show_path, JsonOffence, JsonRef, BAD, WARN};
+use crate::output::{human_path, offence_line, paint, printable, show_path, JsonOffence, JsonRef, BAD, WARN};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -105,6 +105,8 @@ impl Failure {
         let path: Box<Path> = match &error {
             // The URL of the object or prefix the store failed on (never a credential).
             Error::Storage { location, .. } => Path::new(location).into(),
+            // The refused location, credentials redacted (never the argument as given).
+            Error::InvalidLocation { location, .. } => Path::new(location).into(),
             _ => error.path().unwrap_or(context).into(),
         };
         Failure { code, kind: error.code(), message, path: Some(path), details, hint, error: Some(Box::new(error)) }
@@ -112,13 +114,15 @@ impl Failure {
 
     /// Print the failure on stderr.
     pub fn report(&self) {
-        let path = self.path.as_deref().map(|p| format!(" ({})", show_path(p))).unwrap_or_default();
-        errln!("{} {}{path}", paint(BAD, "error:"), self.message);
+        // Messages quote model data and paths: printed as `printable` text.
+        let path = self.path.as_deref().map(|p| format!(" ({})", human_path(p))).unwrap_or_default();
+        errln!("{} {}{path}", paint(BAD, "error:"), printable(&self.message));
+        // Details are made printable where they are built (offence lines are painted).
         for line in &self.details {
             errln!("  {line}");
         }
         if let Some(hint) = &self.hint {
-            errln!("{} {hint}", paint(WARN, "hint:"));
+            errln!("{} {}", paint(WARN, "hint:"), printable(hint));
         }
     }
 
@@ -350,7 +354,7 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
         ),
         InvalidTraining { offences } => (
             "invalid training record".to_owned(),
-            offences.iter().map(|o| format!("training.{}: {}", o.field, o.message)).collect(),
+            offences.iter().map(|o| printable(&format!("training.{}: {}", o.field, o.message)).into_owned()).collect(),
             None,
         ),
         InitialisationNotFound { .. } => {
@@ -429,7 +433,7 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
         ),
         InterruptedSave { path, leftover } => (
             "the model folder is missing: a save was interrupted while replacing it".to_owned(),
-            vec![format!("its complete new tree is at {}", show_path(leftover))],
+            vec![format!("its complete new tree is at {}", human_path(leftover))],
             Some(format!(
                 "the next save by the program that writes the model puts it back in place; with no writer running, `mv {} {}` does the same",
                 show_path(leftover),
@@ -438,7 +442,7 @@ fn describe(error: &Error) -> (String, Vec<String>, Option<String>) {
         ),
         WouldNotValidate { reasons } => (
             format!("cannot save: the model would not be valid ({} reason{})", reasons.len(), plural(reasons.len())),
-            reasons.iter().map(|r| format!("{}: {}", r.location, r.message)).collect(),
+            reasons.iter().map(|r| printable(&format!("{}: {}", r.location, r.message)).into_owned()).collect(),
             None,
         ),
         TreeValidation(report) | MetadataValidation(report) => (

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::cli::GcArgs;
 use crate::failure::{print_json, Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
-use crate::output::{errln, human_bytes, outln, paint, show_path, DIM, WARN};
+use crate::output::{errln, human_bytes, human_path, outln, paint, printable, show_path, DIM, WARN};
 use crate::{location, progress};
 
 /// `pmf gc --json` output.
@@ -85,7 +85,7 @@ fn item_line(item: &GcItem, dry_run: bool) -> String {
     if item.freed_bytes < item.bytes {
         what.push_str(&format!(", {} freed: the rest is linked from the model", human_bytes(item.freed_bytes)));
     }
-    format!("{verb} {} ({what})", item.location)
+    format!("{verb} {} ({what})", printable(&item.location.to_string()))
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -110,7 +110,7 @@ fn summary(report: &GcReport) -> String {
 pub fn run(args: &GcArgs) -> u8 {
     let storage = match location::storage_options(&args.storage) {
         Ok(s) => s,
-        Err(failure) => return fail_early(args.json, failure),
+        Err(failure) => return fail_early(args.json, args.dry_run, failure),
     };
     let options =
         GcOptions::new().dry_run(args.dry_run).depth(args.depth).storage(storage).lock_timeout(
@@ -123,7 +123,7 @@ pub fn run(args: &GcArgs) -> u8 {
         let path = Path::new(raw);
         let what = if args.dry_run { "looking for leftovers under" } else { "collecting leftovers under" };
         let outcome = location::model_location(raw).and_then(|at: Location| {
-            progress::during(format!("{what} {}", show_path(path)), || gc(&at, &options))
+            progress::during(format!("{what} {}", human_path(path)), || gc(&at, &options))
                 .map_err(|e| Failure::from_library(e, path))
         });
         match outcome {
@@ -194,15 +194,15 @@ pub fn run(args: &GcArgs) -> u8 {
         let verb = if total.dry_run { "would complete" } else { "completed" };
         outln!(
             "{verb} {}: the interrupted save's tree {} put in place",
-            show_path(&completed.model),
-            show_path(&completed.from)
+            human_path(&completed.model),
+            human_path(&completed.from)
         );
     }
     for item in &total.removed {
         outln!("{}", item_line(item, total.dry_run));
     }
     for skip in &total.skipped {
-        errln!("{} {}: {}", paint(WARN, "skipped"), skip.location, skip.reason);
+        errln!("{} {}: {}", paint(WARN, "skipped"), printable(&skip.location.to_string()), printable(&skip.reason));
     }
     outln!("{}", paint(DIM, summary(&total)));
     for (_, failure) in &failed {
@@ -212,14 +212,14 @@ pub fn run(args: &GcArgs) -> u8 {
 }
 
 /// A failure before any location was collected (a bad --storage-option): with `--json`, one
-/// document with no item and the failure.
-fn fail_early(json: bool, failure: Failure) -> u8 {
+/// document with no item and the failure (`dry_run` as asked).
+fn fail_early(json: bool, dry_run: bool, failure: Failure) -> u8 {
     if !json {
         failure.report();
         return failure.code;
     }
     let doc = serde_json::json!({
-        "dry_run": false, "freed_bytes": 0, "items": 0, "models_examined": 0, "models_cleaned": 0,
+        "dry_run": dry_run, "freed_bytes": 0, "items": 0, "models_examined": 0, "models_cleaned": 0,
         "removed": [], "completed": [], "skipped": [],
         "errors": [{"path": null, "error": failure.message, "failure": failure.to_json()}],
     });

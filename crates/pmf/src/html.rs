@@ -11,7 +11,7 @@
 //! a link reopens the same view; it never inserts markup built from data.
 //!
 //! Nothing is loaded from anywhere: the styles and the script are inline, there is no image,
-//! font or link to another page, and a Content-Security-Policy meta tag ([`CSP`]) forbids
+//! font or link to another page, and a Content-Security-Policy meta tag ([`csp`]) forbids
 //! every load anyway. The page is written atomically: a temporary file next to FILE, flushed,
 //! then renamed over it; on any error the temporary file is removed and FILE is untouched.
 //!
@@ -35,13 +35,44 @@ use plums_model::{
 use crate::failure::{kind, Failure, EXIT_USAGE};
 use crate::output::{human_bytes, human_duration, human_time};
 
-/// The Content-Security-Policy of the page: nothing may be loaded, only the inline style and
-/// script run (`img-src data:` is the only source, and the page has no image).
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; \
-                       base-uri 'none'; form-action 'none'";
-
 const STYLE: &str = include_str!("html/page.css");
 const SCRIPT: &str = include_str!("html/page.js");
+/// The style applied without JavaScript (in `<noscript>`): the details shown, the filter hidden.
+const NOSCRIPT_STYLE: &str =
+    "#models tr.detail[hidden] { display: table-row; } #filter, #shown, .hint { display: none; }";
+
+/// The exact text of the inline `<style>` and `<script>` elements (what their CSP hashes are
+/// of: everything between the tags).
+fn style_text() -> String {
+    format!("\n{STYLE}")
+}
+fn script_text() -> String {
+    format!("\n{SCRIPT}")
+}
+
+/// The Content-Security-Policy of the page: nothing may be loaded, and only the page's own
+/// inline style and script elements apply or run, each allowed by the SHA-256 of its text
+/// (no `'unsafe-inline'`: markup injected into the page could neither run a script, an event
+/// handler attribute or a `javascript:` URL, nor style itself). `img-src data:` is the only
+/// source, and the page has no image. The page has no `style=` nor `on*=` attribute: its
+/// script adds its handlers with `addEventListener`.
+pub fn csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        format!(
+            "default-src 'none'; style-src {} {}; script-src {}; img-src data:; base-uri 'none'; form-action 'none'",
+            csp_hash(&style_text()),
+            csp_hash(NOSCRIPT_STYLE),
+            csp_hash(&script_text()),
+        )
+    })
+}
+
+/// `'sha256-BASE64'`: a CSP source allowing the inline element whose text is `text`.
+fn csp_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    format!("'sha256-{}'", crate::output::base64(&sha2::Sha256::digest(text.as_bytes())))
+}
 
 /// One model of the page: where it is shown, its summary, and its cells in the table.
 pub struct Listed<'a> {
@@ -244,10 +275,11 @@ fn render(page: &Page<'_>, details: &[Details]) -> String {
          <meta name=\"referrer\" content=\"no-referrer\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"generator\" content=\"pmf {version}\">\n\
-         <title>PMF models: {title}</title>\n<style>\n{STYLE}</style>\n\
-         <noscript><style>#models tr.detail[hidden] {{ display: table-row; }} #filter, #shown, .hint {{ display: none; }}</style></noscript>\n\
+         <title>PMF models: {title}</title>\n<style>{style}</style>\n\
+         <noscript><style>{NOSCRIPT_STYLE}</style></noscript>\n\
          </head>\n<body>\n",
-        csp = esc(CSP),
+        csp = esc(csp()),
+        style = style_text(),
         version = env!("CARGO_PKG_VERSION"),
         title = esc(&locations),
     );
@@ -285,7 +317,7 @@ fn render(page: &Page<'_>, details: &[Details]) -> String {
     );
     render_table(&mut out, page, details);
     render_lineage(&mut out, page);
-    let _ = write!(out, "</main>\n<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    let _ = write!(out, "</main>\n<script>{}</script>\n</body>\n</html>\n", script_text());
     out
 }
 
@@ -543,8 +575,10 @@ fn timeline(out: &mut String, s: &ModelSummary, checkpoints: &[(&Reference, i64,
     let last = s.end_epoch.or(s.latest_epoch).unwrap_or(start);
     let lo = checkpoints.iter().map(|c| c.1).chain([start]).min().unwrap_or(start);
     let hi = checkpoints.iter().map(|c| c.1).chain([last]).max().unwrap_or(last);
-    let span = (hi - lo).max(1) as f64;
-    let x = |epoch: i64| LEFT + (epoch - lo) as f64 / span * (W - LEFT - RIGHT);
+    // In i128: epochs span the whole i64 range (a model may start at i64::MIN and be at
+    // i64::MAX), whose width does not fit in an i64.
+    let span = (i128::from(hi) - i128::from(lo)).max(1) as f64;
+    let x = |epoch: i64| LEFT + (i128::from(epoch) - i128::from(lo)) as f64 / span * (W - LEFT - RIGHT);
     let status = s.status.map(Status::as_str).unwrap_or("unknown");
     let _ = write!(
         out,
@@ -1038,6 +1072,20 @@ mod tests {
 
     fn edge(parent: usize, child: usize) -> GEdge {
         GEdge { parent, child, label: None, marks: Vec::new() }
+    }
+
+    #[test]
+    fn csp_hashes_are_base64_sha256() {
+        // The SHA-256 of "" (a well-known value), as CSP writes it.
+        assert_eq!(csp_hash(""), "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='");
+    }
+
+    #[test]
+    fn the_csp_allows_only_the_page_own_inline_elements() {
+        let csp = csp();
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(csp.matches("'sha256-").count(), 3, "{csp}");
+        assert!(csp.contains(&csp_hash(&script_text())) && csp.contains(&csp_hash(NOSCRIPT_STYLE)), "{csp}");
     }
 
     #[test]

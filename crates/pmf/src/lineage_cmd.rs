@@ -13,15 +13,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use plums_model::{
-    lineage, list_models, Lineage, LineageEdge, LineageNode, LineageProblem, ListOptions, ModelSummary, NodeKind,
-    Reference,
+    lineage, list_models, Lineage, LineageEdge, LineageNode, LineageProblem, ListOptions, Location, ModelSummary,
+    NodeKind, Reference,
 };
 use serde::Serialize;
 
 use crate::cli::LineageArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
-use crate::output::{paint, show_path, JsonRef, BAD, BOLD, DIM, WARN};
+use crate::output::{human_path, paint, printable, show_path, JsonRef, BAD, BOLD, DIM, WARN};
 use crate::{location, progress};
 
 /// How many levels of a tree are indented; deeper levels are shown at that indentation, with
@@ -143,25 +143,31 @@ impl<'a> Forest<'a> {
         Forest { graph, nodes, children, duplicated, on_cycle }
     }
 
-    /// Where a node is, for people: a model's location, else its key.
+    /// Where a node is, for people: a model's location, else its key ([`printable`]).
     fn place(&self, key: &str) -> String {
-        match self.nodes.get(key) {
-            Some(n) if n.kind == NodeKind::Model => n.path.clone().unwrap_or_else(|| key.to_owned()),
-            _ => key.to_owned(),
-        }
+        let place = match self.nodes.get(key) {
+            Some(n) if n.kind == NodeKind::Model => n.path.as_deref().unwrap_or(key),
+            _ => key,
+        };
+        printable(place).into_owned()
     }
 
     /// The text of a node (without the tree's guides), and its marks (duplicate id, cycle,
     /// missing), shown after the checkpoint its child line names.
     fn describe(&self, node: &LineageNode) -> (String, String) {
-        let quoted_name = |name: &Option<String>| name.as_ref().map(|n| format!(" ({n:?})")).unwrap_or_default();
+        // Every text from the models is shown through `printable` (a name or id holding ESC or
+        // CR must not drive the terminal); `{:?}` escapes controls but not bidi overrides.
+        let quoted_name = |name: &Option<String>| {
+            name.as_ref().map(|n| format!(" ({})", printable(&format!("{n:?}")))).unwrap_or_default()
+        };
+        let label = printable(&node.label);
         match node.kind {
             NodeKind::Model => {
-                let path = node.path.as_deref().unwrap_or(&node.key);
+                let path = printable(node.path.as_deref().unwrap_or(&node.key));
                 let text = match &node.id {
-                    None => format!("{} ({path}, metadata not readable)", paint(BOLD, &node.label)),
-                    Some(id) if *id == node.label => format!("{} ({path})", paint(BOLD, id)),
-                    Some(id) => format!("{} (id {id}, {path})", paint(BOLD, &node.label)),
+                    None => format!("{} ({path}, metadata not readable)", paint(BOLD, &label)),
+                    Some(id) if *id == node.label => format!("{} ({path})", paint(BOLD, printable(id))),
+                    Some(id) => format!("{} (id {}, {path})", paint(BOLD, &label), printable(id)),
                 };
                 let mut marks = String::new();
                 if self.duplicated.contains(node.key.as_str()) {
@@ -173,13 +179,17 @@ impl<'a> Forest<'a> {
                 (text, marks)
             }
             NodeKind::WeightFile => {
-                (format!("weight file {}{}", paint(BOLD, &node.label), quoted_name(&node.name)), String::new())
+                (format!("weight file {}{}", paint(BOLD, &label), quoted_name(&node.name)), String::new())
             }
             NodeKind::MissingModel => (
-                format!("model {}{}", paint(BOLD, node.id.as_deref().unwrap_or(&node.label)), quoted_name(&node.name)),
+                format!(
+                    "model {}{}",
+                    paint(BOLD, printable(node.id.as_deref().unwrap_or(&node.label))),
+                    quoted_name(&node.name)
+                ),
                 format!(" {}", paint(WARN, "[missing: no model listed has this id]")),
             ),
-            _ => (node.label.clone(), String::new()),
+            _ => (label.into_owned(), String::new()),
         }
     }
 
@@ -205,7 +215,7 @@ impl<'a> Forest<'a> {
             let (text, marks) = self.describe(node);
             line.push_str(&text);
             if let Some(checkpoint) = item.checkpoint {
-                line.push_str(&format!(", from checkpoint {}", checkpoint.quoted()));
+                line.push_str(&format!(", from checkpoint {}", printable(&checkpoint.quoted())));
             }
             line.push_str(&marks);
             if item.depth > MAX_INDENT {
@@ -271,13 +281,15 @@ impl<'a> Forest<'a> {
     fn problem_line(&self, problem: &LineageProblem) -> String {
         match problem {
             LineageProblem::MissingParent { child, id } => format!(
-                "{} {} was initialised from model {id:?}, which no model listed has",
+                "{} {} was initialised from model {}, which no model listed has",
                 paint(WARN, "missing parent:"),
-                self.place(child)
+                self.place(child),
+                printable(&format!("{id:?}"))
             ),
             LineageProblem::DuplicateId { id, paths } => format!(
-                "{} {id:?} is the id of {} models: {}",
+                "{} {} is the id of {} models: {}",
                 paint(WARN, "duplicate id:"),
+                printable(&format!("{id:?}")),
                 paths.len(),
                 paths.iter().map(|p| self.place(p)).collect::<Vec<_>>().join(", ")
             ),
@@ -340,6 +352,18 @@ fn print_human(graph: &Lineage) {
 // The command
 // ---------------------------------------------------------------------------------------------
 
+/// What makes two listed models the same one: a local model's canonical folder (when it can
+/// be resolved), an object-store model's location as listed.
+fn identity(location: &Location) -> String {
+    match location {
+        Location::Local(path) => match std::fs::canonicalize(path) {
+            Ok(real) => format!("local:{}", real.display()),
+            Err(_) => format!("local:{}", path.display()),
+        },
+        other => format!("object:{other}"),
+    }
+}
+
 /// Run `pmf lineage`; returns the exit code.
 pub fn run(args: &LineageArgs) -> u8 {
     let storage = match location::storage_options(&args.storage) {
@@ -360,12 +384,13 @@ pub fn run(args: &LineageArgs) -> u8 {
     for raw in &args.paths {
         let path = Path::new(raw);
         let listed = location::model_location(raw).and_then(|at| {
-            progress::during(format!("listing models under {}", show_path(path)), || list_models(&at, &options))
+            progress::during(format!("listing models under {}", human_path(path)), || list_models(&at, &options))
                 .map_err(|e| Failure::from_library(e, path))
         });
         match listed {
-            // A model reached through two LOCATIONs is one node.
-            Ok(found) => models.extend(found.into_iter().filter(|m| seen.insert(m.location.to_string()))),
+            // A model reached through two LOCATIONs is one node: the same folder whatever path
+            // leads to it (`m` and `./m`, a symlink), the same object-store prefix.
+            Ok(found) => models.extend(found.into_iter().filter(|m| seen.insert(identity(&m.location)))),
             Err(failure) => {
                 code = code.max(failure.code).max(EXIT_USAGE);
                 failed.push((show_path(path), failure));

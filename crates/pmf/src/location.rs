@@ -15,6 +15,16 @@ use plums_model::{LoadOptions, Location, StorageOptions};
 use crate::cli::StorageArgs;
 use crate::failure::Failure;
 
+/// How to name the location argument `raw` in messages and JSON: as given, unless it is
+/// refused as a location (its text may hold credentials, as in `s3://KEY:SECRET@bucket`): then
+/// the library's redacted form.
+pub fn shown(raw: &OsStr) -> String {
+    match raw.to_str().map(Location::parse) {
+        Some(Err(plums_model::Error::InvalidLocation { location, .. })) => location,
+        _ => crate::output::show_path(Path::new(raw)),
+    }
+}
+
 /// The model location `raw` names.
 pub fn model_location(raw: &OsStr) -> Result<Location, Failure> {
     match raw.to_str() {

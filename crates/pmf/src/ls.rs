@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::cli::LsArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::{errln, outln};
-use crate::output::{human_bytes, paint, rfc3339, show_path, JsonOffence, JsonRef, JsonTime, BAD, DIM, GOOD};
+use crate::output::{
+    human_bytes, paint, printable, rfc3339, show_path, JsonOffence, JsonRef, JsonTime, BAD, DIM, GOOD,
+};
 use crate::{html, location, progress};
 
 /// A key of `--where` and `--sort`.
@@ -66,8 +68,13 @@ fn key_names() -> String {
 /// the keys.
 fn parse_key(name: &str, option: &str) -> Result<Key, Failure> {
     KEYS.iter().find(|(n, _)| *n == name.trim()).map(|(_, k)| *k).ok_or_else(|| {
-        Failure::usage(format!("unknown key {name:?} for {option}: expected one of {}", key_names()))
-            .hint(format!("for example {option} status=running; the keys are {}", key_names()))
+        Failure::usage(format!("unknown key {name:?} for {option}: expected one of {}", key_names())).hint(
+            if option == "--sort" {
+                format!("for example --sort latest_epoch; the keys are {}", key_names())
+            } else {
+                format!("for example {option} status=running; the keys are {}", key_names())
+            },
+        )
     })
 }
 
@@ -400,17 +407,20 @@ fn cells(row: &Row) -> [String; 11] {
         let n = s.offences.len();
         format!("invalid ({n} offence{})", plural(n))
     };
+    // Model data shown as `printable` text: a name or path cannot drive the terminal or forge
+    // a row (the widths are those of the escaped text).
+    let text = |t: String| printable(&t).into_owned();
     [
-        row.path.clone(),
-        dash(s.name.clone()),
-        dash(s.id.clone()),
-        dash(producer),
+        text(row.path.clone()),
+        dash(s.name.clone().map(text)),
+        dash(s.id.clone().map(text)),
+        dash(producer.map(text)),
         dash(s.status.map(|st| st.as_str().to_owned())),
         epochs,
         dash(s.checkpoint_count.map(|n| n.to_string())),
         dash(s.checkpoint_bytes.map(human_bytes)),
-        dash(s.latest.as_ref().map(Reference::quoted)),
-        init,
+        dash(s.latest.as_ref().map(|r| text(r.quoted()))),
+        text(init),
         verdict,
     ]
 }
@@ -477,11 +487,15 @@ fn fail_early(json: bool, failure: Failure) -> u8 {
 pub fn run(args: &LsArgs) -> u8 {
     let prepared = (|| -> Result<_, Failure> {
         let filters = args.filters.iter().map(|f| parse_filter(f)).collect::<Result<Vec<_>, _>>()?;
-        let sort = parse_key(&args.sort, "--sort")?;
+        // Without --sort, each location's rows come in path order, the locations in the order
+        // given; --sort (also --sort path) orders every listed row.
+        let sort = args.sort.as_deref().map(|k| parse_key(k, "--sort")).transpose()?;
         let storage = location::storage_options(&args.storage)?;
-        Ok((filters, sort, storage))
+        // The page is a local file: a URL there is refused before anything is listed.
+        let html = args.html.as_deref().map(|f| location::local_file(f, "--html FILE")).transpose()?;
+        Ok((filters, sort, storage, html))
     })();
-    let (filters, sort, storage) = match prepared {
+    let (filters, sort, storage, html) = match prepared {
         Ok(p) => p,
         Err(failure) => return fail_early(args.json, failure),
     };
@@ -501,22 +515,23 @@ pub fn run(args: &LsArgs) -> u8 {
             }
             Err(failure) => {
                 code = code.max(failure.code).max(EXIT_USAGE);
-                failed.push((show_path(path), failure));
+                failed.push((location::shown(raw), failure));
             }
         }
     }
+    let listed = rows.len();
     rows.retain(|row| filters.iter().all(|f| matches(&f.pattern, &row.text(f.key))));
-    if sort != Key::Path {
+    if let Some(sort) = sort {
         // Stable: equal keys keep the order of the locations and paths.
         rows.sort_by(|a, b| compare(&a.sort_value(sort), &b.sort_value(sort)));
     }
     if rows.iter().any(|r| !r.summary.valid) {
         code = code.max(EXIT_INVALID);
     }
-    let page_written = match &args.html {
+    let page_written = match &html {
         None => None,
         Some(file) => {
-            let written = write_page(Path::new(file), args, &rows, &failed, storage);
+            let written = write_page(file, args, &rows, &failed, storage);
             if let Err(failure) = &written {
                 code = code.max(failure.code);
             }
@@ -539,7 +554,7 @@ pub fn run(args: &LsArgs) -> u8 {
         Some((file, Ok(()))) => {
             let n = rows.len();
             let n_valid = rows.iter().filter(|r| r.summary.valid).count();
-            let file = show_path(Path::new(file));
+            let file = crate::output::human_path(file);
             outln!("wrote {file}: {n} model{}, {n_valid} valid, {} invalid", plural(n), n - n_valid);
         }
         Some((_, Err(_))) => {}
@@ -553,7 +568,11 @@ pub fn run(args: &LsArgs) -> u8 {
         failure.report();
     }
     if rows.is_empty() && failed.is_empty() {
-        errln!("{}", paint(DIM, "no PMF model found (a model is a folder holding metadata.yaml)"));
+        if listed > 0 {
+            errln!("{}", paint(DIM, format!("no model matches --where ({listed} listed)")));
+        } else {
+            errln!("{}", paint(DIM, "no PMF model found (a model is a folder holding metadata.yaml)"));
+        }
     }
     code
 }
@@ -567,7 +586,7 @@ fn write_page(
     storage: plums_model::StorageOptions,
 ) -> Result<(), Failure> {
     let page = html::Page {
-        locations: args.paths.iter().map(|p| show_path(Path::new(p))).collect(),
+        locations: args.paths.iter().map(|p| location::shown(p)).collect(),
         header: HEADER,
         rows: rows
             .iter()

@@ -66,14 +66,42 @@ pub fn show_path(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// `text` safe to print on a terminal: control characters (C0 including `\n`, `\r`, `\t`
+/// and ESC, DEL, C1) and the bidirectional overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069) become escapes such as `\n` or `\u{1b}`, so a model name, id, path or key
+/// cannot move the cursor, set colours or the window title, or forge a line or a row. For text
+/// shown to people (tables, trees, messages); JSON carries the text itself (serde escapes it).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`show_path`] for people: [`printable`].
+pub fn human_path(path: &Path) -> String {
+    printable(&path.display().to_string()).into_owned()
+}
+
 /// One offence as an indented human line: kind, location, message.
 pub fn offence_line(offence: &Offence, indent: &str) -> String {
     let location = if offence.location.is_empty() { "." } else { offence.location.as_str() };
     format!(
         "{indent}{} {}: {}",
         paint(WARN, format!("{:<9}", offence.kind.as_str())),
-        paint(BOLD, location),
-        offence.message
+        paint(BOLD, printable(location)),
+        printable(&offence.message)
     )
 }
 
@@ -163,7 +191,8 @@ pub fn key_text(key: &Value) -> String {
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 (RFC 4648, with padding): `!!binary` values in JSON, CSP hashes.
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -234,6 +263,17 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_could_drive_a_terminal() {
+        assert_eq!(printable("resnet-50 é ✓"), "resnet-50 é ✓");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable("a\rb\nc\td"), "a\\rb\\nc\\td");
+        assert_eq!(printable("\u{1b}]0;PWNED\u{7}\u{1b}[31m"), "\\u{1b}]0;PWNED\\u{7}\\u{1b}[31m");
+        assert_eq!(printable("x\u{7f}\u{9b}y"), "x\\u{7f}\\u{9b}y");
+        assert_eq!(printable("abc\u{202e}fdp.exe"), "abc\\u{202e}fdp.exe");
+        assert_eq!(printable("\u{2066}x\u{2069}"), "\\u{2066}x\\u{2069}");
+    }
 
     #[test]
     fn json_time_keeps_int_and_float() {

@@ -109,8 +109,14 @@ enum JsonInitialisation<'a> {
 /// Run `pmf show`; returns the exit code.
 pub fn run(args: &ShowArgs) -> u8 {
     let path = Path::new(&args.path);
-    let mut out =
-        JsonShow { path: show_path(path), valid: false, offences: Vec::new(), error: None, failure: None, model: None };
+    let mut out = JsonShow {
+        path: location::shown(&args.path),
+        valid: false,
+        offences: Vec::new(),
+        error: None,
+        failure: None,
+        model: None,
+    };
     let prepared =
         location::model_location(&args.path).and_then(|at| Ok((at, location::storage_options(&args.storage)?)));
     let (at, storage) = match prepared {

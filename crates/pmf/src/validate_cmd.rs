@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::ValidateArgs;
 use crate::failure::{Failure, JsonFailure, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::output::outln;
-use crate::output::{offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
+use crate::output::{human_path, offence_line, paint, show_path, JsonOffence, BAD, DIM, GOOD};
 use crate::{location, progress};
 
 /// The verdict on one path.
@@ -69,7 +69,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
             Err(failure) => Err(failure),
         };
         let mut entry = JsonModel {
-            path: show_path(path),
+            path: location::shown(raw),
             valid: false,
             strict: options.strict,
             checkpoints: options.checkpoints,
@@ -141,13 +141,13 @@ fn print_human(path: &Path, offences: &[plums_model::Offence], options: &Validat
     let notes =
         if notes.is_empty() { String::new() } else { format!(" {}", paint(DIM, format!("({})", notes.join(", ")))) };
     if offences.is_empty() {
-        outln!("{} {}{notes}", paint(GOOD, "valid  "), show_path(path));
+        outln!("{} {}{notes}", paint(GOOD, "valid  "), human_path(path));
     } else {
         let n = offences.len();
         outln!(
             "{} {}{notes} {}",
             paint(BAD, "invalid"),
-            show_path(path),
+            human_path(path),
             paint(DIM, format!("({n} offence{})", if n == 1 { "" } else { "s" }))
         );
         for offence in offences {

@@ -213,3 +213,45 @@ fn a_folder_and_its_copy_in_a_bucket_are_equal() {
     let doc: Value = serde_json::from_str(&go(with(&["diff", "--json", &s3.url("nothing"), s(&a)]), 2)).expect("JSON");
     assert_eq!((&doc["failure"]["kind"], &doc["failure"]["storage_kind"]), (&json!("storage"), &json!("not_found")));
 }
+
+/// What would set a terminal's title and forge a line, if printed as is.
+const HOSTILE: &str = "\u{1b}]0;PWNED\u{7}\r\n";
+/// [`HOSTILE`] as people see it (`printable`).
+const HOSTILE_SHOWN: &str = "\\u{1b}]0;PWNED\\u{7}\\r\\n";
+
+#[test]
+fn paths_ids_keys_and_values_cannot_drive_the_terminal() {
+    let t = Scratch::new();
+    let a = t.path(&format!("evil{HOSTILE}a"));
+    t.new_model_at(&a, &format!("id{HOSTILE}1"), &["--name", &format!("name{HOSTILE}1"), "--param", "lr=0.1"]);
+    let b = t.path("b");
+    copy_tree(&a, &b);
+    edit_metadata(&b, "name: \"name", "name: \"other");
+    // A build parameter whose key and value hold ESC, BEL, CR and LF (YAML escapes).
+    fs::write(
+        b.join("data/build_parameters.yaml"),
+        "lr: 0.1\n\"k\\e]0;PWNED\\a\\r\\nk\": \"v\\e]0;PWNED\\a\\r\\nv\"\n",
+    )
+    .expect("write");
+    let (out, err) = run(&["diff", s(&a), s(&b)], 1);
+    for text in [&out, &err] {
+        assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'), "{text:?}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    let shown = s(&a).replace(HOSTILE, HOSTILE_SHOWN);
+    assert_eq!(lines[0], format!("--- {shown} (id id{HOSTILE_SHOWN}1)"), "{out}");
+    assert_eq!(lines[1], format!("+++ {} (id id{HOSTILE_SHOWN}1)", s(&b)), "{out}");
+    // The key (maybe quoted by the library: a segment that is not an identifier).
+    let added = lines.iter().find(|l| l.starts_with("  + model.build_parameters.")).expect("the added key");
+    assert!(added.contains(&format!("k{HOSTILE_SHOWN}k")) && added.ends_with(" (added)"), "{out}");
+    // The values are JSON strings (`\u001b`, `\r`).
+    assert!(out.contains("      - \"name\\u001b]0;PWNED\\u0007\\r\\n1\""), "{out}");
+    assert!(out.contains("      + \"v\\u001b]0;PWNED\\u0007\\r\\nv\""), "{out}");
+    // JSON carries the text itself.
+    let doc = run_json(&["diff", "--json", s(&a), s(&b)], 1);
+    assert_eq!(doc["a"]["path"], s(&a), "{doc}");
+    let added = doc["changes"].as_array().expect("changes").iter().find(|c| c["kind"] == "added");
+    let key = added.and_then(|c| c["key"].as_str()).unwrap_or("");
+    assert!(key.starts_with("model.build_parameters.") && key.contains("PWNED"), "{doc}");
+    assert!(doc["changes"][0]["after"].as_str().is_some_and(|v| v.contains(HOSTILE)), "{doc}");
+}

@@ -200,7 +200,57 @@ fn a_location_that_cannot_be_listed_is_exit_code_2() {
     assert_eq!(doc["errors"][0]["failure"]["kind"], "io", "{doc}");
     let doc = run_json(&["gc", "--json", "--storage-option", "colour=blue", s(&missing)], 2);
     assert_eq!(doc["errors"][0]["failure"]["kind"], "invalid_storage_option", "{doc}");
+    assert_eq!(doc["dry_run"], false, "{doc}");
+    // A failure before anything was collected still reports the --dry-run asked for.
+    let doc = run_json(&["gc", "--dry-run", "--json", "--storage-option", "nokey", s(&missing)], 2);
+    assert_eq!((&doc["dry_run"], &doc["items"]), (&Value::from(true), &Value::from(0)), "{doc}");
+    assert_eq!(doc["errors"][0]["failure"]["kind"], "usage", "{doc}");
     run(&["gc"], 2);
+}
+
+/// What would set a terminal's title and forge a line, if printed as is.
+const HOSTILE: &str = "\u{1b}]0;PWNED\u{7}\r\n";
+/// [`HOSTILE`] as people see it (`printable`).
+const HOSTILE_SHOWN: &str = "\\u{1b}]0;PWNED\\u{7}\\r\\n";
+
+#[test]
+fn paths_and_reasons_cannot_drive_the_terminal() {
+    let t = Scratch::new();
+    let runs = t.path("runs");
+    fs::create_dir_all(&runs).expect("runs");
+    // A model in a folder named with control characters, a leftover in it.
+    let built = t.trained_model("model");
+    let model = runs.join(format!("evil{HOSTILE}x"));
+    fs::rename(&built, &model).expect("move the model");
+    let temp = model.join(format!(".metadata.yaml.pmf-tmp-{SUFFIX}"));
+    fs::write(&temp, b"half").expect("write");
+    let no_raw = |text: &str| {
+        assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'), "{text:?}");
+    };
+    let shown = s(&model).replace(HOSTILE, HOSTILE_SHOWN);
+    let (out, err) = run(&["gc", "--dry-run", s(&runs)], 0);
+    no_raw(&out);
+    no_raw(&err);
+    assert!(
+        out.lines().any(|l| l == format!("would remove {shown}/.metadata.yaml.pmf-tmp-{SUFFIX} (temporary file, 4 B)")),
+        "{out}"
+    );
+    // A model another writer holds, whose lock names a hostile holder: the skip line.
+    let lock = model.join(".pmf.lock");
+    let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock).expect("lock");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).expect("flock");
+    fs::write(&lock, format!("pid 4242 on host{HOSTILE}y since unix time 1700000000\n")).expect("holder");
+    let (out, err) = run(&["gc", "--lock-timeout", "0", s(&runs)], 1);
+    no_raw(&out);
+    no_raw(&err);
+    assert!(err.contains(&format!("skipped {shown}: ")), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("PWNED")).count(), 1, "one line, none forged: {err}");
+    // JSON carries the text itself.
+    let doc = run_json(&["gc", "--json", "--dry-run", "--lock-timeout", "0", s(&runs)], 1);
+    assert_eq!(doc["skipped"][0]["path"], s(&model), "{doc}");
+    drop(file);
+    let doc = run_json(&["gc", "--json", "--dry-run", s(&runs)], 0);
+    assert_eq!(doc["removed"][0]["path"], s(&temp), "{doc}");
 }
 
 // ---------------------------------------------------------------- on the S3 test server

@@ -10,10 +10,32 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{run, run_json, s, Scratch};
+use sha2::Digest as _;
 
-/// The policy the page must carry.
-const CSP: &str = "default-src &#39;none&#39;; style-src &#39;unsafe-inline&#39;; script-src &#39;unsafe-inline&#39;; \
-                   img-src data:; base-uri &#39;none&#39;; form-action &#39;none&#39;";
+/// The policy the page must carry (`&#39;` is `'`), but for the hashes of its inline elements:
+/// `style-src STYLE NOSCRIPT-STYLE; script-src SCRIPT`, each `&#39;sha256-...&#39;`.
+fn csp(style: &str, noscript_style: &str, script: &str) -> String {
+    let h = |text: &str| format!("&#39;sha256-{}&#39;", base64(&sha2::Sha256::digest(text.as_bytes())));
+    format!(
+        "default-src &#39;none&#39;; style-src {} {}; script-src {}; img-src data:; base-uri &#39;none&#39;; \
+         form-action &#39;none&#39;",
+        h(style),
+        h(noscript_style),
+        h(script)
+    )
+}
+
+/// Base64 (RFC 4648, padded), six bits at a time.
+fn base64(bytes: &[u8]) -> String {
+    let alphabet: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='9').chain(['+', '/']).collect();
+    let bits: Vec<u8> = bytes.iter().flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1)).collect();
+    let mut out: String =
+        bits.chunks(6).map(|c| alphabet[(0..6).fold(0, |n, i| n << 1 | usize::from(c.get(i) == Some(&1)))]).collect();
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
 
 /// A name that would run a script if it were not escaped.
 const HOSTILE: &str = "<script>alert(1)</script>";
@@ -132,10 +154,27 @@ fn the_page_loads_nothing_from_anywhere() {
     let (root, _) = tree(&t);
     let (html, _) = page(&t, &[s(&root)], 1);
     let head = between(&html, "<head>", "</head>");
+    // The inline elements, each allowed by the hash of its text: no 'unsafe-inline'.
+    let text = |start: &str, end: &str| between(&html, start, end)[start.len()..].to_owned();
+    let style = text("<style>", "</style>");
+    let noscript = text("<noscript><style>", "</style>");
+    let script = text("<script>", "</script>");
+    let policy = csp(&style, &noscript, &script);
     assert!(
-        head.contains(&format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">")),
-        "the policy forbids every load: {head}"
+        head.contains(&format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">")),
+        "the policy forbids every load and allows only the page's own style and script: {head}"
     );
+    assert!(!html.contains("unsafe-inline") && !html.contains("unsafe-eval"));
+    assert_eq!(html.matches("<style>").count(), 2, "the style, and the one without JavaScript");
+    // Nothing the policy would block: no inline event handler, no style attribute.
+    assert!(attribute_values(&html, "style").is_empty(), "no style attribute");
+    let markup = html.replace(&script, "").replace(&style, "");
+    let tags: Vec<&str> = markup.split('<').skip(1).filter_map(|t| t.split('>').next()).collect();
+    assert!(tags.len() > 100, "{}", tags.len());
+    for tag in tags.iter().filter(|t| !t.starts_with('/')) {
+        assert!(!tag.split_whitespace().skip(1).any(|a| a.starts_with("on")), "an event handler attribute: <{tag}>");
+    }
+    assert!(!html.contains("javascript:"));
     for name in ["src", "href", "action", "srcset", "poster", "data"] {
         for value in attribute_values(&html, name) {
             let v = value.trim().to_ascii_lowercase();
@@ -239,4 +278,35 @@ fn where_sort_and_json_apply_with_html() {
     let (html, out) = page(&t, &[s(&empty)], 0);
     assert!(out.contains(": 0 models, 0 valid, 0 invalid"), "{out}");
     assert!(html.contains("No PMF model found"));
+}
+
+#[test]
+fn a_training_over_the_whole_range_of_epochs_is_drawn() {
+    // Valid for the library: from epoch i64::MIN to i64::MAX, a checkpoint at epoch 3. The
+    // width of the timeline (MAX - MIN) does not fit in an i64.
+    let t = Scratch::new();
+    let model = t.path("models/wide");
+    let config = t.path("config.yaml");
+    run(
+        &["new", s(&model), "--producer", "trainer", "--version", "1.0.0", "--config", s(&config), "--id", "wide-1"],
+        0,
+    );
+    run(&["training", "start", s(&model)], 0);
+    run(&["checkpoint", "add", s(&model), s(&t.path("e3.pt")), "--epoch", "3"], 0);
+    let file = model.join("metadata.yaml");
+    let yaml = fs::read_to_string(&file).expect("read");
+    assert!(yaml.contains("start_epoch: 0\n") && yaml.contains("latest_epoch: 3\n"), "{yaml}");
+    let yaml = yaml
+        .replace("start_epoch: 0\n", &format!("start_epoch: {}\n", i64::MIN))
+        .replace("latest_epoch: 3\n", &format!("latest_epoch: {}\n", i64::MAX));
+    fs::write(&file, yaml).expect("write");
+    run(&["validate", s(&model)], 0);
+    let (html, out) = page(&t, &[s(&t.path("models"))], 0);
+    assert!(out.contains("1 model, 1 valid"), "{out}");
+    let timeline = between(&html, "<svg class=\"timeline\"", "</svg>");
+    assert!(timeline.contains(&format!("epochs {} to {}", i64::MIN, i64::MAX)), "{timeline}");
+    // The bar spans the axis, the checkpoint (epoch 3) is at its middle.
+    assert!(timeline.contains("<rect class=\"bar running\" x=\"14.0\" y=\"20\" width=\"492.0\""), "{timeline}");
+    assert!(timeline.contains("<circle class=\"ckpt\" cx=\"260.0\""), "{timeline}");
+    assert!(html.trim_end().ends_with("</html>"));
 }

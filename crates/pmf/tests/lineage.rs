@@ -269,3 +269,60 @@ fn a_bucket_prefix() {
     );
     assert_eq!(doc["nodes"][1]["path"], s3.url("models/det"));
 }
+
+/// What would set a terminal's title and forge a line, if printed as is.
+const HOSTILE: &str = "\u{1b}]0;PWNED\u{7}\r\n";
+/// [`HOSTILE`] as people see it (`printable`).
+const HOSTILE_SHOWN: &str = "\\u{1b}]0;PWNED\\u{7}\\r\\n";
+
+#[test]
+fn names_ids_and_paths_cannot_drive_the_terminal() {
+    let t = Scratch::new();
+    let root = t.path("models");
+    let evil = root.join(format!("evil{HOSTILE}x"));
+    model(&t, &evil, &format!("id{HOSTILE}1"), &["--name", &format!("name{HOSTILE}1")]);
+    // A parent outside LOCATION (a missing parent, whose id the problem line names).
+    let outside = model(&t, &t.path("outside"), &format!("parent{HOSTILE}2"), &[]);
+    child(&t, &root.join("kid"), "kid-1", &outside, "1");
+    let (out, err) = run(&["lineage", s(&root)], 1);
+    for text in [&out, &err] {
+        assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'), "{text:?}");
+    }
+    assert!(out.contains(&format!("name{HOSTILE_SHOWN}1 (id id{HOSTILE_SHOWN}1, ")), "{out}");
+    assert!(out.contains(&format!("evil{HOSTILE_SHOWN}x)")), "the path: {out}");
+    assert!(out.contains("parent\\u{1b}]0;PWNED\\u{7}\\r\\n2"), "the missing parent's id: {out}");
+    assert_eq!(out.lines().filter(|l| l.contains("PWNED")).count(), 3, "one line each, none forged: {out}");
+    // JSON carries the text itself.
+    let doc = run_json(&["lineage", "--json", s(&root)], 1);
+    let nodes = doc["nodes"].as_array().expect("nodes");
+    assert!(nodes.iter().any(|n| n["name"] == json!(format!("name{HOSTILE}1"))), "{doc}");
+    assert!(nodes.iter().any(|n| n["id"] == json!(format!("parent{HOSTILE}2"))), "{doc}");
+}
+
+#[test]
+fn a_model_reached_through_two_locations_is_one_node() {
+    let t = Scratch::new();
+    let one = model(&t, &t.path("one"), "one-1", &[]);
+    child(&t, &t.path("two"), "two-1", &one, "1");
+    std::os::unix::fs::symlink(t.path("one"), t.path("link")).expect("symlink");
+    // `one`, `./one`, `./one/`, a path through `..` and a link to it: one model.
+    let cmd = || {
+        let mut cmd = common::pmf();
+        cmd.current_dir(t.dir.path()).args(["lineage", "one", "./one", "./one/", "two/../one", "link", "two"]);
+        cmd
+    };
+    let out = cmd().output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("duplicate id"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("2 models, 0 weight files"), "{stdout}");
+    let out = cmd().arg("--json").output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["nodes"].as_array().map(Vec::len), Some(2), "{doc}");
+    assert_eq!(doc["problems"], json!([]), "{doc}");
+    // Two copies of one model are still two models sharing an id.
+    copy_tree(&one, &t.path("copy"));
+    let (out, _) = run(&["lineage", s(&one), s(&t.path("copy"))], 1);
+    assert!(out.contains("duplicate id"), "{out}");
+}

@@ -368,3 +368,89 @@ fn models_under_a_bucket_prefix() {
         "{stdout}"
     );
 }
+
+#[test]
+fn hostile_names_are_escaped_in_the_table_and_kept_in_json() {
+    let t = Scratch::new();
+    let root = t.path("models");
+    let name = "evil\u{1b}]0;PWNED\u{7}\u{1b}[31m\r\nforged  row  valid";
+    t.new_model_at(&root.join("evil"), "evil-id", &["--name", name]);
+    let (out, _) = run(&["ls", s(&root)], 0);
+    assert!(!out.contains('\u{1b}') && !out.contains('\r') && !out.contains('\u{7}'), "raw control bytes: {out:?}");
+    assert!(out.contains("evil\\u{1b}]0;PWNED\\u{7}\\u{1b}[31m\\r\\nforged  row  valid"), "{out}");
+    assert_eq!(out.lines().count(), 3, "header, one row, summary: {out}");
+    // JSON carries the name itself (serde escapes it).
+    let doc = run_json(&["ls", "--json", s(&root)], 0);
+    assert_eq!(doc["models"][0]["name"], name);
+}
+
+#[test]
+fn sort_path_orders_the_models_of_every_location_and_a_filter_that_keeps_none_says_so() {
+    let t = Scratch::new();
+    let root = t.path("models");
+    trained(&t, &root.join("b"), "b-id");
+    trained(&t, &root.join("a"), "a-id");
+    let (a, b) = (format!("{}/a", s(&root)), format!("{}/b", s(&root)));
+    let paths = |extra: &[&str]| {
+        let mut args = vec!["ls", "--json", &b, &a];
+        args.extend_from_slice(extra);
+        listed_paths(&run_json(&args, 0))
+    };
+    assert_eq!(paths(&[]), [b.clone(), a.clone()], "without --sort: the locations in the order given");
+    assert_eq!(paths(&["--sort", "path"]), [a.clone(), b.clone()]);
+    let (_, err) = run(&["ls", s(&root), "--where", "status=running"], 0);
+    assert!(err.contains("no model matches --where (2 listed)"), "{err}");
+    let (_, err) = run(&["ls", s(&root), "--sort", "colour"], 2);
+    assert!(err.contains("for example --sort latest_epoch"), "{err}");
+}
+
+#[test]
+fn html_file_must_be_local_and_is_refused_before_listing() {
+    let t = Scratch::new();
+    let root = t.path("models");
+    trained(&t, &root.join("a"), "a-id");
+    let (out, err) = pmf_in(t.path(""), &["ls", s(&root), "--html", "s3://bucket/page.html"], 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("--html FILE must be a local file, not s3://bucket/page.html"), "{err}");
+    assert!(!t.path("s3:").exists(), "no folder named s3: is created");
+}
+
+/// `pmf args` run in `dir`, expecting exit code `code`: (stdout, stderr).
+fn pmf_in(dir: PathBuf, args: &[&str], code: i32) -> (String, String) {
+    let out = pmf().current_dir(dir).args(args).output().expect("run pmf");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert_eq!(out.status.code(), Some(code), "pmf {args:?}\nstdout {stdout}\nstderr {stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn credentials_in_a_location_are_never_printed() {
+    let secret_parts = ["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "K7MDENG", "bPxRfiCYEXAMPLEKEY"];
+    for url in [
+        "s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bucket/p",
+        "s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY@bucket/p",
+    ] {
+        let t = Scratch::new();
+        let page = t.path("page.html");
+        for args in [
+            vec!["ls", url],
+            vec!["ls", "--json", url],
+            vec!["ls", url, "--html", s(&page)],
+            vec!["validate", "--json", url],
+            vec!["show", "--json", url],
+        ] {
+            let out = pmf().args(&args).output().expect("run pmf");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+            assert!(text.contains("<redacted>"), "{args:?}: {text}");
+            for part in secret_parts {
+                assert!(!text.contains(part), "{args:?} printed {part}: {text}");
+            }
+        }
+        let html = fs::read_to_string(&page).expect("the page is written, with the failure");
+        for part in secret_parts {
+            assert!(!html.contains(part), "the page shows {part}");
+        }
+    }
+}

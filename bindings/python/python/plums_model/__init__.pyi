@@ -598,11 +598,14 @@ class ModelSummary:
     @property
     def end_epoch(self) -> Optional[int]: ...
     @property
-    def start_time(self) -> Optional[float]: ...
+    def start_time(self) -> Optional[Timestamp]:
+        """The training's start time (a POSIX timestamp): an int or a float, as the metadata records it."""
     @property
-    def latest_time(self) -> Optional[float]: ...
+    def latest_time(self) -> Optional[Timestamp]:
+        """The time of the latest epoch: an int or a float, as the metadata records it."""
     @property
-    def end_time(self) -> Optional[float]: ...
+    def end_time(self) -> Optional[Timestamp]:
+        """The training's end time: an int or a float, as the metadata records it."""
     @property
     def checkpoint_count(self) -> Optional[int]: ...
     @property
@@ -610,7 +613,11 @@ class ModelSummary:
     @property
     def latest(self) -> Optional[Reference]: ...
     @property
-    def initialisation(self) -> Optional[Dict[str, Any]]: ...
+    def initialisation(self) -> Optional[Dict[str, Any]]:
+        """What the model was initialised from, None when trained from scratch (or unknown):
+        ``{"kind": "weight_file", "name": str or None, "path": str}`` (the file's path in the
+        model, ``data/initialisation/...``) or ``{"kind": "model", "name": str or None, "id": str,
+        "checkpoint": int or str}`` (the reference of the parent's checkpoint used)."""
     @property
     def valid(self) -> bool: ...
     @property
@@ -626,7 +633,11 @@ def list_models(
     strict: bool = ...,
     storage_options: Optional[StorageOptions] = ...,
 ) -> List[ModelSummary]:
-    """Every PMF model under a folder or an object-storage prefix, sorted by path (``pmf ls``)."""
+    """Every PMF model under a folder or an object-storage prefix, sorted by path (``pmf ls``).
+
+    Raises InvalidStorageOptionError (a ValueError) when a key of ``storage_options`` is unknown
+    or its value cannot be used, and TypeError when ``storage_options`` is not a dict of str to
+    str, bool or int."""
 
 def validate(
     path: Location,
