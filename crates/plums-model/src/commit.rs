@@ -193,6 +193,13 @@ pub(crate) fn is_journal(name: &OsStr) -> bool {
         .is_some_and(|rest| fsutil::is_unique_suffix(rest.as_bytes()))
 }
 
+/// Whether `current` registers the file `data/checkpoints/<name>` as a checkpoint, under a path
+/// of any form the validator accepts (`./data/checkpoints/<name>` too).
+pub(crate) fn registers_checkpoint_file(current: &Metadata, name: &str) -> bool {
+    let file = Path::new("data/checkpoints").join(name);
+    current.model.training.checkpoints.values().any(|c| paths::relative_inside(&c.path).is_ok_and(|p| p == file))
+}
+
 /// Undo what interrupted in-place saves left in `data/checkpoints/` (a real folder) of the
 /// model at `root`, whose metadata is `current`: the checkpoint files they created that the
 /// metadata does not reference (their metadata never got in place), and their journals.
@@ -204,18 +211,10 @@ fn recover_interrupted_appends(root: &Path, current: &Metadata) {
             continue;
         }
         let Ok(bytes) = fs::read(entry.path()) else { continue };
-        let referenced = |name: &str| {
-            current
-                .model
-                .training
-                .checkpoints
-                .values()
-                .any(|c| Path::new(&c.path) == Path::new("data/checkpoints").join(name))
-        };
         for name in bytes.split(|&b| b == 0).filter_map(|n| std::str::from_utf8(n).ok()) {
             // Only plain names (never a path) that the journal's save created.
             let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
-            if plain && !referenced(name) {
+            if plain && !registers_checkpoint_file(current, name) {
                 let _ = fs::remove_file(dir.join(name));
             }
         }

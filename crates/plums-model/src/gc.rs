@@ -23,21 +23,33 @@
 //! Models are found as [`crate::list_models`] finds them; leftover folders of a folder that is
 //! not (or no longer) a model are found by the same walk rules: a folder holding a `.pmf.lock`
 //! (a save's destination) gets its staging folders removed; a staging folder whose model folder
-//! is gone is removed under the lock file it carries. A folder without `metadata.yaml` and
-//! without `.pmf.lock` is not known to be PMF's: its look-alike neighbours are kept and reported.
+//! is gone is removed under the lock file it carries (kept, [`SkipKind::Changed`], when that lock
+//! file is replaced while gc takes it: the lock is then not gc's); one without a lock file only
+//! when it has not changed for an hour (a save creates its staging folder, then links the lock
+//! file into it: a younger one may be a save at work, kept as [`SkipKind::Recent`]). A folder
+//! without `metadata.yaml` and without `.pmf.lock` is not known to be PMF's: its look-alike
+//! neighbours are kept and reported. A journal's file is registered when a checkpoint path
+//! names it in any form the validator accepts (`./data/checkpoints/x.pt`).
 //!
 //! # What is removed, on object storage
 //! Under the model's lock object (taken as a save takes it: a gone writer's lock is taken
 //! over), after one listing of the model's prefix and a read of its `metadata.yaml`: the objects
 //! at paths PMF owns that the metadata does not reference: `data/checkpoints/<name>` (one
 //! segment: the checkpoint files a save writes), and everything under `data/initialisation/`
-//! unless the initialisation is a PMF model (then all of it belongs to the model). Never an
-//! object the metadata registers (`metadata.yaml`, `data/build_parameters.yaml`, the
-//! configuration, every checkpoint and initialisation path), never another key (at the prefix
+//! when the initialisation is a weight file and that folder holds no `metadata.yaml` (a PMF
+//! model's tree belongs to it whole; with no initialisation, nothing there is known to be a
+//! save's, and all of it is kept). Never an object the metadata registers (`metadata.yaml`,
+//! `data/build_parameters.yaml`, the configuration, every checkpoint and initialisation path),
+//! nor one whose file name is the file name of a registered path (a second guard: a path that
+//! is not literally its object's key still protects it), never another key (at the prefix
 //! root, elsewhere under `data/`), never a key outside the prefix (keys come from its listing,
 //! which is by `/`-separated segments: `models/detector-2/` is not under `models/detector`).
 //! A model whose `metadata.yaml` cannot be read is skipped: without it nothing can be proved
-//! unreferenced. Before deleting, `metadata.yaml` is checked again (one `HEAD`): a commit that
+//! unreferenced. So is a model with an offence ([`SkipKind::Invalid`], checked on the same
+//! listing, as a reader checks it), but the marker below and folders directly in
+//! `data/checkpoints/` (never deleted, never a valid checkpoint path): an invalid model's
+//! metadata does not prove what it uses (a checkpoint registered as `checkpoints/1.h5`, or by
+//! its file name, is at `data/checkpoints/1.h5`). Before deleting, `metadata.yaml` is checked again (one `HEAD`): a commit that
 //! landed since the listing stops the collection of that model. A stale lock object (a gone
 //! writer's) is replaced by gc's own and deleted with it ([`GcKind::StaleLock`]).
 //!
@@ -67,15 +79,17 @@ use rayon::prelude::*;
 
 use crate::catalog::{list_models, ListOptions};
 use crate::commit;
-use crate::error::{Error, LockHolder, Result, StorageErrorKind};
+use crate::error::{Error, LockHolder, Offence, OffenceKind, Result, StorageErrorKind};
 use crate::fsutil;
 use crate::leftovers;
 use crate::location::{Location, ObjectUrl};
 use crate::lock::{self, Attempt, Backoff};
 use crate::metadata::{InitialisationMetadata, Metadata};
+use crate::object_files::ObjectFiles;
 use crate::object_lock::{self, ObjectLock};
 use crate::paths::{self, Entry, Root, LOCK_FILE, SAVE_MARKER};
 use crate::storage::{Listed, Remote, StorageOptions};
+use crate::validate::{check_files, ValidateOptions};
 use crate::yaml::Limits;
 use crate::yaml_file::{self, YamlFile};
 
@@ -255,11 +269,18 @@ pub enum SkipKind {
     NotRemoved,
     /// An I/O or storage error ([`GcSkip::error`]).
     Failed,
+    /// The model has validation offences (other than the marker of an interrupted save and
+    /// folders inside `data/checkpoints/`): its metadata does not prove which objects it uses
+    /// (a checkpoint path outside `data/checkpoints/`, ...), so nothing is removed.
+    Invalid,
+    /// A staging folder without a lock file that changed recently: it may be a save at work
+    /// (a save links the lock file into its staging folder after creating it); kept.
+    Recent,
 }
 
 impl SkipKind {
     /// The kind as a word: `locked`, `link`, `not_a_model`, `unreadable_metadata`,
-    /// `interrupted_save`, `no_lock`, `changed`, `not_removed`, `failed`.
+    /// `interrupted_save`, `no_lock`, `changed`, `not_removed`, `failed`, `invalid`, `recent`.
     pub fn as_str(self) -> &'static str {
         match self {
             SkipKind::Locked => "locked",
@@ -271,6 +292,8 @@ impl SkipKind {
             SkipKind::Changed => "changed",
             SkipKind::NotRemoved => "not_removed",
             SkipKind::Failed => "failed",
+            SkipKind::Invalid => "invalid",
+            SkipKind::Recent => "recent",
         }
     }
 }
@@ -560,14 +583,7 @@ fn inside_now(root: &Path, current: Option<&Metadata>) -> Vec<Found> {
 /// not reference (as `commit::recover_interrupted_appends` undoes them).
 fn journals(dir: &Path, current: &Metadata, out: &mut Vec<Found>) {
     let Ok(entries) = fs::read_dir(dir) else { return };
-    let referenced = |name: &str| {
-        current
-            .model
-            .training
-            .checkpoints
-            .values()
-            .any(|c| Path::new(&c.path) == Path::new("data/checkpoints").join(name))
-    };
+    let referenced = |name: &str| commit::registers_checkpoint_file(current, name);
     for entry in entries.flatten() {
         if !commit::is_journal(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
@@ -847,6 +863,23 @@ fn collect_orphan_staging(path: &Path, beside: &[Found], options: &GcOptions) ->
             freed_bytes,
         };
         let has_lock = fs::symlink_metadata(&lock_path).is_ok_and(|m| m.is_file());
+        if !has_lock {
+            // A save creates its staging folder, then links the model's lock file into it: a
+            // young folder without one may be a live save's, early in its build.
+            if let Some(age) = young(&tree) {
+                outcome.skipped.push(GcSkip {
+                    location: item.location,
+                    kind: SkipKind::Recent,
+                    reason: format!(
+                        "staging folder without a lock file, changed {}s ago (less than {}s): it may be a save at work; kept",
+                        age.as_secs(),
+                        UNLOCKED_STAGING_AGE.as_secs()
+                    ),
+                    error: None,
+                });
+                continue;
+            }
+        }
         if options.dry_run {
             match if has_lock { probe_lock(&lock_path, options.lock_timeout) } else { Ok(None) } {
                 Ok(_) => outcome.removed.push(item),
@@ -856,35 +889,80 @@ fn collect_orphan_staging(path: &Path, beside: &[Found], options: &GcOptions) ->
             }
             continue;
         }
-        let held = if has_lock { lock_staging(&lock_path, options.lock_timeout) } else { Ok(None) };
-        match held {
-            Err(e) => outcome.skipped.extend(Outcome::failed(item.location, e).skipped),
-            Ok(_lock) => {
-                fsutil::remove_tree_quietly(&tree);
-                if fs::symlink_metadata(&tree).is_ok() {
-                    outcome.skipped.push(GcSkip {
-                        location: item.location,
-                        kind: SkipKind::NotRemoved,
-                        reason: "staging folder could not be removed".to_owned(),
-                        error: None,
-                    });
-                } else {
-                    outcome.removed.push(item);
-                }
+        let held = if has_lock { lock_staging(&lock_path, options.lock_timeout) } else { Ok(Staging::Unlocked) };
+        let _lock = match held {
+            Err(e) => {
+                outcome.skipped.extend(Outcome::failed(item.location, e).skipped);
+                continue;
             }
+            // Removed by another writer meanwhile: nothing for gc.
+            Ok(Staging::Gone) => continue,
+            Ok(Staging::Replaced) => {
+                outcome.skipped.push(GcSkip {
+                    location: item.location,
+                    kind: SkipKind::Changed,
+                    reason: "the lock file of the staging folder was replaced while gc took it (a writer is at work on it): kept; run gc again".to_owned(),
+                    error: None,
+                });
+                continue;
+            }
+            Ok(Staging::Locked(lock)) => Some(lock),
+            Ok(Staging::Unlocked) => None,
+        };
+        fsutil::remove_tree_quietly(&tree);
+        if fs::symlink_metadata(&tree).is_ok() {
+            outcome.skipped.push(GcSkip {
+                location: item.location,
+                kind: SkipKind::NotRemoved,
+                reason: "staging folder could not be removed".to_owned(),
+                error: None,
+            });
+        } else {
+            outcome.removed.push(item);
         }
     }
     outcome
 }
 
+/// How old (by modification time) a staging folder without a lock file must be before gc
+/// removes it: a save links the lock file into its staging folder soon after creating it, and
+/// writes into the folder (changing its modification time) while it builds.
+const UNLOCKED_STAGING_AGE: Duration = Duration::from_secs(3600);
+
+/// How long ago the folder `tree` was modified, when that is less than
+/// [`UNLOCKED_STAGING_AGE`] (or unknown, or in the future: then as young as can be).
+fn young(tree: &Path) -> Option<Duration> {
+    let modified = fs::symlink_metadata(tree).and_then(|m| m.modified());
+    let Ok(modified) = modified else { return Some(Duration::ZERO) };
+    match std::time::SystemTime::now().duration_since(modified) {
+        Ok(age) if age >= UNLOCKED_STAGING_AGE => None,
+        Ok(age) => Some(age),
+        Err(_) => Some(Duration::ZERO),
+    }
+}
+
+/// What taking the lock file a staging tree carries gave.
+enum Staging {
+    /// The lock is gc's.
+    Locked(lock::ModelLock),
+    /// The tree has no lock file (and is old enough to be removed without one).
+    Unlocked,
+    /// The tree is gone (another writer removed it).
+    Gone,
+    /// The tree is there but its lock file was replaced: the lock is not held.
+    Replaced,
+}
+
 /// The writer lock of the lock file a staging tree carries, waiting at most `timeout`.
-fn lock_staging(lock_path: &Path, timeout: Duration) -> Result<Option<lock::ModelLock>> {
+fn lock_staging(lock_path: &Path, timeout: Duration) -> Result<Staging> {
     let mut backoff = Backoff::new(timeout);
     loop {
         match lock::try_lock(lock_path)? {
-            Attempt::Locked(lock) => return Ok(Some(lock)),
-            // The tree is gone (another writer removed it).
-            Attempt::Moved(_) => return Ok(None),
+            Attempt::Locked(lock) => return Ok(Staging::Locked(lock)),
+            Attempt::Moved(_) if fs::symlink_metadata(leftovers::parent_of(lock_path)).is_err() => {
+                return Ok(Staging::Gone)
+            }
+            Attempt::Moved(_) => return Ok(Staging::Replaced),
             Attempt::Busy => {}
         }
         if !backoff.wait() {
@@ -927,16 +1005,55 @@ fn gc_remote(url: &ObjectUrl, options: &GcOptions) -> Result<GcReport> {
 
 /// Whether the key `rel` of a model is at a path PMF owns and a save may leave unreferenced:
 /// a checkpoint file `data/checkpoints/<name>`, or anything under `data/initialisation/` when
-/// the initialisation is not a PMF model (a PMF model's tree belongs to it whole).
-fn pmf_owned(rel: &str, pmf_initialisation: bool) -> bool {
+/// `initialisation_files`: the initialisation is a weight file and `data/initialisation/`
+/// holds no `metadata.yaml` (a PMF model's tree belongs to it whole; with no initialisation,
+/// nothing proves a save put the files there).
+fn pmf_owned(rel: &str, initialisation_files: bool) -> bool {
     let normal = |segment: &str| !segment.is_empty() && segment != "." && segment != "..";
     if let Some(name) = rel.strip_prefix("data/checkpoints/") {
         return !name.contains('/') && normal(name);
     }
     if let Some(rest) = rel.strip_prefix("data/initialisation/") {
-        return !pmf_initialisation && rest.split('/').all(normal);
+        return initialisation_files && rest.split('/').all(normal);
     }
     false
+}
+
+/// The file names (last segments) of every path the metadata registers (configuration,
+/// checkpoints, initialisation): an object with one of these names is never deleted, whatever
+/// folder the metadata names (a path that is not literally the key it is stored at, such as a
+/// checkpoint registered by its file name, still points to it).
+fn registered_names(metadata: &Metadata) -> HashSet<String> {
+    let m = &metadata.model;
+    let mut paths: Vec<&str> = vec![&m.configuration.path];
+    paths.extend(m.training.checkpoints.values().map(|c| c.path.as_str()));
+    match &m.initialisation {
+        Some(InitialisationMetadata::File { path, .. }) | Some(InitialisationMetadata::Pmf { path, .. }) => {
+            paths.push(path)
+        }
+        None => {}
+    }
+    paths
+        .into_iter()
+        .filter_map(|p| p.rsplit(['/', '\\']).find(|s| !s.is_empty() && *s != "." && *s != ".."))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a validation offence of a model leaves gc's survey sound: the marker of an
+/// interrupted save (reported on its own, [`SkipKind::InterruptedSave`]), or a folder directly
+/// in `data/checkpoints/` (the user's: nothing in it is ever deleted, and no metadata path can
+/// name a key in it without an offence of its own).
+fn harmless(offence: &Offence, listing: &[Listed]) -> bool {
+    if offence.kind != OffenceKind::Tree {
+        return false;
+    }
+    if offence.location == SAVE_MARKER {
+        return true;
+    }
+    let folder = format!("{}/", offence.location);
+    offence.location.strip_prefix("data/checkpoints/").is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        && listing.iter().any(|l| l.rel.starts_with(&folder))
 }
 
 /// What one listing of a model's prefix says gc may remove.
@@ -950,8 +1067,10 @@ struct Survey {
 }
 
 /// List the model's prefix and read its metadata: what may be removed, or why nothing can be
-/// (`Ok(Err(reason))`, only when a key at PMF's paths might be unreferenced).
-fn survey_remote(remote: &Remote) -> Result<std::result::Result<Survey, String>> {
+/// (`Ok(Err((kind, reason)))`, only when a key at PMF's paths might be unreferenced): the
+/// metadata cannot be read, or the model has an offence that makes its metadata no proof of
+/// what it uses.
+fn survey_remote(remote: &Remote) -> Result<std::result::Result<Survey, (SkipKind, String)>> {
     let limits = Limits::default();
     let mut attempts = 0;
     loop {
@@ -961,8 +1080,8 @@ fn survey_remote(remote: &Remote) -> Result<std::result::Result<Survey, String>>
         // Without the metadata, nothing to say when no key could be an orphan.
         let unknown = |reason: String| {
             let nothing = Survey { metadata_etag: None, orphans: Vec::new(), marker };
-            if listing.iter().any(|l| pmf_owned(&l.rel, false)) {
-                Err(reason)
+            if listing.iter().any(|l| pmf_owned(&l.rel, true)) {
+                Err((SkipKind::UnreadableMetadata, format!("{reason}: nothing can be proved unreferenced")))
             } else {
                 Ok(nothing)
             }
@@ -988,10 +1107,37 @@ fn survey_remote(remote: &Remote) -> Result<std::result::Result<Survey, String>>
             Err(reason) => return Ok(unknown(format!("metadata.yaml cannot be read ({reason})"))),
         };
         let referenced = crate::object_files::referenced_keys(&metadata, listing.iter().map(|l| l.rel.as_str()));
-        let pmf_init = matches!(metadata.model.initialisation, Some(InitialisationMetadata::Pmf { .. }));
-        let mut orphans: Vec<Listed> =
-            listing.iter().filter(|l| pmf_owned(&l.rel, pmf_init) && !referenced.contains(&l.rel)).cloned().collect();
+        let names = registered_names(&metadata);
+        let initialisation_files = matches!(metadata.model.initialisation, Some(InitialisationMetadata::File { .. }))
+            && !listing.iter().any(|l| l.rel == "data/initialisation/metadata.yaml");
+        let unreferenced = |l: &&Listed| {
+            pmf_owned(&l.rel, initialisation_files)
+                && !referenced.contains(&l.rel)
+                && !l.rel.rsplit('/').next().is_some_and(|name| names.contains(name))
+        };
+        let mut orphans: Vec<Listed> = listing.iter().filter(unreferenced).cloned().collect();
         orphans.sort_by(|a, b| a.rel.cmp(&b.rel));
+        if !orphans.is_empty() {
+            // Only a valid model's metadata proves what it uses (a checkpoint path that is not
+            // the key of its object, ...): check the model on this listing, as a reader would.
+            let files = ObjectFiles::from_listing(remote.clone(), listing.clone());
+            let offences = match check_files(&files, &ValidateOptions::new()) {
+                Ok(check) => check.offences,
+                Err(e) if e.storage_kind() == Some(StorageErrorKind::PreconditionFailed) && attempts < 3 => continue,
+                Err(e) => return Err(e),
+            };
+            let blocking: Vec<&Offence> = offences.iter().filter(|o| !harmless(o, &listing)).collect();
+            if let Some(first) = blocking.first() {
+                let more = match blocking.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                let reason = format!(
+                    "the model is not valid ({first}{more}): its metadata does not prove which objects it uses, so nothing is removed; repair the model (pmf validate says what is wrong), then run gc again"
+                );
+                return Ok(Err((SkipKind::Invalid, reason)));
+            }
+        }
         return Ok(Ok(Survey { metadata_etag: md.etag.clone(), orphans, marker }));
     }
 }
@@ -1017,14 +1163,7 @@ fn collect_remote(url: &ObjectUrl, options: &GcOptions) -> Outcome {
 fn collect_remote_inner(url: &ObjectUrl, options: &GcOptions) -> Result<Outcome> {
     let here = || Location::Object(url.clone());
     let remote = Remote::new(url, &options.storage)?;
-    let unreadable = |reason: String| {
-        Outcome::skip(
-            here(),
-            SkipKind::UnreadableMetadata,
-            format!("{reason}: nothing can be proved unreferenced"),
-            None,
-        )
-    };
+    let unreadable = |(kind, reason): (SkipKind, String)| Outcome::skip(here(), kind, reason, None);
     // A first look, without the lock: most models have nothing to collect.
     let first = match survey_remote(&remote)? {
         Ok(s) => s,
@@ -1163,24 +1302,62 @@ mod tests {
     }
 
     #[test]
-    fn only_checkpoint_files_and_a_non_pmf_initialisation_are_pmf_owned() {
-        for (rel, pmf_init, owned) in [
+    fn every_registered_file_name_is_kept_whatever_folder_the_metadata_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.py");
+        fs::write(&cfg, b"lr = 0.1").unwrap();
+        let weights = dir.path().join("7.pt");
+        fs::write(&weights, b"weights").unwrap();
+        let init = dir.path().join("w.bin");
+        fs::write(&init, b"initial").unwrap();
+        let producer =
+            crate::producer::Producer::new("trainer", crate::version::Version::pep440("1.0").unwrap(), &cfg).unwrap();
+        let mut model = crate::model::Model::new("id-1", producer);
+        model.register_training_start(0).unwrap();
+        model.register_epoch(Some(7)).unwrap();
+        model.add_checkpoint(crate::checkpoint::Checkpoint::new(7, Some(&weights), Some(7), None).unwrap()).unwrap();
+        model.set_initialisation(Some(crate::model::Initialisation::File(
+            crate::checkpoint::Checkpoint::new("w", Some(&init), None, None).unwrap(),
+        )));
+        model.save(dir.path().join("m"), &crate::save::SaveOptions::new()).unwrap();
+        let mut metadata = read_local_metadata(&dir.path().join("m")).unwrap();
+        // Paths that are not the keys of their objects: the file names still protect them.
+        for c in metadata.model.training.checkpoints.values_mut() {
+            c.path = format!("/home/u/run/{}", c.path.rsplit('/').next().unwrap());
+        }
+        let Some(InitialisationMetadata::File { path, .. }) = &mut metadata.model.initialisation else { panic!() };
+        *path = path.rsplit('/').next().unwrap().to_owned();
+        metadata.model.configuration.path = "./config.py".into();
+        let names = registered_names(&metadata);
+        let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+        sorted.sort();
+        assert_eq!(sorted.len(), 3, "{sorted:?}");
+        assert!(sorted.contains(&"config.py"), "{sorted:?}");
+        let checkpoint = metadata.model.training.checkpoints.values().next().unwrap().path.clone();
+        assert!(names.contains(checkpoint.rsplit('/').next().unwrap()), "{sorted:?}");
+    }
+
+    #[test]
+    fn only_checkpoint_files_and_a_weight_file_initialisation_are_pmf_owned() {
+        for (rel, init_files, owned) in [
+            ("data/checkpoints/x.pt", true, true),
             ("data/checkpoints/x.pt", false, true),
-            ("data/checkpoints/sub/x.pt", false, false),
-            ("data/checkpoints/..", false, false),
-            ("data/initialisation/w.bin", false, true),
-            ("data/initialisation/nested/data/checkpoints/1.pt", false, true),
-            ("data/initialisation/w.bin", true, false),
-            ("data/initialisation//w.bin", false, false),
-            ("data/build_parameters.yaml", false, false),
-            ("data/notes.txt", false, false),
-            ("config.py", false, false),
-            ("notes.txt", false, false),
-            (".pmf.lock", false, false),
-            (".pmf-save-in-progress", false, false),
-            ("metadata.yaml", false, false),
+            ("data/checkpoints/sub/x.pt", true, false),
+            ("data/checkpoints/..", true, false),
+            ("data/initialisation/w.bin", true, true),
+            ("data/initialisation/nested/data/checkpoints/1.pt", true, true),
+            // A PMF initialisation, or none: nothing under data/initialisation/ is an orphan.
+            ("data/initialisation/w.bin", false, false),
+            ("data/initialisation//w.bin", true, false),
+            ("data/build_parameters.yaml", true, false),
+            ("data/notes.txt", true, false),
+            ("config.py", true, false),
+            ("notes.txt", true, false),
+            (".pmf.lock", true, false),
+            (".pmf-save-in-progress", true, false),
+            ("metadata.yaml", true, false),
         ] {
-            assert_eq!(pmf_owned(rel, pmf_init), owned, "{rel} (pmf initialisation: {pmf_init})");
+            assert_eq!(pmf_owned(rel, init_files), owned, "{rel} (initialisation files: {init_files})");
         }
     }
 }

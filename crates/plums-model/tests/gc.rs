@@ -780,3 +780,175 @@ fn s3_a_pmf_initialisation_belongs_to_its_model_whole() {
     let expected: Vec<String> = before.into_iter().filter(|k| k != "m/data/checkpoints/orphan.pt").collect();
     assert_eq!(after, expected);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defects fixed: what gc must never remove
+// ---------------------------------------------------------------------------------------------
+
+/// Rewrite the model's `metadata.yaml` (`root`) replacing `from` by `to` (which must be there).
+fn edit_metadata(root: &Path, from: &str, to: &str) {
+    let path = root.join("metadata.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_journal_never_removes_a_checkpoint_registered_with_a_dot_path() {
+    let fx = Fx::new();
+    fx.trained(2).save(fx.root(), &SaveOptions::new().durable(false)).unwrap();
+    // The validator accepts `./data/checkpoints/2.h5` for the file data/checkpoints/2.h5.
+    edit_metadata(&fx.root(), "path: data/checkpoints/2.h5", "path: ./data/checkpoints/2.h5");
+    validate(fx.root(), &ValidateOptions::new().strict(true)).unwrap();
+    let journal = fx.root().join(format!("data/checkpoints/.pmf-append-{SUFFIX_A}"));
+    // A journal naming the registered file and an unregistered one.
+    fs::write(fx.root().join("data/checkpoints/9.h5"), b"complete, never registered").unwrap();
+    fs::write(&journal, b"2.h5\x009.h5\x00").unwrap();
+    let registered = fs::read(fx.root().join("data/checkpoints/2.h5")).unwrap();
+    let dry = gc(&Location::from(fx.parent()), &no_wait().dry_run(true)).unwrap();
+    let expected = [
+        (format!("model/data/checkpoints/.pmf-append-{SUFFIX_A}"), GcKind::Journal),
+        ("model/data/checkpoints/9.h5".to_owned(), GcKind::JournalFile),
+    ];
+    assert_eq!(removed(&dry, &fx.parent()), expected);
+    let report = gc(&Location::from(fx.parent()), &no_wait()).unwrap();
+    assert_eq!(removed(&report, &fx.parent()), expected);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(fs::read(fx.root().join("data/checkpoints/2.h5")).unwrap(), registered, "the registered file is kept");
+    assert!(!journal.exists() && !fx.root().join("data/checkpoints/9.h5").exists());
+    validate(fx.root(), &ValidateOptions::new().strict(true)).unwrap();
+}
+
+/// Set the modification time of `path` to `ago` in the past.
+fn age(path: &Path, ago: Duration) {
+    let f = fs::File::open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+#[test]
+fn a_young_staging_folder_without_a_lock_file_is_kept_next_to_a_gone_model() {
+    let fx = Fx::new();
+    // The model folder is gone; a save may have just created this staging folder, before it
+    // linked the lock file into it.
+    let young = fx.sibling("save", SUFFIX_A);
+    fs::create_dir_all(young.join("data")).unwrap();
+    for dry_run in [true, false] {
+        let report = gc(&Location::from(fx.parent()), &no_wait().dry_run(dry_run)).unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        let [skip] = report.skipped.as_slice() else { panic!("{:?}", report.skipped) };
+        assert_eq!((skip.kind, &skip.location), (SkipKind::Recent, &Location::from(young.clone())), "{skip:?}");
+        assert!(young.join("data").is_dir(), "dry run {dry_run}: a young staging folder was removed");
+    }
+    // Untouched for two hours: no save is building it.
+    age(&young, Duration::from_secs(2 * 3600));
+    let report = gc(&Location::from(fx.parent()), &no_wait()).unwrap();
+    assert_eq!(removed(&report, &fx.parent()), [(format!(".model.pmf-save-{SUFFIX_A}"), GcKind::StagingFolder)]);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert!(!young.exists());
+}
+
+#[test]
+fn a_staging_folder_whose_lock_file_is_replaced_is_never_removed_unlocked() {
+    // Another process keeps replacing the lock file of a staging folder next to a gone model
+    // (renames: the folder is always there). Whenever gc's lock is not on the file the name
+    // leads to, the folder must be kept (a `changed` skip), never removed.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let fx = Fx::new();
+    let tree = fx.sibling("save", SUFFIX_A);
+    let scratch = fx.dir.path().join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let started = Instant::now();
+    let mut kept = 0;
+    let mut trials = 0;
+    while kept == 0 && started.elapsed() < Duration::from_secs(60) {
+        trials += 1;
+        fs::create_dir_all(tree.join("data")).unwrap();
+        fs::write(tree.join(LOCK_FILE), b"").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let racer = {
+            let (stop, tree, scratch) = (stop.clone(), tree.clone(), scratch.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let tmp = scratch.join(format!("lock-{i}"));
+                    fs::write(&tmp, b"").unwrap();
+                    if fs::rename(&tmp, tree.join(LOCK_FILE)).is_err() {
+                        let _ = fs::remove_file(&tmp);
+                        break;
+                    }
+                }
+            })
+        };
+        let report = gc(&Location::from(fx.parent()), &no_wait()).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        racer.join().unwrap();
+        let removed_it = !report.removed.is_empty();
+        match report.skipped.as_slice() {
+            [] => assert!(removed_it, "trial {trial}: {report:?}", trial = trials),
+            [skip] if skip.kind == SkipKind::Changed => {
+                assert!(!removed_it, "{report:?}");
+                assert!(tree.join("data").is_dir(), "trial {trials}: reported kept, but removed");
+                kept += 1;
+            }
+            // The racer linked a lock file in while the folder was being removed.
+            [skip] if skip.kind == SkipKind::NotRemoved => {}
+            other => panic!("trial {trials}: {other:?}"),
+        }
+        let _ = fs::remove_dir_all(&tree);
+    }
+    assert!(kept > 0, "in {trials} trials gc never found the lock file replaced: it removed the folder every time");
+}
+
+#[test]
+fn s3_a_model_whose_paths_are_not_its_keys_loses_nothing() {
+    let Some(b) = Bucket::new("gc_s3_invalid_paths") else { return };
+    let md_key = "models/detector/metadata.yaml";
+    let text = String::from_utf8(b.s3.get(md_key).unwrap()).unwrap();
+    // The reference accepts a checkpoint by its file name, and an initialisation file too:
+    // the objects stay at data/checkpoints/1.h5 and data/initialisation/imagenet.bin.
+    assert!(text.contains("path: data/checkpoints/1.h5"), "{text}");
+    let init_path = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("path: data/initialisation/"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_owned();
+    let edited = text.replacen("path: data/checkpoints/1.h5", "path: checkpoints/1.h5", 1).replacen(
+        &format!("path: data/initialisation/{init_path}"),
+        &format!("path: {init_path}"),
+        1,
+    );
+    b.s3.put(md_key, edited.as_bytes());
+    let before = b.objects();
+    for key in ["data/checkpoints/1.h5".to_owned(), format!("data/initialisation/{init_path}")] {
+        assert!(before.contains_key(&format!("models/detector/{key}")), "{key}");
+    }
+    for dry_run in [true, false] {
+        let report = gc(&b.model(), &b.options().dry_run(dry_run)).unwrap();
+        assert!(report.removed.is_empty(), "dry run {dry_run}: {:?}", report.removed);
+        let [skip] = report.skipped.as_slice() else { panic!("{:?}", report.skipped) };
+        assert_eq!((skip.kind, &skip.location), (SkipKind::Invalid, &b.model()), "{skip:?}");
+        assert!(skip.reason.contains("not valid"), "{}", skip.reason);
+        assert_eq!(b.objects(), before, "dry run {dry_run}: an invalid model's objects were deleted");
+    }
+}
+
+#[test]
+fn s3_files_under_data_initialisation_stay_when_the_initialisation_is_null() {
+    let Some(s3) = s3_or_skip("gc_s3_null_init") else { return };
+    let fx = Fx::new();
+    let storage = storage(&s3.server, &fx.dir.path().join("cache"));
+    let at = Location::parse(&s3.url("m")).unwrap();
+    fx.trained(1).save_at(&at, &SaveOptions::new().storage(storage.clone())).unwrap();
+    // No offence: a null initialisation with a file under data/initialisation/.
+    s3.put("m/data/initialisation/w.bin", b"the user's weights");
+    s3.put("m/data/checkpoints/orphan.pt", b"orphan");
+    validate_at(&at, &ValidateOptions::new().strict(true).storage(storage.clone())).unwrap();
+    let report = gc(&at, &GcOptions::new().storage(storage.clone())).unwrap();
+    assert_eq!(removed_objects(&report, &at), [("data/checkpoints/orphan.pt".to_owned(), GcKind::OrphanObject, 6)]);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(s3.get("m/data/initialisation/w.bin").as_deref(), Some(&b"the user's weights"[..]));
+    assert!(s3.get("m/data/checkpoints/orphan.pt").is_none());
+}
