@@ -32,15 +32,29 @@ use crate::paths::{self, LOCK_FILE};
 ///
 /// On time-out: an [`Error::Locked`] naming the holder.
 pub(crate) fn lock_writer(dest: &Path, timeout: Duration) -> Result<ModelLock> {
+    lock_writer_of(dest, timeout, true)
+}
+
+/// [`lock_writer`] of a model folder that must be there already (or be the tree of an
+/// interrupted commit), for `gc`, which never creates a model folder: an [`Error::Io`]
+/// (`NotFound`) when it is gone.
+pub(crate) fn lock_existing_writer(dest: &Path, timeout: Duration) -> Result<ModelLock> {
+    lock_writer_of(dest, timeout, false)
+}
+
+fn lock_writer_of(dest: &Path, timeout: Duration, create: bool) -> Result<ModelLock> {
     let mut backoff = Backoff::new(timeout);
     loop {
         let leftover = if fs::metadata(dest).is_ok() {
             None
         } else if let Some(tree) = interrupted_commit(dest) {
             Some(tree)
-        } else {
+        } else if create {
             fs::create_dir_all(dest).map_err(|e| Error::io(dest, "cannot create the save destination", e))?;
             None
+        } else {
+            let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(Error::io(dest, "the model folder is gone", gone));
         };
         let lock_path = leftover.as_deref().unwrap_or(dest).join(LOCK_FILE);
         match lock::try_lock(&lock_path)? {

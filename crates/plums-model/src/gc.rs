@@ -770,7 +770,7 @@ fn collect_folder(path: &Path, is_location: bool, known: Option<&[Found]>, optio
                 }
             }
         }
-        Place::Folder { .. } | Place::Interrupted(_) => collect_locked(path, options),
+        Place::Folder { .. } | Place::Interrupted(_) => collect_locked(path, is_location, options),
     }
 }
 
@@ -808,13 +808,49 @@ fn survey_folder(given: &Path, real: &Path, into: Option<&Path>, current: Option
 
 /// Take the writer lock of the model folder `path` as a save does (putting an interrupted
 /// commit's tree in place), then remove its leftovers with [`commit::repair`].
-fn collect_locked(path: &Path, options: &GcOptions) -> Outcome {
+///
+/// The folder must still be the one the walk saw, before and under the lock: a model folder
+/// (not the location itself) that is a link, or that was replaced by another folder, is
+/// skipped, so that a folder swapped for a link after the walk cannot lead gc out of the
+/// location; a folder that is gone (and no interrupted commit's tree) is not created.
+fn collect_locked(path: &Path, is_location: bool, options: &GcOptions) -> Outcome {
     let here = || Location::Local(path.to_path_buf());
     let pending = leftovers::interrupted_commit(path);
-    let lock = match commit::lock_writer(path, options.lock_timeout) {
+    let seen = fs::symlink_metadata(path).ok();
+    let link = |m: &fs::Metadata| m.file_type().is_symlink() && !is_location;
+    let became_link = || {
+        Outcome::skip(
+            here(),
+            SkipKind::Link,
+            "is a link (it became one while gc looked): gc never works through links; nothing removed",
+            None,
+        )
+    };
+    if seen.as_ref().is_some_and(link) {
+        return became_link();
+    }
+    if seen.is_none() && pending.is_none() {
+        return Outcome::default();
+    }
+    let lock = match commit::lock_existing_writer(path, options.lock_timeout) {
         Ok(lock) => lock,
+        Err(_) if fs::symlink_metadata(path).is_err() && leftovers::interrupted_commit(path).is_none() => {
+            return Outcome::default()
+        }
         Err(e) => return Outcome::failed(here(), e),
     };
+    match fs::symlink_metadata(path) {
+        Ok(now) if link(&now) => return became_link(),
+        Ok(now) if seen.as_ref().is_some_and(|s| (s.dev(), s.ino()) != (now.dev(), now.ino())) => {
+            return Outcome::skip(
+                here(),
+                SkipKind::Changed,
+                "the model folder was replaced while gc looked: nothing removed; run gc again",
+                None,
+            )
+        }
+        _ => {}
+    }
     let real = match path.canonicalize() {
         Ok(real) => real,
         Err(e) => return Outcome::failed(here(), Error::io(path, "cannot resolve the model folder", e)),
@@ -1299,6 +1335,79 @@ mod tests {
         for name in [".detector", "detector.pmf-save-1-2-0000000f", ".detector.pmf-save-notasuffix", ".pmf-save-x"] {
             assert_eq!(leftover_of(OsStr::new(name)), None, "{name}");
         }
+    }
+
+    /// A saved model at `dest` with a temporary file a save left at its root (returned).
+    fn model_with_leftover(dest: &Path) -> PathBuf {
+        let inputs = dest.with_extension("inputs");
+        fs::create_dir_all(&inputs).unwrap();
+        let cfg = inputs.join("config.py");
+        fs::write(&cfg, b"lr = 0.1").unwrap();
+        let producer =
+            crate::producer::Producer::new("trainer", crate::version::Version::pep440("1.0").unwrap(), &cfg).unwrap();
+        crate::model::Model::new("id-1", producer).save(dest, &crate::save::SaveOptions::new()).unwrap();
+        let leftover = dest.join(format!(".metadata.yaml.pmf-tmp-{}", fsutil::unique_suffix()));
+        fs::write(&leftover, b"half").unwrap();
+        leftover
+    }
+
+    #[test]
+    fn a_model_folder_that_is_a_link_or_gone_at_lock_time_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let leftover = model_with_leftover(&outside);
+        let options = GcOptions::new();
+        // The walk saw a folder; it is a link when gc takes the lock.
+        let link = dir.path().join("location/m");
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let outcome = collect_locked(&link, false, &options);
+        assert!(outcome.removed.is_empty(), "{:?}", outcome.removed);
+        assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
+        assert_eq!(outcome.skipped[0].kind, SkipKind::Link);
+        assert!(leftover.exists(), "nothing outside the location is removed");
+        // The location itself may be a link: then it is collected.
+        let outcome = collect_locked(&link, true, &options);
+        assert_eq!(outcome.removed.len(), 1, "{:?} {:?}", outcome.removed, outcome.skipped);
+        assert!(!leftover.exists());
+        // A model folder gone since the walk is not created again.
+        let gone = dir.path().join("location/gone");
+        let outcome = collect_locked(&gone, false, &options);
+        assert!(
+            outcome.removed.is_empty() && outcome.skipped.is_empty(),
+            "{:?} {:?}",
+            outcome.removed,
+            outcome.skipped
+        );
+        assert!(!gone.exists(), "gc never creates a model folder");
+        assert!(commit::lock_existing_writer(&gone, Duration::from_millis(10)).is_err());
+        assert!(!gone.exists());
+    }
+
+    #[test]
+    fn a_model_folder_swapped_for_a_link_while_gc_waits_for_its_lock_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let leftover = model_with_leftover(&outside);
+        let m = dir.path().join("location/m");
+        let _ = model_with_leftover(&m);
+        // Another writer holds m's lock: gc waits for it, then finds a link in m's place.
+        let held = commit::lock_writer(&m, Duration::from_secs(5)).unwrap();
+        let waiting = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                collect_locked(&m, false, &GcOptions::new().lock_timeout(Duration::from_secs(30)))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        fs::rename(&m, dir.path().join("location/moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, &m).unwrap();
+        drop(held);
+        let outcome = waiting.join().unwrap();
+        assert!(outcome.removed.is_empty(), "{:?}", outcome.removed);
+        assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
+        assert!(matches!(outcome.skipped[0].kind, SkipKind::Link | SkipKind::Changed), "{:?}", outcome.skipped);
+        assert!(leftover.exists(), "nothing outside the location is removed");
     }
 
     #[test]
