@@ -1060,17 +1060,12 @@ fn pmf_owned(rel: &str, initialisation_files: bool) -> bool {
 /// folder the metadata names (a path that is not literally the key it is stored at, such as a
 /// checkpoint registered by its file name, still points to it).
 fn registered_names(metadata: &Metadata) -> HashSet<String> {
-    let m = &metadata.model;
-    let mut paths: Vec<&str> = vec![&m.configuration.path];
-    paths.extend(m.training.checkpoints.values().map(|c| c.path.as_str()));
-    match &m.initialisation {
-        Some(InitialisationMetadata::File { path, .. }) | Some(InitialisationMetadata::Pmf { path, .. }) => {
-            paths.push(path)
-        }
-        None => {}
-    }
-    paths
-        .into_iter()
+    let pmf_initialisation = match &metadata.model.initialisation {
+        Some(InitialisationMetadata::Pmf { path, .. }) => Some(path.as_str()),
+        _ => None,
+    };
+    crate::object_files::registered_paths(metadata)
+        .chain(pmf_initialisation)
         .filter_map(|p| p.rsplit(['/', '\\']).find(|s| !s.is_empty() && *s != "." && *s != ".."))
         .map(str::to_owned)
         .collect()

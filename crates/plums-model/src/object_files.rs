@@ -248,7 +248,6 @@ enum Started {
 /// PMF initialisation model, every key of `listed` under `data/initialisation/` (which PMF
 /// owns whole). What a save may delete, and what gc keeps, are told apart by this set.
 pub(crate) fn referenced_keys<'a>(metadata: &Metadata, listed: impl Iterator<Item = &'a str>) -> HashSet<String> {
-    let m = &metadata.model;
     let mut keys = HashSet::new();
     let mut add = |path: &str| {
         if let Ok(rel) = relative_inside(path) {
@@ -259,20 +258,24 @@ pub(crate) fn referenced_keys<'a>(metadata: &Metadata, listed: impl Iterator<Ite
     };
     add("metadata.yaml");
     add("data/build_parameters.yaml");
-    add(&m.configuration.path);
-    for entry in m.training.checkpoints.values() {
-        if entry.path != "." {
-            add(&entry.path);
-        }
-    }
-    match &m.initialisation {
-        Some(InitialisationMetadata::File { path, .. }) => add(path),
-        Some(InitialisationMetadata::Pmf { .. }) => {
-            keys.extend(listed.filter(|k| k.starts_with("data/initialisation/")).map(str::to_owned))
-        }
-        None => {}
+    registered_paths(metadata).filter(|p| *p != ".").for_each(&mut add);
+    if let Some(InitialisationMetadata::Pmf { .. }) = &metadata.model.initialisation {
+        keys.extend(listed.filter(|k| k.starts_with("data/initialisation/")).map(str::to_owned))
     }
     keys
+}
+
+/// The file paths a model's metadata registers, as written: the configuration, every
+/// checkpoint, a weight-file initialisation (a PMF initialisation is a folder: not here).
+pub(crate) fn registered_paths(metadata: &Metadata) -> impl Iterator<Item = &str> {
+    let m = &metadata.model;
+    let initialisation = match &m.initialisation {
+        Some(InitialisationMetadata::File { path, .. }) => Some(path.as_str()),
+        _ => None,
+    };
+    std::iter::once(m.configuration.path.as_str())
+        .chain(m.training.checkpoints.values().map(|c| c.path.as_str()))
+        .chain(initialisation)
 }
 
 #[cfg(test)]
